@@ -1,0 +1,54 @@
+"""rmtheory: what makes a reward model a good teacher? (Razin et al., arXiv 2503.15477), in JAX.
+
+The core data type is :class:`Instance` (tabular policy logits, optimised reward, reference, λ); every
+theory function takes it. Float64 is enabled on import (the theory code needs it).
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from ._instance import Instance, logits_from_probs, make_instance, random_instance  # noqa: E402
+from ._metrics import (  # noqa: E402
+    accuracy,
+    expected_reward,
+    on_policy_accuracy,
+    pair_agreement,
+    pair_list_accuracy,
+    reward_variance,
+    sample_variance,
+)
+from ._objective import (  # noqa: E402
+    gradient,
+    kl,
+    kl_reward,
+    log_policy,
+    objective,
+    optimal_policy,
+    policy,
+    policy_velocity,
+    prompt_gradient,
+    prompt_objective,
+    value,
+)
+from ._solver import HORIZON, MAX_STEPS, REACHED, STATUS_NAMES, UNREACHABLE, HitResult, first_hitting_time  # noqa: E402
+from ._flow import (  # noqa: E402
+    flow_logits,
+    flow_trajectory,
+    parametric_flow,
+    parametric_objective,
+    parametric_time_to_gamma,
+    time_to_gamma,
+)
+
+__version__ = "0.1.0"
+from ._autoregressive import (  # noqa: E402
+    num_prefixes,
+    prefix_table,
+    random_prefix_logits,
+    sequence_log_probs,
+    sequence_probs,
+)
+from ._rm_eval import RMReport, normalisation_stats, normalise, rm_report  # noqa: E402
+from ._stats import pearson, rankdata, spearman  # noqa: E402
+from ._bounds import prop3_time_lower_bound  # noqa: E402

@@ -1,0 +1,239 @@
+"""Gradient flow (Eq. 4) and time-to-γ (Section 1.7) for tabular and parametric policies.
+
+Tabular flow: columns decouple, dθ_{x,:}/dt = (1/|S|) ∇_{θ_{x,:}} φ_RLHF(θ; x) (Lemma 7), so every
+(instance, prompt) pair is an independent trajectory; they are flattened into one batch and solved by
+:func:`rmtheory._solver.first_hitting_time` under ``vmap``.
+
+Unreachable targets are *proven* unreachable from monotone quantities of the flow, so ``inf`` is returned
+as soon as the proof applies instead of after integrating to the horizon:
+
+* always: a target ≥ max_y r(x, y) (E_π r < max r for every softmax policy);
+* λ > 0: φ_RLHF(θ; x) = λ ln Z − λ KL(π_θ ‖ π*) with π* ∝ π_ref e^{r_RM/λ}, and φ is non-decreasing
+  along the flow, so KL(π_θ(t) ‖ π*) never increases; by Pinsker every later policy has
+  E_π r ≤ E_{π*} r + (max r − min r) √(KL/2). If that is below the target, t_γ = ∞;
+* λ = 0: V_RM is non-decreasing, so the mass outside argmax r_RM stays ≤ (max r_RM − V_RM(t))/Δ (Δ the gap
+  to the second-best value), which bounds every later E_π r.
+
+A target that is never certified unreachable but not hit by ``t_max`` returns ``inf`` with status HORIZON
+(with λ = 0 a finite t_γ can be astronomically large, Section 1.7; report the horizon).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from . import _checks
+from ._instance import Instance
+from ._solver import HitResult, first_hitting_time, integrate
+
+Array = jax.Array
+
+
+def _column_rhs(logref, reward, lam, n_prompts):
+    finite_ref = jnp.isfinite(logref)
+
+    def rhs(theta):
+        logp = jax.nn.log_softmax(theta)
+        pi = jnp.exp(logp)
+        lr = jnp.where(finite_ref, logp - logref, 0.0)
+        rkl = reward - lam * lr
+        return pi * (rkl - jnp.sum(pi * rkl)) / n_prompts
+
+    return rhs
+
+
+def _column_certificate(logref, reward, lam, measure, target):
+    """certify(θ) = True ⇒ E_{π_θ(t')}[measure] < target for every later t' (see module docstring)."""
+    m_max, m_min = jnp.max(measure), jnp.min(measure)
+    trivially = target >= m_max
+    # λ > 0: Pinsker around the fixed point π*.
+    safe_lam = jnp.where(lam > 0, lam, 1.0)
+    log_star = jax.nn.log_softmax(jnp.where(jnp.isfinite(logref), logref, -jnp.inf) + reward / safe_lam)
+    v_star = jnp.sum(jnp.exp(log_star) * measure)
+    # λ = 0: mass outside the argmax set A of r_RM.
+    r_max = jnp.max(reward)
+    in_a = reward == r_max
+    second = jnp.max(jnp.where(in_a, -jnp.inf, reward))
+    gap = r_max - second  # inf if every output is in A (then the flow is stationary)
+    m_a = jnp.max(jnp.where(in_a, measure, -jnp.inf))
+    m_rest = jnp.max(jnp.where(in_a, -jnp.inf, measure))
+    excess = jnp.maximum(m_rest - m_a, 0.0)
+
+    def certify(theta):
+        logp = jax.nn.log_softmax(theta)
+        pi = jnp.exp(logp)
+        kl_star = jnp.maximum(jnp.sum(pi * (logp - log_star)), 0.0)
+        bound_kl = v_star + (m_max - m_min) * jnp.sqrt(kl_star / 2)
+        mass_out = jnp.clip((r_max - jnp.sum(pi * reward)) / gap, 0.0, 1.0)
+        bound_0 = m_a + mass_out * excess
+        bound = jnp.where(lam > 0, bound_kl, bound_0)
+        return trivially | (bound < target)
+
+    return certify
+
+
+def _column_time(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps):
+    target = jnp.sum(jax.nn.softmax(theta0) * measure) + gamma
+    rhs = _column_rhs(logref, reward, lam, n_prompts)
+    event = lambda th: jnp.sum(jax.nn.softmax(th) * measure) - target  # noqa: E731
+    certify = _column_certificate(logref, reward, lam, measure, target)
+    return first_hitting_time(rhs, theta0, event, certify, rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps)
+
+
+_STATIC = ("rtol", "atol", "t_max", "max_steps")
+
+
+@jax.jit
+def _batched_columns(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps):
+    fn = jax.vmap(_column_time, in_axes=(0, 0, 0, 0, None, 0, 0, None, None, None, None))
+    return fn(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps)
+
+
+def _validate_gamma(gamma):
+    _checks.finite("gamma", gamma)
+    if _checks.is_concrete(gamma) and np.any(np.asarray(gamma) <= 0):
+        raise ValueError(f"gamma must be > 0; got {np.min(np.asarray(gamma)):.6g}")
+
+
+def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: float = 1e-10,
+                  atol: float = 1e-10, t_max: float = 1e15, max_steps: int = 20_000) -> HitResult:
+    """t_γ for every prompt of a tabular instance (or batch of instances) under the gradient flow (Eq. 4).
+
+    t_γ(x) = inf{t ≥ 0 : E_{π_θ(t)(·|x)}[r(x, ·)] ≥ E_{π_θ(0)(·|x)}[r(x, ·)] + γ}, where the flow optimises
+    ``inst.reward`` (r_RM, with the KL term) and ``measure`` is the reward r whose increase is timed
+    (default r_RM; pass r_G to time the ground truth under a proxy). The flow includes the 1/|S| factor.
+
+    Args:
+      inst: an :class:`Instance`, possibly batched (leading axes).
+      gamma: γ > 0, scalar or broadcastable to the batch × prompt shape [..., |S|].
+      measure: the timed reward r, shape of ``inst.reward``, values in [-1, 1].
+      rtol, atol: integrator tolerances (defaults give t_γ to ~1e-8 relative).
+      t_max, max_steps: horizon and step budget; beyond them t_γ is ``inf`` with status HORIZON/MAX_STEPS.
+
+    Returns:
+      :class:`HitResult` with fields of shape [..., |S|]; ``t`` is ``inf`` when the target is unreachable.
+    """
+    measure = inst.reward if measure is None else jnp.asarray(measure, jnp.float64)
+    _checks.same_shape(reward=inst.reward, measure=measure)
+    _checks.in_range("measure", measure, -1.0, 1.0)
+    _validate_gamma(gamma)
+    batch = inst.logits.shape[:-1]
+    theta0, reward, logref, lam, n_prompts = _flat_columns(inst)
+    gam = jnp.broadcast_to(jnp.asarray(gamma, jnp.float64), batch).reshape(-1)
+    res = _batched_columns(theta0, reward, logref, lam, n_prompts, measure.reshape(theta0.shape), gam,
+                           rtol, atol, t_max, max_steps)
+    return HitResult(*(jnp.reshape(a, batch) for a in res))
+
+
+def _flat_columns(inst: Instance):
+    batch = inst.logits.shape[:-1]
+    n_out = inst.logits.shape[-1]
+    flat = lambda a: jnp.reshape(a, (-1, n_out))  # noqa: E731
+    lam = jnp.broadcast_to(jnp.asarray(inst.lam, jnp.float64)[..., None], batch).reshape(-1)
+    return flat(inst.logits), flat(inst.reward), flat(inst.ref_logits), lam, float(inst.logits.shape[-2])
+
+
+def flow_trajectory(inst: Instance, ts, *, rtol: float = 1e-10, atol: float = 1e-10) -> Array:
+    """θ(t) of the tabular gradient flow (Eq. 4) from θ(0) = ``inst.logits`` at every time of the
+    non-decreasing grid ``ts`` [T] (``ts[0]`` may be 0); shape [T, ..., |S|, |Y|]."""
+    ts = jnp.asarray(ts, jnp.float64)
+    _checks.finite("ts", ts)
+    if _checks.is_concrete(ts) and (np.any(np.diff(np.asarray(ts)) < 0) or np.any(np.asarray(ts) < 0)):
+        raise ValueError("ts must be non-negative and non-decreasing")
+    theta0, reward, logref, lam, n_prompts = _flat_columns(inst)
+    out = _trajectory_columns(theta0, reward, logref, lam, n_prompts, jnp.diff(ts, prepend=0.0), rtol, atol)
+    return out.reshape((ts.shape[0],) + inst.logits.shape)
+
+
+def flow_logits(inst: Instance, t, *, rtol: float = 1e-10, atol: float = 1e-10) -> Array:
+    """θ(t) of the tabular gradient flow at a single time t ≥ 0."""
+    return flow_trajectory(inst, jnp.reshape(jnp.asarray(t, jnp.float64), (1,)), rtol=rtol, atol=atol)[0]
+
+
+@jax.jit
+def _trajectory_columns(theta0, reward, logref, lam, n_prompts, dts, rtol, atol):
+    def advance(theta, dt):
+        def one(th, r, lr, la):
+            return integrate(_column_rhs(lr, r, la, n_prompts), th, dt, rtol=rtol, atol=atol)
+
+        nxt = jax.vmap(one)(theta, reward, logref, lam)
+        return nxt, nxt
+
+    return jax.lax.scan(advance, theta0, dts)[1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# General (parametric) autoregressive policies: Theorem 1/4 setting.
+# ---------------------------------------------------------------------------------------------------
+
+def parametric_objective(log_policy_fn: Callable, params, reward: Array, lam, ref_log_probs: Array,
+                         train_mask: Array) -> Array:
+    """φ_RLHF(θ) = E_{x∼S}[E_{π_θ}[r_RM] − λ KL(π_θ ‖ π_ref)] for a policy given by its log-probabilities
+    ``log_policy_fn(params) -> [|X|, |Y|]``; ``train_mask`` [|X|] marks the prompts in S."""
+    logp = log_policy_fn(params)
+    pi = jnp.exp(logp)
+    per = jnp.sum(pi * reward, -1) - lam * jnp.sum(pi * (logp - ref_log_probs), -1)
+    w = train_mask / jnp.sum(train_mask)
+    return jnp.sum(w * per)
+
+
+def parametric_time_to_gamma(log_policy_fn: Callable, params0, reward: Array, gamma, *, prompt: int,
+                             measure: Array | None = None, lam=0.0, train_mask: Array | None = None,
+                             rtol: float = 1e-9, atol: float = 1e-9, t_max: float = 1e12,
+                             max_steps: int = 50_000) -> HitResult:
+    """t_γ at prompt ``prompt`` (any prompt, even outside S) for the gradient flow dθ/dt = ∇φ_RLHF(θ)
+    of a general differentiable policy (Eq. 2 / Eq. 4), exact gradients by autodiff.
+
+    ``reward`` (r_RM) and ``measure`` (r) have shape [|X|, |Y|]; π_ref is the initial policy. A target
+    above max_y r or a stationary start returns ``inf`` at once; otherwise ``t_max`` bounds the search.
+    """
+    reward = jnp.asarray(reward, jnp.float64)
+    measure = reward if measure is None else jnp.asarray(measure, jnp.float64)
+    _checks.in_range("reward", reward, -1.0, 1.0)
+    _checks.in_range("measure", measure, -1.0, 1.0)
+    _checks.same_shape(reward=reward, measure=measure)
+    _checks.nonnegative("lam", lam)
+    _validate_gamma(gamma)
+    train_mask = jnp.ones(reward.shape[0]) if train_mask is None else jnp.asarray(train_mask, jnp.float64)
+    flat0, unravel = ravel_pytree(params0)
+    ref = jax.lax.stop_gradient(log_policy_fn(params0))
+    return _parametric_hit(log_policy_fn, unravel, flat0, reward, measure, jnp.asarray(lam, jnp.float64), ref,
+                           train_mask, jnp.asarray(gamma, jnp.float64), prompt, rtol, atol, t_max, max_steps)
+
+
+def _parametric_hit(log_policy_fn, unravel, flat0, reward, measure, lam, ref, train_mask, gamma, prompt, rtol,
+                    atol, t_max, max_steps):
+    def phi(flat):
+        return parametric_objective(log_policy_fn, unravel(flat), reward, lam, ref, train_mask)
+
+    grad = jax.grad(phi)
+    v = lambda flat: jnp.sum(jnp.exp(log_policy_fn(unravel(flat))[prompt]) * measure[prompt])  # noqa: E731
+    target = v(flat0) + gamma
+    certify = lambda flat: target >= jnp.max(measure[prompt])  # noqa: E731
+    run = jax.jit(lambda y0: first_hitting_time(grad, y0, lambda y: v(y) - target, certify, rtol=rtol, atol=atol,
+                                                t_max=t_max, max_steps=max_steps))
+    return run(flat0)
+
+
+def parametric_flow(log_policy_fn: Callable, params0, reward: Array, ts, *, lam=0.0,
+                    train_mask: Array | None = None, rtol: float = 1e-9, atol: float = 1e-9):
+    """Parameters θ(t) of the gradient flow of a general policy at the increasing times ``ts``
+    (list of pytrees), π_ref = the initial policy."""
+    reward = jnp.asarray(reward, jnp.float64)
+    train_mask = jnp.ones(reward.shape[0]) if train_mask is None else jnp.asarray(train_mask, jnp.float64)
+    flat, unravel = ravel_pytree(params0)
+    ref = jax.lax.stop_gradient(log_policy_fn(params0))
+    grad = jax.grad(lambda f: parametric_objective(log_policy_fn, unravel(f), reward, lam, ref, train_mask))
+    seg = jax.jit(lambda y, dt: integrate(grad, y, dt, rtol=rtol, atol=atol))
+    out, t_prev = [], 0.0
+    for t in np.asarray(ts, np.float64):
+        if t > t_prev:
+            flat = seg(flat, t - t_prev)
+        out.append(unravel(flat))
+        t_prev = max(t_prev, t)
+    return out

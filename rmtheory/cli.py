@@ -1,0 +1,38 @@
+"""The ``rmtheory`` command line.
+
+Each subcommand lives in its own module exposing ``configure(parser)`` and ``main(args) -> int``; this
+file only wires them together (imports are lazy so ``rmtheory --help`` is instant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "demo": ("rmtheory._demo", "quick theory demo: t_γ against reward variance (table + figure)"),
+    "figures": ("rmtheory._figures_cli", "regenerate every figure into figures/ (runs experiments/)"),
+    "verify": ("rmtheory._verify", "check every theorem on random instances; non-zero exit on a violation"),
+    "evaluate": ("rmtheory.evaluate", "reward-model report card from exported rewards (CSV/JSONL/Parquet)"),
+    "lm": ("rmtheory.lm.cli", "the miniature LM pipeline (SFT → RMs → RLOO → tables)"),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="rmtheory", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        if name == chosen:
+            mod = importlib.import_module(module)
+            mod.configure(p)
+            p.set_defaults(_run=mod.main)
+    args = parser.parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
