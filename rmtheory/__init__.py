@@ -52,3 +52,4 @@ from ._autoregressive import (  # noqa: E402
 from ._rm_eval import RMReport, normalisation_stats, normalise, rm_report  # noqa: E402
 from ._stats import pearson, rankdata, spearman  # noqa: E402
 from ._bounds import prop3_time_lower_bound  # noqa: E402
+from ._ascent import AscentResult, ascent_time_to_gamma, sampled_gradient  # noqa: E402

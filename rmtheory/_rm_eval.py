@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -17,6 +20,9 @@ from . import _checks
 from ._metrics import accuracy, sample_variance
 
 SCHEMES = ("global", "prompt_variance")
+# jit-compiled cores (validation happens eagerly in rm_report before they are called)
+_accuracy = jax.jit(functools.partial(accuracy, check=False))
+_variance = jax.jit(functools.partial(sample_variance, ddof=1))
 EPS = 1e-8  # the authors' code: σ = sqrt(var + 1e-8)
 
 
@@ -34,7 +40,7 @@ def normalisation_stats(scores, scheme: str = "global"):
     if scheme == "global":
         var = float(s.var())
     else:
-        var = float(np.mean(np.asarray(sample_variance(jnp.asarray(s), ddof=1))))
+        var = float(np.mean(np.asarray(_variance(jnp.asarray(s)))))
     return mu, float(np.sqrt(var + EPS))
 
 
@@ -81,12 +87,12 @@ def rm_report(scores, ground_truth=None, off_chosen=None, off_rejected=None, off
     _checks.finite("scores", s)
     stats = normalisation_stats(s, scheme)
     z = normalise(s, stats)
-    variance = np.asarray(sample_variance(jnp.asarray(z), ddof=1))
+    variance = np.asarray(_variance(jnp.asarray(z)))
     if ground_truth is not None:
         g = np.asarray(ground_truth, np.float64)
         _checks.same_shape(scores=s, ground_truth=g)
         _checks.finite("ground_truth", g)
-        on = np.asarray(accuracy(jnp.asarray(z), jnp.asarray(g)))
+        on = np.asarray(_accuracy(jnp.asarray(z), jnp.asarray(g)))
     else:
         on = np.full(s.shape[0], np.nan)
     if off_chosen is not None:
@@ -98,7 +104,7 @@ def rm_report(scores, ground_truth=None, off_chosen=None, off_rejected=None, off
             gc, gr = np.asarray(off_gt_chosen, np.float64), np.asarray(off_gt_rejected, np.float64)
         pair_rm = np.stack([c, r], axis=-1)
         pair_g = np.stack([gc, gr], axis=-1)
-        off = np.asarray(accuracy(jnp.asarray(pair_rm), jnp.asarray(pair_g)))
+        off = np.asarray(_accuracy(jnp.asarray(pair_rm), jnp.asarray(pair_g)))
     else:
         off = np.zeros(0)
     var = float(np.mean(variance))

@@ -1,0 +1,76 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import rmtheory as rt
+
+SHAPES = st.sampled_from([(1, 2), (3, 5), (2, 8)])
+
+
+@st.composite
+def instances(draw, lam_zero=False):
+    s, y = draw(SHAPES)
+    fl = st.floats(-4, 4)
+    logits = draw(hnp.arrays(np.float64, (s, y), elements=fl))
+    ref = draw(hnp.arrays(np.float64, (s, y), elements=fl))
+    reward = draw(hnp.arrays(np.float64, (s, y), elements=st.floats(-1, 1)))
+    lam = 0.0 if lam_zero else draw(st.sampled_from([0.0, 0.05, 1.0]))
+    return rt.make_instance(logits, reward, lam, ref_logits=ref)
+
+
+@given(instances())
+def test_lemma7_gradient_equals_autodiff(inst):
+    auto = jax.grad(lambda th: rt.objective(inst, th))(inst.logits)
+    np.testing.assert_allclose(rt.gradient(inst), auto, atol=1e-12)
+    # per-prompt objective: only the prompt's own column moves it (Lemma 7)
+    for x in range(inst.n_prompts):
+        gx = jax.grad(lambda th: rt.prompt_objective(inst, th)[x])(inst.logits)
+        np.testing.assert_allclose(gx[x], rt.prompt_gradient(inst)[x], atol=1e-12)
+        np.testing.assert_allclose(np.delete(np.asarray(gx), x, axis=0), 0.0, atol=1e-14)
+
+
+@given(instances())
+def test_score_function_form_of_gradient(inst):
+    """∇φ(θ;x) = E_π[r^KL ∇ ln π] with ∇_θx ln π(y) = e_y − π."""
+    pi = rt.policy(inst.logits)
+    rkl = rt.kl_reward(inst)
+    eye = jnp.eye(inst.n_outputs)
+    score = eye[None] - pi[:, None, :]  # [S, y, Y]
+    g = jnp.einsum("sy,sy,syz->sz", pi, rkl, score)
+    np.testing.assert_allclose(g, rt.prompt_gradient(inst), atol=1e-12)
+
+
+@given(instances())
+def test_kl_reward_expectation_is_objective(inst):
+    pi = rt.policy(inst.logits)
+    np.testing.assert_allclose(jnp.sum(pi * rt.kl_reward(inst), -1), rt.prompt_objective(inst), atol=1e-12)
+    assert np.all(np.asarray(rt.kl(inst)) >= -1e-12)
+
+
+@given(instances())
+def test_lemma9_policy_ode_is_chain_rule(inst):
+    """dπ/dt (Lemma 9) = (diag π − π πᵀ) dθ/dt, with dθ/dt = ∇φ including 1/|S|."""
+    pi = rt.policy(inst.logits)
+    jac = jax.vmap(lambda p: jnp.diag(p) - jnp.outer(p, p))(pi)
+    expected = jnp.einsum("syz,sz->sy", jac, rt.gradient(inst))
+    # Lemma 9 measures the KL against π_0 = π_ref
+    np.testing.assert_allclose(rt.policy_velocity(inst), expected, atol=1e-12)
+
+
+def test_extreme_logits_no_nan():
+    logits = np.array([[700.0, -700.0, 0.0, 699.0]])
+    inst = rt.make_instance(logits, np.array([[1.0, -1.0, 0.5, 0.2]]), 0.3, ref_logits=-logits)
+    for v in (rt.objective(inst), rt.gradient(inst), rt.kl(inst), rt.kl_reward(inst), rt.policy_velocity(inst)):
+        assert np.all(np.isfinite(np.asarray(v)))
+
+
+def test_optimal_policy_is_stationary():
+    inst = rt.random_instance(jax.random.PRNGKey(3), 2, 6, lam=0.3)
+    star = jnp.log(rt.optimal_policy(inst))
+    np.testing.assert_allclose(rt.gradient(inst, star), 0.0, atol=1e-15)
+    # and it maximises φ: any perturbation lowers it
+    pert = star + 0.01 * jax.random.normal(jax.random.PRNGKey(4), star.shape)
+    assert rt.objective(inst, pert) < rt.objective(inst, star)
