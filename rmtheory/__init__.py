@@ -53,3 +53,36 @@ from ._rm_eval import RMReport, normalisation_stats, normalise, rm_report  # noq
 from ._stats import pearson, rankdata, spearman  # noqa: E402
 from ._bounds import prop3_time_lower_bound  # noqa: E402
 from ._ascent import AscentResult, ascent_time_to_gamma, sampled_gradient  # noqa: E402
+from ._bounds import (  # noqa: E402
+    Prop4Check,
+    lemma8_gradient_bound,
+    lemma10_growth_bound,
+    prop2_gradient_bound,
+    prop4_conditions,
+    prop4_time_upper_bound,
+    rho,
+    thm4_time_lower_bound,
+    thm5_lambda_threshold,
+    thm5_slow_lower_bound,
+    thm5_time_upper_bound,
+    thm6_lambda_threshold,
+    thm6_slow_lower_bound,
+    thm6_time_upper_bound,
+)
+from ._constructions import (  # noqa: E402
+    Thm5Construction,
+    Thm6Bounds,
+    attainable_accuracies,
+    default_y_gamma,
+    fast_reward,
+    one_hot_reward,
+    order_with_accuracy,
+    sample_thm6_policies,
+    slow_reward,
+    thm5_construction,
+    thm6_bounds,
+    weak_orders,
+)
+from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value  # noqa: E402
+from ._neural import MLP, TabularAR, jacobian_norm, jacobian_norms, trajectory_jacobian_norm  # noqa: E402
+from ._neural import time_to_gamma as neural_time_to_gamma  # noqa: E402

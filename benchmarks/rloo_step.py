@@ -1,0 +1,80 @@
+"""RLOO updates/second and sampled tokens/second for the `small` LM on CPU.
+
+    python benchmarks/rloo_step.py [--config small] [--runs 21] [--reps 3]
+
+One "update" = one rollout batch (batch_prompts × k sequences) sampled, scored by a reward model, and
+n_minibatches Adam steps, for one run; ``--runs`` runs are vmapped together as in the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import rmtheory  # noqa: F401  (enables x64 globally, as in the pipeline; the LM stays float32)
+from rmtheory.lm import task as T
+from rmtheory.lm.config import get_config
+from rmtheory.lm.model import RewardModel, param_count
+from rmtheory.lm.reward_model import stack
+from rmtheory.lm.rloo import PromptSet, SourceConsts, make_rl
+from rmtheory.lm.sampling import sample
+from rmtheory.lm.sft import init_policy
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="small")
+    ap.add_argument("--runs", type=int, default=21, help="vmapped runs (7 sources × 3 seeds in the pipeline)")
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args(argv)
+    if a.runs < 1 or a.reps < 1:
+        ap.error("--runs and --reps must be >= 1")
+    cfg = get_config(a.config).replace(rl_epochs=1)
+    spec = cfg.task
+    pol = init_policy(cfg)
+    pr = T.unique_prompts(jax.random.PRNGKey(0), spec, cfg.n_pg + cfg.n_policy_eval_prompts)
+    mk = lambda sl: PromptSet(jnp.asarray(pr["tokens"][sl]), jnp.asarray(pr["target"][sl]),  # noqa: E731
+                              jnp.asarray(pr["tlen"][sl]), jnp.ones(len(pr["tlen"][sl]), jnp.float32))
+    pg, ev = mk(slice(0, cfg.n_pg)), mk(slice(cfg.n_pg, None))
+    opt = optax.adam(cfg.rl_lr)
+    update_epoch, _ = make_rl(cfg, pol, pg, ev, (0.0, 1.0), opt)
+    R = a.runs
+    rm = RewardModel.from_policy(jax.random.PRNGKey(1), pol)
+    rms = stack([rm] * R)
+    pols = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (R,) + x.shape), pol)
+    sts = jax.vmap(opt.init)(pols)
+    c = SourceConsts(jnp.ones(R, jnp.float32), jnp.zeros(R, jnp.float32), jnp.zeros(R, bool), jnp.zeros(R, jnp.float32),
+                     jnp.ones(R, jnp.float32), jnp.arange(R, dtype=jnp.int32))
+    print(f"config {cfg.name}: policy {param_count(pol):,} parameters (float32), seq len {spec.seq_len}, "
+          f"vocab {spec.vocab}; devices {jax.devices()}")
+    t = time.time()
+    out = update_epoch(pols, sts, rms, c, 0)
+    jax.block_until_ready(out)
+    print(f"compile + first epoch: {time.time() - t:.1f}s")
+    best = float("inf")
+    for r in range(a.reps):
+        t = time.time()
+        out = update_epoch(out[0], out[1], rms, c, r + 1)
+        jax.block_until_ready(out)
+        best = min(best, time.time() - t)
+    updates = R * cfg.rollouts_per_epoch
+    print(f"RLOO: {updates / best:.2f} updates/s ({R} runs × {cfg.rollouts_per_epoch} rollouts of "
+          f"{cfg.batch_prompts * cfg.k} sequences in {best:.2f}s; best of {a.reps})")
+    smp = jax.jit(lambda m, p, k: sample(m, p, k, spec.resp_len)[0])
+    prompts = jnp.repeat(pg.tokens[:512], 4, axis=0)
+    jax.block_until_ready(smp(pol, prompts, jax.random.PRNGKey(0)))
+    best = float("inf")
+    for r in range(a.reps):
+        t = time.time()
+        jax.block_until_ready(smp(pol, prompts, jax.random.PRNGKey(r)))
+        best = min(best, time.time() - t)
+    print(f"sampling: {prompts.shape[0] * spec.resp_len / best:,.0f} sampled tokens/s (batch {prompts.shape[0]}, "
+          f"{spec.resp_len} steps, KV cache)")
+
+
+if __name__ == "__main__":
+    main()

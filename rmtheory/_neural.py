@@ -1,0 +1,284 @@
+"""General autoregressive policies with a non-trivial f_θ for Theorem 4 / Proposition 2 (theory.md 1.2, 1.8).
+
+A *policy* here is a frozen (hashable) object with
+
+* ``init(key, scale)``     → parameters (a pytree);
+* ``prefix_logits(params)`` → next-token logits f_θ(x, y_{<l}) for every prompt x and every prefix y_{<l}
+  (l = 0 … L−1), shape [|X|, P, |V|] with the prefix order of :func:`rmtheory.prefix_table`;
+* ``log_probs(params)``    → ln π_θ(y|x) over Y = V^L, shape [|X|, |V|^L] (Eq. 2, enumerating prefixes).
+
+Two policies are provided: :class:`TabularAR` (one free logit vector per prefix; J = 1) and :class:`MLP`
+(an MLP over prompt and prefix embeddings; J computed numerically by :func:`jacobian_norm`).
+
+:func:`time_to_gamma` and :func:`trajectory_jacobian_norm` run the exact gradient flow (Eq. 4, autodiff
+gradients, π_ref = initial policy) for a *batch* of parameter vectors of one policy in one compiled call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from ._autoregressive import num_prefixes, prefix_table
+from ._flow import parametric_objective
+from ._solver import HitResult, first_hitting_time, integrate
+
+Array = jax.Array
+
+
+def _prefix_structure(vocab: int, length: int):
+    """Per prefix p (in prefix_table order): its length l_p and its tokens (padded) [P, L]."""
+    n_p = num_prefixes(vocab, length)
+    lens = np.zeros(n_p, np.int64)
+    toks = np.zeros((n_p, max(length, 1)), np.int64)
+    p = 0
+    for l in range(length):
+        for code in range(vocab**l):
+            lens[p] = l
+            for i in range(l):
+                toks[p, i] = (code // vocab ** (l - 1 - i)) % vocab
+            p += 1
+    # consistency with prefix_table's indexing
+    tokens, index = prefix_table(vocab, length)
+    for y in range(min(vocab**length, 64)):
+        for l in range(length):
+            assert lens[index[y, l]] == l and np.all(toks[index[y, l], :l] == tokens[y, :l])
+    return lens, toks
+
+
+@functools.lru_cache(maxsize=None)
+def _selection_matrices(vocab: int, length: int):
+    """One-hot encodings used as matmuls (cheaper to compile than gathers):
+    seq [P·|V|, |V|^L]: seq[(p, v), y] = 1 iff output y emits token v after prefix p (so
+    ln π(y|x) = log_softmax(f)(x).reshape(P·|V|) @ seq); tok [P, max(L−1,1)·|V|]: the prefix's tokens by
+    position; pos [P, L]: the prefix length."""
+    tokens, index = prefix_table(vocab, length)
+    n_p = num_prefixes(vocab, length)
+    seq = np.zeros((n_p * vocab, vocab**length))
+    for y in range(vocab**length):
+        for l in range(length):
+            seq[index[y, l] * vocab + tokens[y, l], y] = 1.0
+    lens, toks = _prefix_structure(vocab, length)
+    width = max(length - 1, 1)
+    tok = np.zeros((n_p, width * vocab))
+    for p_ in range(n_p):
+        for i in range(lens[p_]):
+            tok[p_, i * vocab + toks[p_, i]] = 1.0
+    pos = np.eye(length)[lens]
+    return seq, tok, pos
+
+
+def seq_log_probs(prefix_logits, vocab: int, length: int):
+    """ln π_θ(y|x) over Y = V^L from prefix logits [..., P, |V|] (Eq. 2), as a matmul; equals
+    :func:`rmtheory.sequence_log_probs`."""
+    seq, _, _ = _selection_matrices(vocab, length)
+    logp = jax.nn.log_softmax(prefix_logits, axis=-1)
+    return logp.reshape(logp.shape[:-2] + (-1,)) @ seq
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularAR:
+    """Per-prefix tabular autoregressive policy: θ = f_θ(x, y_{<l}) itself, shape [|X|, P, |V|].
+    ∂f/∂θ is a coordinate selection, so J = 1 (theory.md 1.2)."""
+
+    n_prompts: int
+    vocab: int
+    length: int
+
+    @property
+    def n_outputs(self) -> int:
+        return self.vocab**self.length
+
+    def init(self, key, scale: float = 1.0):
+        return scale * jax.random.normal(key, (self.n_prompts, num_prefixes(self.vocab, self.length), self.vocab),
+                                         jnp.float64)
+
+    def prefix_logits(self, params):
+        return params
+
+    def log_probs(self, params):
+        return seq_log_probs(self.prefix_logits(params), self.vocab, self.length)
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+    """f_θ(x, y_{<l}) = W₂ tanh(W₁ [e_x ; Σ_{i<l} E_i[y_i] + P_l] + b₁) + b₂: a one-hidden-layer MLP over a
+    prompt embedding e_x and a prefix embedding (position-specific token embeddings E_i plus a length
+    embedding P_l), producing next-token logits. Parameters are shared across prompts and prefixes, so
+    the Jacobian ∂f/∂θ is non-trivial (J ≠ 1)."""
+
+    n_prompts: int
+    vocab: int
+    length: int
+    embed: int = 4
+    hidden: int = 12
+
+    @property
+    def n_outputs(self) -> int:
+        return self.vocab**self.length
+
+    def init(self, key, scale: float = 1.0):
+        ks = jax.random.split(key, 6)
+        e, h, v = self.embed, self.hidden, self.vocab
+        n = lambda k, s: jax.random.normal(k, s, jnp.float64)  # noqa: E731
+        return {
+            "prompt": n(ks[0], (self.n_prompts, e)),
+            "token": n(ks[1], (max(self.length - 1, 1), v, e)),
+            "pos": n(ks[2], (self.length, e)),
+            "w1": n(ks[3], (h, 2 * e)) / np.sqrt(2 * e),
+            "b1": jnp.zeros(h),
+            "w2": scale * n(ks[4], (v, h)) / np.sqrt(h),
+            "b2": scale * 0.1 * n(ks[5], (v,)),
+        }
+
+    def prefix_logits(self, params):
+        _, tok, pos = _selection_matrices(self.vocab, self.length)
+        n_p = tok.shape[0]
+        prefix = tok @ params["token"].reshape(-1, self.embed) + pos @ params["pos"]  # [P, E]
+        feats = jnp.concatenate([jnp.broadcast_to(params["prompt"][:, None], (self.n_prompts, n_p, self.embed)),
+                                 jnp.broadcast_to(prefix[None], (self.n_prompts, n_p, self.embed))], -1)
+        hid = jnp.tanh(feats @ params["w1"].T + params["b1"])
+        return hid @ params["w2"].T + params["b2"]
+
+    def log_probs(self, params):
+        return seq_log_probs(self.prefix_logits(params), self.vocab, self.length)
+
+
+def jacobian_norms(policy, params) -> Array:
+    """‖∂f_θ(x, y_{<l})/∂θ‖₂ (spectral norm, θ flattened) for every prompt and prefix, shape [|X|, P]."""
+    flat, unravel = ravel_pytree(params)
+    jac = jax.jacfwd(lambda f: policy.prefix_logits(unravel(f)))(flat)  # [X, P, V, D]
+    gram = jnp.einsum("xpvd,xpwd->xpvw", jac, jac)
+    return jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(gram)[..., -1], 0.0))
+
+
+def jacobian_norm(policy, params, prompt: int | None = None) -> Array:
+    """J at θ: the largest spectral norm of ∂f_θ(x, y_{<l})/∂θ over every prefix of every prompt (J_x for
+    one ``prompt`` when given). Every prefix y_{<l}, l < L, is a prefix of some y ∈ Y = V^L, so this is the
+    sup in theory.md 1.8."""
+    norms = jacobian_norms(policy, params)
+    return jnp.max(norms if prompt is None else norms[prompt])
+
+
+def per_prompt_gradient(policy, params, reward, ref_log_probs, lam, prompt: int):
+    """∇_θ φ_RLHF(θ; x) for one prompt x (no averaging over S), flattened."""
+    flat, unravel = ravel_pytree(params)
+
+    def phi(f):
+        logp = policy.log_probs(unravel(f))[prompt]
+        pi = jnp.exp(logp)
+        return jnp.sum(pi * reward[prompt]) - lam * jnp.sum(pi * (logp - ref_log_probs[prompt]))
+
+    return jax.grad(phi)(flat)
+
+
+# --------------------------------------------------------------------------------------------------
+# Batched exact gradient flow
+# --------------------------------------------------------------------------------------------------
+
+def _flat_batch(params_batch):
+    one = jax.tree_util.tree_map(lambda a: a[0], params_batch)
+    _, unravel = ravel_pytree(one)
+    flats = jax.vmap(lambda p: ravel_pytree(p)[0])(params_batch)
+    return flats, unravel
+
+
+@functools.lru_cache(maxsize=None)
+def _hit_fn(policy, unravel_key, rtol, atol, max_steps):
+    unravel = _UNRAVEL[unravel_key]
+
+    def one(flat0, reward, measure, lam, gamma, prompt, train_mask, t_max):
+        ref = jax.lax.stop_gradient(policy.log_probs(unravel(flat0)))
+        grad = jax.grad(lambda f: parametric_objective(policy.log_probs, unravel(f), reward, lam, ref, train_mask))
+
+        def v(f):
+            return jnp.sum(jnp.exp(policy.log_probs(unravel(f))[prompt]) * measure[prompt])
+
+        target = v(flat0) + gamma
+        certify = lambda f: target >= jnp.max(measure[prompt])  # noqa: E731
+        return first_hitting_time(grad, flat0, lambda f: v(f) - target, certify, rtol=rtol, atol=atol,
+                                  t_max=t_max, max_steps=max_steps)
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, None, None)))
+
+
+_UNRAVEL: dict = {}
+
+
+def _register_unravel(policy, params_batch):
+    flats, unravel = _flat_batch(params_batch)
+    key = (policy, flats.shape[-1])
+    _UNRAVEL.setdefault(key, unravel)
+    return flats, key
+
+
+def time_to_gamma(policy, params_batch, reward, gamma, *, prompt, measure=None, lam=0.0, train_mask=None,
+                  rtol: float = 1e-9, atol: float = 1e-9, t_max: float = 1e12, max_steps: int = 20_000) -> HitResult:
+    """t_γ at ``prompt`` (any prompt, even outside S) for a batch of B initial parameters of ``policy``.
+
+    Args:
+      params_batch: parameters with a leading batch axis B.
+      reward: r_RM [B, |X|, |Y|] in [−1, 1]; ``measure`` (the timed reward r) the same (default r_RM).
+      gamma, lam, prompt: scalars or [B] (``prompt`` indexes X; it may lie outside S).
+      train_mask: [|X|] marking the prompts in S (default all).
+    Returns a :class:`HitResult` with fields of shape [B].
+    """
+    reward = jnp.asarray(reward, jnp.float64)
+    measure = reward if measure is None else jnp.asarray(measure, jnp.float64)
+    b = reward.shape[0]
+    flats, key = _register_unravel(policy, params_batch)
+    mask = jnp.ones(reward.shape[1]) if train_mask is None else jnp.asarray(train_mask, jnp.float64)
+    lam = jnp.broadcast_to(jnp.asarray(lam, jnp.float64), (b,))
+    gamma = jnp.broadcast_to(jnp.asarray(gamma, jnp.float64), (b,))
+    prompt = jnp.broadcast_to(jnp.asarray(prompt, jnp.int32), (b,))
+    fn = _hit_fn(policy, key, float(rtol), float(atol), int(max_steps))
+    return fn(flats, reward, measure, lam, gamma, prompt, mask, jnp.asarray(t_max, jnp.float64))
+
+
+@functools.lru_cache(maxsize=None)
+def _traj_fn(policy, unravel_key, n_grid, rtol, atol):
+    unravel = _UNRAVEL[unravel_key]
+
+    def one(flat0, reward, lam, train_mask, t_end):
+        ref = jax.lax.stop_gradient(policy.log_probs(unravel(flat0)))
+        grad = jax.grad(lambda f: parametric_objective(policy.log_probs, unravel(f), reward, lam, ref, train_mask))
+        dt = t_end / n_grid
+
+        def step(f, _):
+            nxt = integrate(grad, f, dt, rtol=rtol, atol=atol)
+            return nxt, jacobian_norm(policy, unravel(nxt))
+
+        _, js = jax.lax.scan(step, flat0, None, length=n_grid)
+        return jnp.maximum(jacobian_norm(policy, unravel(flat0)), jnp.max(js))
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, 0)))
+
+
+def trajectory_jacobian_norm(policy, params_batch, reward, t_end, *, lam=0.0, train_mask=None, n_grid: int = 32,
+                             rtol: float = 1e-9, atol: float = 1e-9) -> Array:
+    """J_T with T = ``t_end`` [B]: the largest ‖∂f_θ(t)(x, y_{<l})/∂θ‖₂ over all prompts, prefixes and the
+    uniform time grid {k T / n_grid : k = 0 … n_grid} along the gradient flow (theory.md 1.8).
+
+    A grid maximum slightly *under*-estimates the supremum over [0, T] (so a bound computed from it is
+    slightly inflated); compare with a tolerance. ``t_end`` must be finite.
+    """
+    reward = jnp.asarray(reward, jnp.float64)
+    b = reward.shape[0]
+    t_end = np.broadcast_to(np.asarray(t_end, np.float64), (b,))
+    if not np.all(np.isfinite(t_end)) or np.any(t_end < 0):
+        raise ValueError("t_end must be finite and >= 0")
+    flats, key = _register_unravel(policy, params_batch)
+    mask = jnp.ones(reward.shape[1]) if train_mask is None else jnp.asarray(train_mask, jnp.float64)
+    lam = jnp.broadcast_to(jnp.asarray(lam, jnp.float64), (b,))
+    fn = _traj_fn(policy, key, int(n_grid), float(rtol), float(atol))
+    return fn(flats, reward, lam, mask, jnp.asarray(t_end))
+
+
+def init_batch(policy, key, n: int, scale: float = 1.0):
+    """``n`` independent initial parameter sets stacked on a leading axis."""
+    return jax.vmap(lambda k: policy.init(k, scale))(jax.random.split(key, n))

@@ -1,0 +1,174 @@
+"""Stage 6: RLOO (and GRPO) policy-gradient training with every reward source and seed at once.
+
+One RLOO update (theory.md 3.3), for a rollout batch of ``batch_prompts`` prompts × k samples from π_old:
+
+    R_i = r̃(x, y_i) − β Σ_t [ln π_old(y_it|·) − ln π_ref(y_it|·)]          (k1 KL inside the reward)
+    A_i = R_i − 1/(k−1) Σ_{j≠i} R_j                                         (leave-one-out baseline)
+    ρ_i = exp(Σ_t ln π_θ(y_it|·) − Σ_t ln π_old(y_it|·))                    (sequence-level ratio)
+    L   = mean_i max(−A_i ρ_i, −A_i clip(ρ_i, 1−ε, 1+ε))
+
+then the batch is shuffled and split into ``n_minibatches`` Adam steps (1 PPO epoch per rollout).
+
+GRPO (theory.md 3.4): A_i = (r̃_i − mean)/sqrt(unbiased group var + 1e-8), no KL in the reward, and
+(``grpo_kl = "k3_in_loss"``, the default) the intended penalty β · Σ_t k3 with
+k3 = exp(ln π_ref − ln π_θ) + ln π_θ − ln π_ref − 1 added to the loss *with* its gradient; ``"none"``
+reproduces the released code, where that term carries no gradient and so has no effect.
+
+Runs (sources × seeds) are vmapped inside one jitted function; an "epoch" is ``n_pg`` sequences
+(TRL's count), i.e. ``rollouts_per_epoch`` rollout batches, scanned with ``lax.scan``. Every random
+number is ``fold_in`` of a run key and the global rollout index, so resuming from an epoch checkpoint
+reproduces an uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from . import task as T
+from .model import sequence_logprob, token_logprobs
+from .sampling import sample
+
+
+class SourceConsts(NamedTuple):
+    """Per-run description of the reward source: raw = w_rm·RM(x,y) + w_gt·r_G(x,y)·s(x), with
+    s(x) = the perfect-source prompt scale if ``use_scale`` else 1; normalised r̃ = (raw − mu)/sigma."""
+
+    w_rm: jax.Array
+    w_gt: jax.Array
+    use_scale: jax.Array
+    mu: jax.Array
+    sigma: jax.Array
+    seed: jax.Array  # int32 RL seed
+
+
+class PromptSet(NamedTuple):
+    tokens: jax.Array  # [N, P]
+    target: jax.Array  # [N, m_max]
+    tlen: jax.Array  # [N]
+    scale: jax.Array  # [N] float32 (perfect_factor or 1)
+
+
+def raw_reward(rm, consts: SourceConsts, tokens, target, tlen, scale, prompt_len, n_content):
+    resp = tokens[:, prompt_len:]
+    gt = T.ground_truth(target, tlen, resp, n_content)
+    s = jnp.where(consts.use_scale, scale, 1.0)
+    return consts.w_rm * rm(tokens) + consts.w_gt * gt * s, gt
+
+
+def rloo_advantages(R):
+    """Leave-one-out advantages A_i = R_i − mean_{j≠i} R_j for rewards R [B, k] (sum to 0 per row)."""
+    k = R.shape[-1]
+    return R - (R.sum(-1, keepdims=True) - R) / (k - 1)
+
+
+def grpo_advantages(r):
+    k = r.shape[-1]
+    mean = r.mean(-1, keepdims=True)
+    var = jnp.sum((r - mean) ** 2, -1, keepdims=True) / (k - 1)
+    return (r - mean) / jnp.sqrt(var + 1e-8)
+
+
+def clipped_loss(lp_new, lp_old, adv, eps):
+    ratio = jnp.exp(lp_new - lp_old)
+    return jnp.mean(jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1 - eps, 1 + eps))), ratio
+
+
+def make_rl(cfg, ref, pg: PromptSet, ev: PromptSet, gt_stats, opt):
+    """Build (update_epoch, evaluate) jitted over stacked runs.
+
+    update_epoch(policies, opt_states, rms, consts, epoch) → (policies, opt_states, metrics [R, S])
+    evaluate(policies, rms, consts, epoch) → dict of [R] arrays (proxy/GT normalised means, KL).
+    """
+    spec = cfg.task
+    P, L = spec.prompt_len, spec.resp_len
+    Bp, k = cfg.batch_prompts, cfg.k
+    B = Bp * k
+    S = cfg.rollouts_per_epoch
+    n_pg = pg.tokens.shape[0]
+    mb = B // cfg.n_minibatches
+
+    def one_rollout(params, opt_state, rm, c: SourceConsts, step):
+        run_key = jax.random.PRNGKey(c.seed)
+        # prompt order: a fresh permutation of the PG prompts per pass
+        pass_idx, within = step // (n_pg // Bp), step % (n_pg // Bp)
+        perm = jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.pg), c.seed * 100_003 + pass_idx), n_pg)
+        pidx = jnp.repeat(jax.lax.dynamic_slice_in_dim(perm, within * Bp, Bp), k)
+        skey = jax.random.fold_in(jax.random.fold_in(run_key, 1), step)
+        tokens, _, mask = sample(params, pg.tokens[pidx], skey, L)
+        lp_old = jax.lax.stop_gradient(sequence_logprob(params, tokens, P, mask))
+        lp_ref = sequence_logprob(ref, tokens, P, mask)
+        raw, gt = raw_reward(rm, c, tokens, pg.target[pidx], pg.tlen[pidx], pg.scale[pidx], P, spec.n_content)
+        r = (raw - c.mu) / c.sigma
+        kl_seq = lp_old - lp_ref
+        if cfg.algo == "rloo":
+            adv = rloo_advantages((r - cfg.beta * kl_seq).reshape(Bp, k)).reshape(B)
+        else:
+            adv = grpo_advantages(r.reshape(Bp, k)).reshape(B)
+        adv = jax.lax.stop_gradient(adv)
+        order = jax.random.permutation(jax.random.fold_in(jax.random.fold_in(run_key, 2), step), B)
+        order = order.reshape(cfg.n_minibatches, mb)
+
+        def loss_fn(p, idx):
+            tk, m = tokens[idx], mask[idx]
+            if cfg.algo == "grpo" and cfg.grpo_kl == "k3_in_loss":
+                lt = token_logprobs(p, tk, P)
+                lr = jax.lax.stop_gradient(token_logprobs(ref, tk, P))
+                k3 = jnp.exp(lr - lt) + lt - lr - 1.0
+                lp_new = jnp.sum(lt * m, -1)
+                pen = cfg.beta * jnp.mean(jnp.sum(k3 * m, -1))
+            else:
+                lp_new = sequence_logprob(p, tk, P, m)
+                pen = 0.0
+            loss, ratio = clipped_loss(lp_new, lp_old[idx], adv[idx], cfg.clip)
+            clipfrac = jnp.mean((jnp.abs(ratio - 1) > cfg.clip).astype(jnp.float32))
+            return loss + pen, clipfrac
+
+        def mb_step(carry, idx):
+            p, st = carry
+            (loss, clipfrac), g = jax.value_and_grad(loss_fn, has_aux=True)(p, idx)
+            upd, st = opt.update(g, st, p)
+            return (optax.apply_updates(p, upd), st), (loss, clipfrac)
+
+        (params, opt_state), (loss, clipfrac) = jax.lax.scan(mb_step, (params, opt_state), order)
+        metrics = dict(kl=jnp.mean(kl_seq), reward=jnp.mean(r), gt=jnp.mean(gt), loss=jnp.mean(loss),
+                       clipfrac=jnp.mean(clipfrac), adv_sum=jnp.max(jnp.abs(adv.reshape(Bp, k).sum(-1))))
+        return params, opt_state, metrics
+
+    def run_epoch(params, opt_state, rm, c, epoch):
+        def body(carry, step):
+            p, st = carry
+            p, st, m = one_rollout(p, st, rm, c, step)
+            return (p, st), m
+
+        (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state), epoch * S + jnp.arange(S))
+        return params, opt_state, metrics
+
+    update_epoch = jax.jit(jax.vmap(run_epoch, in_axes=(0, 0, 0, 0, None)))
+
+    n_ev = ev.tokens.shape[0]
+    K = cfg.n_policy_eval_samples
+    ev_tok = jnp.repeat(ev.tokens, K, axis=0)
+    ev_target, ev_tlen, ev_scale = (jnp.repeat(a, K, axis=0) for a in (ev.target, ev.tlen, ev.scale))
+    mu_g, sd_g = gt_stats
+
+    def eval_one(args, epoch):
+        params, rm, c = args
+        # the same samples' keys at every epoch (common random numbers): an unchanged policy has increase 0
+        del epoch
+        key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval), 7919 + c.seed)
+        tokens, _, mask = sample(params, ev_tok, key, L)
+        raw, gt = raw_reward(rm, c, tokens, ev_target, ev_tlen, ev_scale, P, spec.n_content)
+        kl = sequence_logprob(params, tokens, P, mask) - sequence_logprob(ref, tokens, P, mask)
+        return dict(proxy=jnp.mean((raw - c.mu) / c.sigma), gt=jnp.mean((gt - mu_g) / sd_g),
+                    gt_raw=jnp.mean(gt), kl=jnp.mean(kl), length=jnp.mean(mask.sum(-1)))
+
+    @jax.jit
+    def evaluate(params, rms, consts, epoch):
+        return jax.lax.map(lambda a: eval_one(a, epoch), (params, rms, consts))
+
+    del n_ev
+    return update_epoch, evaluate

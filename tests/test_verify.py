@@ -1,0 +1,28 @@
+"""``rmtheory verify --scale quick``: exit code 0 and a complete table."""
+
+import argparse
+
+from rmtheory import _verify as V
+
+EXPECTED = ["Lemma 8", "Lemma 9", "Lemma 10", "Prop 3", "Thm 4 (tabular", "Prop 2", "Thm 4 (AR", "Thm 4 (MLP",
+            "Prop 4", "Thm 5 constructions", "Thm 5 slow", "Thm 5 fast", "Thm 6 fast", "Thm 6 slow", "Prop 1"]
+
+
+def test_verify_quick(capsys):
+    parser = argparse.ArgumentParser()
+    V.configure(parser)
+    args = parser.parse_args(["--scale", "quick", "--seed", "1"])
+    assert V.main(args) == 0
+    out = capsys.readouterr().out
+    for name in EXPECTED:
+        assert name in out
+    assert "0 violations" in out
+
+
+def test_rows_as_data_and_nonzero_exit_on_violation(monkeypatch):
+    rows = [V.Row("x", 3, 1, 1.5, "bound/t")]
+    monkeypatch.setattr(V, "run_checks", lambda *a, **k: rows)
+    parser = argparse.ArgumentParser()
+    V.configure(parser)
+    assert V.main(parser.parse_args(["--scale", "quick"])) == 1
+    assert "x" in V.format_table(rows)
