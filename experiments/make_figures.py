@@ -1,0 +1,82 @@
+"""Regenerate every figure: ``python experiments/make_figures.py [--quick] [--seed S] [--out DIR] [--only NAME]``.
+
+Runs each ``experiments/fig*.py`` script's ``run(quick, seed, out)`` in turn, printing progress and timings.
+(``rmtheory figures`` does the same.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def scripts(directory: str = HERE) -> dict:
+    """{short name: path} of the figure scripts, e.g. {"fig1": ".../fig1_scaling_law.py"}."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(directory, "fig*_*.py"))):
+        base = os.path.splitext(os.path.basename(path))[0]
+        out[base.split("_")[0]] = path
+    return out
+
+
+def load(path: str):
+    name = "rmtheory_experiments_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def select(only, available: dict) -> dict:
+    if not only:
+        return available
+    chosen = {}
+    for o in only:
+        key = o.split("_")[0] if o.startswith("fig") else o
+        matches = {k: v for k, v in available.items() if k == key or os.path.basename(v).startswith(o)}
+        if not matches:
+            raise SystemExit(f"--only {o!r}: no such figure; choose from {', '.join(available)}")
+        chosen.update(matches)
+    return chosen
+
+
+def run_all(quick: bool, seed: int, out: str, only=None, directory: str = HERE) -> dict:
+    todo = select(only, scripts(directory))
+    timings = {}
+    t_all = time.perf_counter()
+    for i, (key, path) in enumerate(todo.items(), 1):
+        print(f"[{i}/{len(todo)}] {os.path.basename(path)} ({'quick' if quick else 'default'}, seed {seed}) → {out}",
+              flush=True)
+        t0 = time.perf_counter()
+        load(path).run(quick=quick, seed=seed, out=out)
+        timings[key] = time.perf_counter() - t0
+        print(f"[{i}/{len(todo)}] {key} done in {timings[key]:.1f} s", flush=True)
+    print(f"all figures done in {time.perf_counter() - t_all:.1f} s", flush=True)
+    return timings
+
+
+def configure(p: argparse.ArgumentParser):
+    p.add_argument("--quick", action="store_true", help="small configurations (CI, ~1 min in all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    p.add_argument("--out", default="figures", help="output directory (PNG + CSV/JSON data)")
+    p.add_argument("--only", action="append", metavar="NAME",
+                   help="run only this figure (fig1 … fig5, or a script name prefix); repeatable")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    configure(p)
+    a = p.parse_args(argv)
+    run_all(a.quick, a.seed, a.out, a.only)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
