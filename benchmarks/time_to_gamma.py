@@ -1,17 +1,24 @@
 """Benchmark: batched time-to-γ vs (a) scipy solve_ivp looped over instances, (b) fixed-step Euler.
 
-Run by hand:  python benchmarks/time_to_gamma.py [--n 4096] [--outputs 256] [--subset 64]
+Run by hand:  python benchmarks/time_to_gamma.py [--n 4096] [--outputs 256] [--subset 64] [--rtol 1e-6]
 
-Instances: |Y| = 256 outputs, rewards in [-1, 1], initial policies that put mass 1 − ε on one output with
-ε log-uniform, so the initial reward variance spans ~1e-12 … ~1 and t_γ (γ = 0.01) spans ~1 … ≥ 1e9.
-Accuracy is measured against a tight float64 reference (this solver at rtol = atol = 1e-13, itself checked
-against scipy DOP853 at 1e-13 on the subset). The scipy loop is timed on a random subset of instances and
-scaled linearly to the full batch (a full loop takes hours); this is printed as such.
+Instances (one prompt each): |Y| = 256 outputs, rewards in [-1, 1]; the initial policy puts mass 1 − ε on one
+output whose reward is at most 0.5 (so the target is always reachable), ε log-uniform in [10^-12.5, 1), so
+the initial reward variance spans ~1e-12 … ~0.5 and t_γ (γ = 0.01) spans ~0.1 … ~1e12.
+
+Accuracy is measured against a tight float64 reference: this solver at rtol = atol = 1e-13, itself checked
+against scipy DOP853 at 1e-13 on a subset. Baseline (a) is scipy's solve_ivp with a terminal event looped
+over instances, RK45 (Dormand–Prince 5(4), the same method) and DOP853 at the same tolerance, with the same
+plateau-stable right-hand side; it is timed on a random subset and scaled linearly to the whole batch (a full
+loop takes tens of minutes), which the output says. Baseline (b) is forward Euler, batched in JAX: its time per
+step is measured, and the steps it needs are t_γ,max / h (h = 0.05, which is only just stable for the fastest
+instances, and still far from 1e-4 accuracy).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -21,7 +28,7 @@ import numpy as np
 
 import rmtheory as rt
 
-sys.path.insert(0, "tests")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from _scipy_ref import scipy_time_to_gamma  # noqa: E402
 
 
@@ -33,6 +40,7 @@ def make_instances(n, n_out, seed=0):
     logits[:, 0, 0] = np.log1p(-np.minimum(eps, 0.999))
     u = rng.uniform(-1, 1, size=(n, 1, n_out))
     reward = np.sign(u) * np.abs(u) ** 0.3
+    reward[:, 0, 0] = rng.uniform(-1, 0.5, size=n)  # the dominant output is not the best one
     return rt.make_instance(logits, reward, 0.0)
 
 
@@ -43,60 +51,71 @@ def timed(fn, *a, **k):
     return out, time.perf_counter() - t0
 
 
+def rel_err(a, b):
+    fin = np.isfinite(b)
+    same = np.array_equal(np.isfinite(a), fin)
+    return (np.max(np.abs(a[fin] - b[fin]) / b[fin]) if fin.any() else 0.0), same
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=4096)
     ap.add_argument("--outputs", type=int, default=256)
-    ap.add_argument("--subset", type=int, default=64)
+    ap.add_argument("--subset", type=int, default=64, help="instances the scipy loop is timed on")
     ap.add_argument("--gamma", type=float, default=0.01)
-    ap.add_argument("--rtol", type=float, default=1e-8)
-    ap.add_argument("--scipy-rtol", type=float, default=1e-8)
+    ap.add_argument("--rtol", type=float, default=1e-6, help="tolerance of rmtheory and of the scipy loop")
+    ap.add_argument("--lanes", type=int, default=256)
     args = ap.parse_args()
     g = args.gamma
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores visible")
     inst = make_instances(args.n, args.outputs)
     var = np.asarray(rt.reward_variance(rt.policy(inst.logits), inst.reward))[:, 0]
     print(f"{args.n} instances, |Y| = {args.outputs}, gamma = {g}; initial variance spans "
-          f"{var.min():.1e} … {var.max():.2f}")
+          f"{var.min():.1e} … {var.max():.2f}", flush=True)
 
-    # tight reference (compile + run)
-    ref, t_ref = timed(rt.time_to_gamma, inst, g, rtol=1e-13, atol=1e-13, t_max=1e16, max_steps=200_000)
+    # tight reference (its first call also compiles the function for these shapes; rtol etc. are traced)
+    ref, t_ref = timed(rt.time_to_gamma, inst, g, rtol=1e-13, atol=1e-13, t_max=1e16, max_steps=200_000,
+                       lanes=args.lanes)
     t_true = np.asarray(ref.t)[:, 0]
     fin = np.isfinite(t_true)
     print(f"reference (rtol=atol=1e-13): {t_ref:.1f} s incl. compile; t_γ spans {t_true[fin].min():.2g} … "
-          f"{t_true[fin].max():.2g}; {np.sum(~fin)} unreachable (certified: "
-          f"{np.sum(np.asarray(ref.status)[:, 0] == rt.UNREACHABLE)})")
+          f"{t_true[fin].max():.2g}; {np.sum(~fin)} not reached; steps median "
+          f"{np.median(np.asarray(ref.steps)):.0f}, max {np.asarray(ref.steps).max()}", flush=True)
 
-    # ours: compile once, then time
     kw = dict(rtol=args.rtol, atol=args.rtol, t_max=1e16, max_steps=200_000)
-    rt.time_to_gamma(jax.tree_util.tree_map(lambda a: a[:2], inst), g, **kw)  # warm-up compile (same shapes ok)
-    res, t_ours = timed(rt.time_to_gamma, inst, g, **kw)
-    t_ours_all = np.asarray(res.t)[:, 0]
-    same_inf = np.array_equal(np.isfinite(t_ours_all), fin)
-    err = np.max(np.abs(t_ours_all[fin] - t_true[fin]) / t_true[fin])
+    res, t_ours = timed(rt.time_to_gamma, inst, g, lanes=args.lanes, **kw)
+    err, same = rel_err(np.asarray(res.t)[:, 0], t_true)
     steps = np.asarray(res.steps)[:, 0]
-    print(f"rmtheory (DOPRI5, rtol=atol={args.rtol:g}, vmapped): {t_ours:.2f} s; max rel err {err:.2e}; "
-          f"inf pattern identical: {same_inf}; steps median {np.median(steps):.0f}, max {steps.max()}")
+    print(f"rmtheory time_to_gamma (DOPRI5, rtol=atol={args.rtol:g}, {args.lanes} refilled lanes): {t_ours:.2f} s;"
+          f" max rel err {err:.1e}; inf pattern identical: {same}; steps median {np.median(steps):.0f}, "
+          f"max {steps.max()}", flush=True)
+    n_lock = min(args.n, 1024)
+    sub_inst = jax.tree_util.tree_map(lambda a: a[:n_lock] if jnp.ndim(a) else a, inst)
+    rt.time_to_gamma(sub_inst, g, lanes=n_lock, **kw)  # compile
+    _, t_lock = timed(rt.time_to_gamma, sub_inst, g, lanes=n_lock, **kw)
+    t_lock *= args.n / n_lock
+    print(f"same, plain vmap in lockstep (lanes = batch; timed on {n_lock}, scaled): {t_lock:.2f} s", flush=True)
 
-    # (a) scipy loop on a subset, same tolerance, RK45 (= Dormand–Prince 5(4))
+    # (a) scipy loops on a subset, same tolerance
     rng = np.random.default_rng(1)
     sub = rng.choice(args.n, size=min(args.subset, args.n), replace=False)
     logits, reward = np.asarray(inst.logits)[:, 0], np.asarray(inst.reward)[:, 0]
-    t0 = time.perf_counter()
-    sc = np.array([scipy_time_to_gamma(logits[i], reward[i], reward[i], g, t_max=1e16, rtol=args.scipy_rtol,
-                                       atol=args.scipy_rtol) for i in sub])
-    t_sc = (time.perf_counter() - t0) * args.n / len(sub)
-    fs = np.isfinite(t_true[sub]) & np.isfinite(sc)
-    err_sc = np.max(np.abs(sc[fs] - t_true[sub][fs]) / t_true[sub][fs]) if fs.any() else np.nan
-    tight = np.array([scipy_time_to_gamma(logits[i], reward[i], reward[i], g, t_max=1e16) for i in sub[:16]])
-    ft = np.isfinite(tight)
-    err_ref = np.max(np.abs(tight[ft] - t_true[sub[:16]][ft]) / tight[ft]) if ft.any() else np.nan
-    print(f"(a) scipy solve_ivp DOP853 loop, rtol=atol={args.scipy_rtol:g}: {t_sc:.1f} s for {args.n} "
-          f"(timed on {len(sub)}, scaled); max rel err {err_sc:.2e}; "
-          f"reference vs scipy@1e-13 on 16: {err_ref:.1e}")
+    t_sc = {}
+    for method in ("RK45", "DOP853"):
+        t0 = time.perf_counter()
+        sc = np.array([scipy_time_to_gamma(logits[i], reward[i], reward[i], g, t_max=1e16, rtol=args.rtol,
+                                           atol=args.rtol, method=method, pivot=True) for i in sub])
+        t_sc[method] = (time.perf_counter() - t0) * args.n / len(sub)
+        e, _ = rel_err(sc, t_true[sub])
+        print(f"(a) scipy solve_ivp {method} loop, rtol=atol={args.rtol:g}: {t_sc[method]:.1f} s for {args.n} "
+              f"(timed on {len(sub)}, scaled); max rel err {e:.1e}", flush=True)
+    tight = np.array([scipy_time_to_gamma(logits[i], reward[i], reward[i], g, t_max=1e16, pivot=True)
+                      for i in sub[:16]])
+    e_ref, _ = rel_err(t_true[sub[:16]], tight)
+    print(f"    reference vs scipy DOP853 at 1e-13 on 16 instances: max rel diff {e_ref:.1e}", flush=True)
 
     # (b) fixed-step forward Euler, batched in JAX: time per step, steps needed = t_γ / h
-    h = 0.05
-    n_euler = 2000
+    h, n_euler = 0.05, 2000
 
     @jax.jit
     def euler(theta):
@@ -110,8 +129,11 @@ def main():
     need = np.max(t_true[fin]) / h
     print(f"(b) fixed-step Euler (h={h}), batched: {per_step * 1e3:.2f} ms/step; reaching max t_γ needs "
           f"{need:.1e} steps ≈ {need * per_step:.1e} s")
-    print(f"speed-up vs (a): {t_sc / t_ours:.1f}x   vs (b): {need * per_step / t_ours:.1e}x   "
-          f"(target ≥ 30x vs (a) at max rel err ≤ 1e-4)")
+    best = min(t_sc.values())
+    print(f"speed-up vs (a) best scipy loop: {best / t_ours:.1f}x (RK45 {t_sc['RK45'] / t_ours:.1f}x, DOP853 "
+          f"{t_sc['DOP853'] / t_ours:.1f}x); vs lockstep vmap: {t_lock / t_ours:.1f}x; vs (b): "
+          f"{need * per_step / t_ours:.1e}x   (target ≥ 30x vs (a) at max rel err ≤ 1e-4: "
+          f"{'met' if best / t_ours >= 30 and err <= 1e-4 else 'NOT met'})")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ A target that is never certified unreachable but not hit by ``t_max`` returns ``
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -29,7 +30,8 @@ from jax.flatten_util import ravel_pytree
 
 from . import _checks
 from ._instance import Instance
-from ._solver import HitResult, first_hitting_time, integrate
+from ._objective import centered, policy_and_log
+from ._solver import HitResult, first_hitting_time, first_hitting_times, integrate
 
 Array = jax.Array
 
@@ -38,19 +40,16 @@ def _column_rhs(logref, reward, lam, n_prompts):
     finite_ref = jnp.isfinite(logref)
 
     def rhs(theta):
-        logp = jax.nn.log_softmax(theta)
-        pi = jnp.exp(logp)
+        pi, logp = policy_and_log(theta)
         lr = jnp.where(finite_ref, logp - logref, 0.0)
-        rkl = reward - lam * lr
-        return pi * (rkl - jnp.sum(pi * rkl)) / n_prompts
+        return pi * centered(pi, reward - lam * lr) / n_prompts
 
     return rhs
 
 
-def _column_certificate(logref, reward, lam, measure, target):
-    """certify(θ) = True ⇒ E_{π_θ(t')}[measure] < target for every later t' (see module docstring)."""
+def _certificate_constants(logref, reward, lam, measure, target):
+    """Per-column constants of the unreachability certificate (computed once per trajectory)."""
     m_max, m_min = jnp.max(measure), jnp.min(measure)
-    trivially = target >= m_max
     # λ > 0: Pinsker around the fixed point π*.
     safe_lam = jnp.where(lam > 0, lam, 1.0)
     log_star = jax.nn.log_softmax(jnp.where(jnp.isfinite(logref), logref, -jnp.inf) + reward / safe_lam)
@@ -62,36 +61,43 @@ def _column_certificate(logref, reward, lam, measure, target):
     gap = r_max - second  # inf if every output is in A (then the flow is stationary)
     m_a = jnp.max(jnp.where(in_a, measure, -jnp.inf))
     m_rest = jnp.max(jnp.where(in_a, -jnp.inf, measure))
-    excess = jnp.maximum(m_rest - m_a, 0.0)
+    return dict(trivially=target >= m_max, spread=m_max - m_min, log_star=log_star, v_star=v_star, r_max=r_max,
+                gap=gap, m_a=m_a, excess=jnp.maximum(m_rest - m_a, 0.0))
+
+
+def _column_certificate(c, reward, lam, target):
+    """certify(θ) = True ⇒ E_{π_θ(t')}[measure] < target for every later t' (see module docstring)."""
 
     def certify(theta):
-        logp = jax.nn.log_softmax(theta)
-        pi = jnp.exp(logp)
-        kl_star = jnp.maximum(jnp.sum(pi * (logp - log_star)), 0.0)
-        bound_kl = v_star + (m_max - m_min) * jnp.sqrt(kl_star / 2)
-        mass_out = jnp.clip((r_max - jnp.sum(pi * reward)) / gap, 0.0, 1.0)
-        bound_0 = m_a + mass_out * excess
+        pi, logp = policy_and_log(theta)
+        kl_star = jnp.maximum(jnp.sum(pi * (logp - c["log_star"])), 0.0)
+        bound_kl = c["v_star"] + c["spread"] * jnp.sqrt(kl_star / 2)
+        mass_out = jnp.clip((c["r_max"] - jnp.sum(pi * reward)) / c["gap"], 0.0, 1.0)
+        bound_0 = c["m_a"] + mass_out * c["excess"]
         bound = jnp.where(lam > 0, bound_kl, bound_0)
-        return trivially | (bound < target)
+        return c["trivially"] | (bound < target)
 
     return certify
 
 
-def _column_time(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps):
-    target = jnp.sum(jax.nn.softmax(theta0) * measure) + gamma
-    rhs = _column_rhs(logref, reward, lam, n_prompts)
-    event = lambda th: jnp.sum(jax.nn.softmax(th) * measure) - target  # noqa: E731
-    certify = _column_certificate(logref, reward, lam, measure, target)
-    return first_hitting_time(rhs, theta0, event, certify, rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps)
+def _column_problem(n_prompts):
+    """make(p) for :func:`first_hitting_times`: one column's (rhs, event, certify) from its parameters."""
+
+    def make(p):
+        rhs = _column_rhs(p["logref"], p["reward"], p["lam"], n_prompts)
+        event = lambda th: jnp.sum(jax.nn.softmax(th) * p["measure"]) - p["target"]  # noqa: E731
+        return rhs, event, _column_certificate(p["cert"], p["reward"], p["lam"], p["target"])
+
+    return make
 
 
-_STATIC = ("rtol", "atol", "t_max", "max_steps")
-
-
-@jax.jit
-def _batched_columns(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps):
-    fn = jax.vmap(_column_time, in_axes=(0, 0, 0, 0, None, 0, 0, None, None, None, None))
-    return fn(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps)
+@functools.partial(jax.jit, static_argnames=("lanes",))
+def _batched_columns(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps, lanes):
+    target = jnp.sum(jax.nn.softmax(theta0) * measure, -1) + gamma
+    cert = jax.vmap(_certificate_constants)(logref, reward, lam, measure, target)
+    params = dict(logref=logref, reward=reward, lam=lam, measure=measure, target=target, cert=cert)
+    return first_hitting_times(_column_problem(n_prompts), params, theta0, lanes=lanes, rtol=rtol, atol=atol,
+                               t_max=t_max, max_steps=max_steps)
 
 
 def _validate_gamma(gamma):
@@ -101,7 +107,7 @@ def _validate_gamma(gamma):
 
 
 def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: float = 1e-10,
-                  atol: float = 1e-10, t_max: float = 1e15, max_steps: int = 20_000) -> HitResult:
+                  atol: float = 1e-10, t_max: float = 1e15, max_steps: int = 20_000, lanes: int = 256) -> HitResult:
     """t_γ for every prompt of a tabular instance (or batch of instances) under the gradient flow (Eq. 4).
 
     t_γ(x) = inf{t ≥ 0 : E_{π_θ(t)(·|x)}[r(x, ·)] ≥ E_{π_θ(0)(·|x)}[r(x, ·)] + γ}, where the flow optimises
@@ -114,6 +120,8 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
       measure: the timed reward r, shape of ``inst.reward``, values in [-1, 1].
       rtol, atol: integrator tolerances (defaults give t_γ to ~1e-8 relative).
       t_max, max_steps: horizon and step budget; beyond them t_γ is ``inf`` with status HORIZON/MAX_STEPS.
+      lanes: how many trajectories advance together (SIMD width); finished ones are replaced from the queue,
+        so a batch with t_γ spanning 1 … 1e12 costs the sum of its step counts, not n × the largest.
 
     Returns:
       :class:`HitResult` with fields of shape [..., |S|]; ``t`` is ``inf`` when the target is unreachable.
@@ -126,7 +134,7 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
     theta0, reward, logref, lam, n_prompts = _flat_columns(inst)
     gam = jnp.broadcast_to(jnp.asarray(gamma, jnp.float64), batch).reshape(-1)
     res = _batched_columns(theta0, reward, logref, lam, n_prompts, measure.reshape(theta0.shape), gam,
-                           rtol, atol, t_max, max_steps)
+                           rtol, atol, t_max, max_steps, lanes=min(int(lanes), theta0.shape[0]))
     return HitResult(*(jnp.reshape(a, batch) for a in res))
 
 

@@ -24,6 +24,14 @@ def policy(logits: Array) -> Array:
     return jax.nn.softmax(logits, axis=-1)
 
 
+def policy_and_log(logits: Array) -> tuple[Array, Array]:
+    """(π_θ, ln π_θ) along the last axis with a single exponential per entry (hot path of the flow solver)."""
+    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    e = jnp.exp(shifted)
+    z = jnp.sum(e, axis=-1, keepdims=True)
+    return e / z, shifted - jnp.log(z)
+
+
 def _lam(inst: Instance) -> Array:
     return jnp.asarray(inst.lam)[..., None, None]
 
@@ -62,6 +70,19 @@ def objective(inst: Instance, logits: Array | None = None) -> Array:
     return jnp.mean(prompt_objective(inst, logits), axis=-1)
 
 
+def centered(pi: Array, v: Array) -> Array:
+    """v − E_π[v] along the last axis, evaluated around the pivot k = argmax π:
+    v_y − E_π v = (v_y − v_k) − Σ_{y'} π(y') (v_{y'} − v_k).
+
+    Algebraically identical to the naive form, but without its cancellation when π is nearly one-hot:
+    then E_π v − v_k = Σ_{y'≠k} π(y')(v_{y'} − v_k) is tiny and is computed to full relative precision, which
+    keeps the flow's right-hand side accurate (and the adaptive solver's steps large) on plateaus.
+    """
+    k = jnp.argmax(pi, axis=-1, keepdims=True)
+    d = v - jnp.take_along_axis(v, k, axis=-1)
+    return d - jnp.sum(pi * d, axis=-1, keepdims=True)
+
+
 def prompt_gradient(inst: Instance, logits: Array | None = None) -> Array:
     """Lemma 7: ∇_{θ_{:,x}} φ_RLHF(θ; x) = π_θ(·|x) ⊙ (r^KL(x, ·) − E_{π_θ}[r^KL(x, ·)] 1).
 
@@ -70,8 +91,7 @@ def prompt_gradient(inst: Instance, logits: Array | None = None) -> Array:
     """
     logits = inst.logits if logits is None else logits
     pi = policy(logits)
-    rkl = kl_reward(inst, logits)
-    return pi * (rkl - jnp.sum(pi * rkl, axis=-1, keepdims=True))
+    return pi * centered(pi, kl_reward(inst, logits))
 
 
 def gradient(inst: Instance, logits: Array | None = None) -> Array:

@@ -11,7 +11,9 @@ def _logsoftmax(th):
 
 
 def scipy_time_to_gamma(theta0, reward, measure, gamma, lam=0.0, logref=None, n_prompts=1, t_max=1e8,
-                        rtol=1e-13, atol=1e-13):
+                        rtol=1e-13, atol=1e-13, method="DOP853", pivot=False):
+    """``pivot=True`` evaluates r^KL − E_π r^KL around argmax π (no cancellation on plateaus, as the library
+    does); the default naive form keeps this reference independent of the library's formulas."""
     theta0 = np.asarray(theta0, float)
     reward, measure = np.asarray(reward, float), np.asarray(measure, float)
     logref = _logsoftmax(theta0) if logref is None else np.asarray(logref, float)
@@ -20,6 +22,9 @@ def scipy_time_to_gamma(theta0, reward, measure, gamma, lam=0.0, logref=None, n_
         lp = _logsoftmax(th)
         p = np.exp(lp)
         rkl = reward - lam * (lp - logref)
+        if pivot:
+            d = rkl - rkl[np.argmax(p)]
+            return p * (d - p @ d) / n_prompts
         return p * (rkl - p @ rkl) / n_prompts
 
     target = np.exp(_logsoftmax(theta0)) @ measure + gamma
@@ -28,5 +33,5 @@ def scipy_time_to_gamma(theta0, reward, measure, gamma, lam=0.0, logref=None, n_
         return np.exp(_logsoftmax(th)) @ measure - target
 
     ev.terminal, ev.direction = True, 1
-    sol = solve_ivp(f, (0.0, t_max), theta0, method="DOP853", rtol=rtol, atol=atol, events=ev)
+    sol = solve_ivp(f, (0.0, t_max), theta0, method=method, rtol=rtol, atol=atol, events=ev)
     return sol.t_events[0][0] if len(sol.t_events[0]) else np.inf

@@ -1,0 +1,63 @@
+"""The ODE solver (rmtheory/_solver.py): lane refilling changes scheduling only, never the arithmetic;
+the pivoted right-hand side keeps plateaus cheap at tight tolerances."""
+
+import jax.numpy as jnp
+import numpy as np
+
+import rmtheory as rt
+from rmtheory._solver import first_hitting_time, first_hitting_times
+
+
+def _peaked_batch(n, n_out, seed):
+    rng = np.random.default_rng(seed)
+    eps = 10.0 ** rng.uniform(-10, 0, size=n)
+    logits = 0.5 * rng.normal(size=(n, 1, n_out))
+    logits[:, 0, 1:] += np.log(eps / (n_out - 1))[:, None]
+    logits[:, 0, 0] = np.log1p(-np.minimum(eps, 0.999))
+    reward = rng.uniform(-1, 1, size=(n, 1, n_out))
+    reward[:, 0, 0] = rng.uniform(-1, 0.5, size=n)
+    reward[-1, 0, :] = 0.25  # zero variance: decided at t = 0
+    reward[-2, 0, :] = -1.0  # target V0 + γ above max r: certified unreachable at t = 0
+    reward[-2, 0, 0] = -0.99
+    return rt.make_instance(logits, reward, 0.0)
+
+
+def test_refilled_lanes_equal_lockstep_vmap():
+    inst = _peaked_batch(40, 16, 0)
+    lock = rt.time_to_gamma(inst, 0.05, lanes=40)
+    for lanes in (1, 7, 16):
+        res = rt.time_to_gamma(inst, 0.05, lanes=lanes)
+        for a, b in zip(res, lock):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    st = np.asarray(lock.status)[:, 0]
+    assert st[-1] == rt.UNREACHABLE and st[-2] == rt.UNREACHABLE and np.all(st[:-2] == rt.REACHED)
+    steps = np.asarray(lock.steps)[:-2, 0]
+    assert steps.max() > 2 * steps.min()  # a spread worth scheduling
+
+
+def test_first_hitting_times_generic_problem():
+    # dy/dt = a·y from y0 = 1: hits level c at t = ln(c)/a.
+    a = jnp.array([0.5, 1.0, 2.0, 4.0, 0.0])
+    c = jnp.array([3.0, 10.0, 1e6, 2.0, 2.0])
+
+    def make(p):
+        return (lambda y: p[0] * y), (lambda y: y[0] - p[1]), (lambda y: jnp.asarray(False))
+
+    res = first_hitting_times(make, jnp.stack([a, c], 1), jnp.ones((5, 1)), lanes=2, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(res.t[:4]), np.log(np.asarray(c[:4])) / np.asarray(a[:4]), rtol=1e-9)
+    assert np.isinf(float(res.t[4])) and int(res.status[4]) == rt.UNREACHABLE  # stationary start
+    one = first_hitting_time(lambda y: 2.0 * y, jnp.ones(1), lambda y: y[0] - 1e6, rtol=1e-12, atol=1e-12)
+    assert float(one.t) == float(res.t[2]) and int(one.steps) == int(res.steps[2])
+
+
+def test_plateau_is_cheap_at_tight_tolerance():
+    # Mass 1e-12 off the dominant output: t_γ ~ 1e11. Evaluating r − E_π r naively loses ~4 digits to
+    # cancellation and the step controller then needs > 1e5 steps at rtol = 1e-12; pivoted, a few hundred.
+    inst = _peaked_batch(3, 64, 1)
+    logits = np.asarray(inst.logits).copy()
+    logits[0, 0, 1:] = np.log(1e-12 / 63)
+    logits[0, 0, 0] = 0.0
+    inst = inst._replace(logits=jnp.asarray(logits))
+    res = rt.time_to_gamma(inst, 0.01, rtol=1e-12, atol=1e-12, t_max=1e16, max_steps=20_000)
+    assert int(res.status[0, 0]) == rt.REACHED and float(res.t[0, 0]) > 1e9
+    assert int(res.steps[0, 0]) < 2_000
