@@ -96,19 +96,24 @@ def main():
     t_lock *= args.n / n_lock
     print(f"same, plain vmap in lockstep (lanes = batch; timed on {n_lock}, scaled): {t_lock:.2f} s", flush=True)
 
-    # (a) scipy loops on a subset, same tolerance
+    # (a) scipy loops on a subset, at the loosest tolerances that still reach the accuracy target
     rng = np.random.default_rng(1)
     sub = rng.choice(args.n, size=min(args.subset, args.n), replace=False)
     logits, reward = np.asarray(inst.logits)[:, 0], np.asarray(inst.reward)[:, 0]
     t_sc = {}
-    for method in ("RK45", "DOP853"):
-        t0 = time.perf_counter()
-        sc = np.array([scipy_time_to_gamma(logits[i], reward[i], reward[i], g, t_max=1e16, rtol=args.rtol,
-                                           atol=args.rtol, method=method, pivot=True) for i in sub])
-        t_sc[method] = (time.perf_counter() - t0) * args.n / len(sub)
-        e, _ = rel_err(sc, t_true[sub])
-        print(f"(a) scipy solve_ivp {method} loop, rtol=atol={args.rtol:g}: {t_sc[method]:.1f} s for {args.n} "
-              f"(timed on {len(sub)}, scaled); max rel err {e:.1e}", flush=True)
+    for method, tols in (("RK45", (1e-6, 1e-7, 1e-8)), ("DOP853", (1e-5, 1e-6, 1e-7))):
+        for tol in tols:
+            t0 = time.perf_counter()
+            sc = np.array([scipy_time_to_gamma(logits[i], reward[i], reward[i], g, t_max=1e16, rtol=tol, atol=tol,
+                                               method=method, pivot=True) for i in sub])
+            secs = (time.perf_counter() - t0) * args.n / len(sub)
+            e, same_sc = rel_err(sc, t_true[sub])
+            ok = e <= 1e-4 and same_sc
+            print(f"(a) scipy solve_ivp {method} loop, rtol=atol={tol:g}: {secs:.1f} s for {args.n} "
+                  f"(timed on {len(sub)}, scaled); max rel err {e:.1e}{'' if ok else '  (misses 1e-4)'}", flush=True)
+            if ok:
+                t_sc[f"{method}@{tol:g}"] = secs
+                break
     tight = np.array([scipy_time_to_gamma(logits[i], reward[i], reward[i], g, t_max=1e16, pivot=True)
                       for i in sub[:16]])
     e_ref, _ = rel_err(t_true[sub[:16]], tight)
@@ -130,8 +135,9 @@ def main():
     print(f"(b) fixed-step Euler (h={h}), batched: {per_step * 1e3:.2f} ms/step; reaching max t_γ needs "
           f"{need:.1e} steps ≈ {need * per_step:.1e} s")
     best = min(t_sc.values())
-    print(f"speed-up vs (a) best scipy loop: {best / t_ours:.1f}x (RK45 {t_sc['RK45'] / t_ours:.1f}x, DOP853 "
-          f"{t_sc['DOP853'] / t_ours:.1f}x); vs lockstep vmap: {t_lock / t_ours:.1f}x; vs (b): "
+    each = ", ".join(f"{k} {v / t_ours:.1f}x" for k, v in t_sc.items())
+    print(f"speed-up vs (a) fastest scipy loop at ≤ 1e-4: {best / t_ours:.1f}x ({each}); vs lockstep vmap: "
+          f"{t_lock / t_ours:.1f}x; vs (b): "
           f"{need * per_step / t_ours:.1e}x   (target ≥ 30x vs (a) at max rel err ≤ 1e-4: "
           f"{'met' if best / t_ours >= 30 and err <= 1e-4 else 'NOT met'})")
 

@@ -36,13 +36,17 @@ from ._solver import HitResult, first_hitting_time, first_hitting_times, integra
 Array = jax.Array
 
 
-def _column_rhs(logref, reward, lam, n_prompts):
+def _column_rhs(logref, reward, lam, n_prompts, with_kl: bool = True):
+    """rhs(θ) -> (dθ/dt, (π, ln π)) for one column: (1/|S|) π ⊙ (r^KL − E_π r^KL) (Lemma 7, Eq. 4).
+
+    ``with_kl=False`` is the λ = 0 specialisation (no log-ratio terms); the result is the same.
+    """
     finite_ref = jnp.isfinite(logref)
 
     def rhs(theta):
         pi, logp = policy_and_log(theta)
-        lr = jnp.where(finite_ref, logp - logref, 0.0)
-        return pi * centered(pi, reward - lam * lr) / n_prompts
+        rkl = reward - lam * jnp.where(finite_ref, logp - logref, 0.0) if with_kl else reward
+        return pi * centered(pi, rkl) / n_prompts, (pi, logp)
 
     return rhs
 
@@ -65,38 +69,40 @@ def _certificate_constants(logref, reward, lam, measure, target):
                 gap=gap, m_a=m_a, excess=jnp.maximum(m_rest - m_a, 0.0))
 
 
-def _column_certificate(c, reward, lam, target):
+def _column_certificate(c, reward, lam, target, with_kl: bool = True):
     """certify(θ) = True ⇒ E_{π_θ(t')}[measure] < target for every later t' (see module docstring)."""
 
-    def certify(theta):
-        pi, logp = policy_and_log(theta)
-        kl_star = jnp.maximum(jnp.sum(pi * (logp - c["log_star"])), 0.0)
-        bound_kl = c["v_star"] + c["spread"] * jnp.sqrt(kl_star / 2)
+    def certify(theta, aux):
+        pi, logp = aux
         mass_out = jnp.clip((c["r_max"] - jnp.sum(pi * reward)) / c["gap"], 0.0, 1.0)
-        bound_0 = c["m_a"] + mass_out * c["excess"]
-        bound = jnp.where(lam > 0, bound_kl, bound_0)
+        bound = c["m_a"] + mass_out * c["excess"]
+        if with_kl:
+            kl_star = jnp.maximum(jnp.sum(pi * (logp - c["log_star"])), 0.0)
+            bound = jnp.where(lam > 0, c["v_star"] + c["spread"] * jnp.sqrt(kl_star / 2), bound)
         return c["trivially"] | (bound < target)
 
     return certify
 
 
-def _column_problem(n_prompts):
-    """make(p) for :func:`first_hitting_times`: one column's (rhs, event, certify) from its parameters."""
+def _column_problem(n_prompts, with_kl):
+    """make(p) for :func:`first_hitting_times`: one column's (rhs, event, certify) from its parameters; the
+    event and the certificate reuse the softmax the right-hand side computed at the same point."""
 
     def make(p):
-        rhs = _column_rhs(p["logref"], p["reward"], p["lam"], n_prompts)
-        event = lambda th: jnp.sum(jax.nn.softmax(th) * p["measure"]) - p["target"]  # noqa: E731
-        return rhs, event, _column_certificate(p["cert"], p["reward"], p["lam"], p["target"])
+        rhs = _column_rhs(p["logref"], p["reward"], p["lam"], n_prompts, with_kl)
+        event = lambda th, aux: jnp.sum(aux[0] * p["measure"]) - p["target"]  # noqa: E731
+        return rhs, event, _column_certificate(p["cert"], p["reward"], p["lam"], p["target"], with_kl)
 
     return make
 
 
-@functools.partial(jax.jit, static_argnames=("lanes",))
-def _batched_columns(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps, lanes):
+@functools.partial(jax.jit, static_argnames=("lanes", "with_kl"))
+def _batched_columns(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps, lanes,
+                     with_kl=True):
     target = jnp.sum(jax.nn.softmax(theta0) * measure, -1) + gamma
     cert = jax.vmap(_certificate_constants)(logref, reward, lam, measure, target)
     params = dict(logref=logref, reward=reward, lam=lam, measure=measure, target=target, cert=cert)
-    return first_hitting_times(_column_problem(n_prompts), params, theta0, lanes=lanes, rtol=rtol, atol=atol,
+    return first_hitting_times(_column_problem(n_prompts, with_kl), params, theta0, lanes=lanes, rtol=rtol, atol=atol,
                                t_max=t_max, max_steps=max_steps)
 
 
@@ -134,7 +140,8 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
     theta0, reward, logref, lam, n_prompts = _flat_columns(inst)
     gam = jnp.broadcast_to(jnp.asarray(gamma, jnp.float64), batch).reshape(-1)
     res = _batched_columns(theta0, reward, logref, lam, n_prompts, measure.reshape(theta0.shape), gam,
-                           rtol, atol, t_max, max_steps, lanes=min(int(lanes), theta0.shape[0]))
+                           rtol, atol, t_max, max_steps, lanes=min(int(lanes), theta0.shape[0]),
+                           with_kl=not (_checks.is_concrete(lam) and not np.any(np.asarray(lam) > 0)))
     return HitResult(*(jnp.reshape(a, batch) for a in res))
 
 
@@ -167,7 +174,7 @@ def flow_logits(inst: Instance, t, *, rtol: float = 1e-10, atol: float = 1e-10) 
 def _trajectory_columns(theta0, reward, logref, lam, n_prompts, dts, rtol, atol):
     def advance(theta, dt):
         def one(th, r, lr, la):
-            return integrate(_column_rhs(lr, r, la, n_prompts), th, dt, rtol=rtol, atol=atol)
+            return integrate(lambda y: _column_rhs(lr, r, la, n_prompts)(y)[0], th, dt, rtol=rtol, atol=atol)
 
         nxt = jax.vmap(one)(theta, reward, logref, lam)
         return nxt, nxt

@@ -60,15 +60,19 @@ class HitResult(NamedTuple):
 
 
 def rk_step(rhs: Callable, y: Array, f0: Array, h: Array):
-    """One Dormand–Prince step of size h from (y, f0 = rhs(y)): returns (y_new, f(y_new), error)."""
+    """One Dormand–Prince step of size h from (y, f0 = rhs(y)): returns (y_new, f(y_new), error, aux).
+
+    ``rhs(y) -> (f, aux)``: ``aux`` of the last (FSAL) evaluation, at y_new, is returned so that the event and
+    the certificate can reuse what the right-hand side computed there (e.g. the softmax).
+    """
     ks = [f0]
     for i in range(1, 6):
         yi = y + h * sum(a * k for a, k in zip(_A[i], ks) if a != 0.0)
-        ks.append(rhs(yi))
+        ks.append(rhs(yi)[0])
     y_new = y + h * sum(b * k for b, k in zip(_B, ks) if b != 0.0)
-    f_new = rhs(y_new)
+    f_new, aux = rhs(y_new)
     err = h * sum(e * k for e, k in zip(_E, ks + [f_new]) if e != 0.0)
-    return y_new, f_new, err
+    return y_new, f_new, err, aux
 
 
 def _norm(x):
@@ -80,7 +84,7 @@ def _initial_step(rhs, y0, f0, rtol, atol):
     scale = atol + jnp.abs(y0) * rtol
     d0, d1 = _norm(y0 / scale), _norm(f0 / scale)
     h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / jnp.maximum(d1, 1e-300))
-    f1 = rhs(y0 + h0 * f0)
+    f1 = rhs(y0 + h0 * f0)[0]
     d2 = _norm((f1 - f0) / scale) / h0
     dmax = jnp.maximum(d1, d2)
     h1 = jnp.where(dmax <= 1e-15, jnp.maximum(1e-6, h0 * 1e-3), (0.01 / jnp.maximum(dmax, 1e-300)) ** (1 / 5))
@@ -106,10 +110,10 @@ class _State(NamedTuple):
 
 def _init(rhs, event, certify, y0, rtol, atol) -> _State:
     y0 = jnp.asarray(y0, jnp.float64)
-    f0 = rhs(y0)
-    g0 = event(y0)
+    f0, aux0 = rhs(y0)
+    g0 = event(y0, aux0)
     h0 = _initial_step(rhs, y0, f0, rtol, atol)
-    status0 = jnp.where(g0 >= 0, REACHED, jnp.where(certify(y0) | jnp.all(f0 == 0), UNREACHABLE, _RUNNING))
+    status0 = jnp.where(g0 >= 0, REACHED, jnp.where(certify(y0, aux0) | jnp.all(f0 == 0), UNREACHABLE, _RUNNING))
     zero = jnp.zeros(())
     return _State(zero, y0, f0, g0, h0, status0, jnp.asarray(0), jnp.asarray(False), zero, zero, zero, zero,
                   jnp.asarray(0), jnp.where(g0 >= 0, 0.0, jnp.inf))
@@ -123,8 +127,8 @@ def _advance(rhs, event, certify, s: _State, rtol, atol, t_max, max_steps, xtol)
     ok = (trial > s.a + 1e-3 * width) & (trial < s.b - 1e-3 * width)
     trial = jnp.where(ok, trial, 0.5 * (s.a + s.b))
     h = jnp.where(s.bracketing, trial, s.h)
-    y_new, f_new, err = rk_step(rhs, s.y, s.f, h)
-    g_new = event(y_new)
+    y_new, f_new, err, aux = rk_step(rhs, s.y, s.f, h)
+    g_new = event(y_new, aux)
     steps = s.steps + 1
 
     # --- stepping mode -----------------------------------------------------------------------------
@@ -139,7 +143,7 @@ def _advance(rhs, event, certify, s: _State, rtol, atol, t_max, max_steps, xtol)
     y_step = jnp.where(moved, y_new, s.y)
     f_step = jnp.where(moved, f_new, s.f)
     g_step = jnp.where(moved, g_new, s.g)
-    st_step = jnp.where(moved & certify(y_new), UNREACHABLE, _RUNNING)
+    st_step = jnp.where(moved & certify(y_new, aux), UNREACHABLE, _RUNNING)
     st_step = jnp.where(moved & (t_step >= t_max), HORIZON, st_step)
 
     # --- bracketing mode (Illinois) ----------------------------------------------------------------
@@ -207,10 +211,12 @@ def first_hitting_time(
     Under ``vmap`` the loop runs in lockstep until the slowest trajectory is done; for large batches of
     trajectories with very different step counts use :func:`first_hitting_times`.
     """
-    certify = certify if certify is not None else (lambda y: jnp.asarray(False))
-    s0 = _init(rhs, event, certify, y0, rtol, atol)
+    rhs_a = lambda y: (rhs(y), None)  # noqa: E731
+    event_a = lambda y, _: event(y)  # noqa: E731
+    certify_a = (lambda y, _: jnp.asarray(False)) if certify is None else (lambda y, _: certify(y))
+    s0 = _init(rhs_a, event_a, certify_a, y0, rtol, atol)
     s = jax.lax.while_loop(lambda s: s.status == _RUNNING,
-                           lambda s: _advance(rhs, event, certify, s, rtol, atol, t_max, max_steps, xtol), s0)
+                           lambda s: _advance(rhs_a, event_a, certify_a, s, rtol, atol, t_max, max_steps, xtol), s0)
     return _result(s)
 
 
@@ -229,7 +235,8 @@ def first_hitting_times(
     """:func:`first_hitting_time` for a batch of n independent problems, scheduled on ``lanes`` SIMD lanes.
 
     ``make(p) -> (rhs, event, certify)`` builds problem i from its parameters ``p`` (the i-th slice of the
-    pytree ``params``, leading axis n); ``y0`` is [n, d]. Results are identical to vmapping
+    pytree ``params``, leading axis n), with ``rhs(y) -> (f, aux)``, ``event(y, aux)`` and ``certify(y, aux)``
+    (``aux``: whatever the right-hand side computed at y that the other two can reuse); ``y0`` is [n, d]. Results are identical to vmapping
     :func:`first_hitting_time` (same steps, same arithmetic), but the cost is not n × (steps of the slowest
     problem): a lane whose problem finishes is refilled with the next problem in the queue at once, so the
     batch costs ≈ Σ_i steps_i / lanes iterations plus one tail, whatever the spread of step counts (t_γ
@@ -285,8 +292,9 @@ def integrate(rhs: Callable[[Array], Array], y0: Array, t1, *, rtol: float = 1e-
     """y(t1) for dy/dt = rhs(y), y(0) = y0, by adaptive Dormand–Prince steps (last step lands on t1)."""
     y0 = jnp.asarray(y0, jnp.float64)
     t1 = jnp.asarray(t1, jnp.float64)
+    rhs_a = lambda y: (rhs(y), None)  # noqa: E731
     f0 = rhs(y0)
-    h0 = _initial_step(rhs, y0, f0, rtol, atol)
+    h0 = _initial_step(rhs_a, y0, f0, rtol, atol)
 
     def cond(c):
         t, _, _, _, n = c
@@ -295,7 +303,7 @@ def integrate(rhs: Callable[[Array], Array], y0: Array, t1, *, rtol: float = 1e-
     def body(c):
         t, y, f, h, n = c
         h = jnp.minimum(h, t1 - t)
-        y_new, f_new, err = rk_step(rhs, y, f, h)
+        y_new, f_new, err, _ = rk_step(rhs_a, y, f, h)
         scale = atol + rtol * jnp.maximum(jnp.abs(y), jnp.abs(y_new))
         en = _norm(err / scale)
         en = jnp.where(jnp.isfinite(en), en, jnp.inf)

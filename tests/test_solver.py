@@ -41,7 +41,7 @@ def test_first_hitting_times_generic_problem():
     c = jnp.array([3.0, 10.0, 1e6, 2.0, 2.0])
 
     def make(p):
-        return (lambda y: p[0] * y), (lambda y: y[0] - p[1]), (lambda y: jnp.asarray(False))
+        return (lambda y: (p[0] * y, None)), (lambda y, _: y[0] - p[1]), (lambda y, _: jnp.asarray(False))
 
     res = first_hitting_times(make, jnp.stack([a, c], 1), jnp.ones((5, 1)), lanes=2, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.asarray(res.t[:4]), np.log(np.asarray(c[:4])) / np.asarray(a[:4]), rtol=1e-9)
