@@ -31,7 +31,16 @@ from ._objective import (  # noqa: E402
     prompt_objective,
     value,
 )
-from ._solver import HORIZON, MAX_STEPS, REACHED, STATUS_NAMES, UNREACHABLE, HitResult, first_hitting_time  # noqa: E402
+from ._solver import (  # noqa: E402
+    HORIZON,
+    MAX_STEPS,
+    REACHED,
+    STATUS_NAMES,
+    UNREACHABLE,
+    HitResult,
+    first_hitting_time,
+    first_hitting_times,
+)
 from ._flow import (  # noqa: E402
     flow_logits,
     flow_trajectory,
