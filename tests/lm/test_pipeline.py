@@ -74,3 +74,19 @@ def test_config_mismatch_is_refused(tmp_path):
     pipeline.save_config(CFG, str(tmp_path))
     with pytest.raises(ValueError, match="different config"):
         pipeline.save_config(get_config("small"), str(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["global", "prompt_variance"])
+def test_rmtheory_evaluate_agrees_with_the_pipeline_evaluation_stage(tiny_run, scheme):
+    """`rmtheory evaluate` on the files the evaluation stage writes reproduces its numbers to 1e-12."""
+    from rmtheory.evaluate import evaluate
+
+    out, _ = tiny_run
+    stage = json.load(open(os.path.join(out, "rm_eval.json")))["report"]
+    rep = evaluate(os.path.join(out, "eval_rewards.csv"), off_policy=os.path.join(out, "eval_offpolicy.csv"),
+                   normalisation=scheme, bootstrap=50, seed=0)
+    assert sorted(m.name for m in rep.models) == sorted(SOURCES)
+    for name in SOURCES:
+        for k in ("var", "acc_on", "acc_off", "on_off", "var_acc", "mean", "std"):
+            assert abs(getattr(rep[name], k) - stage[name][scheme][k]) <= 1e-12, (name, k)
