@@ -102,14 +102,19 @@ def _random_tabular(rng, n, lam_max=1.0, scales=True):
 # checks
 # --------------------------------------------------------------------------------------------------
 
-def check_prop3(rng, cfg):
-    """Proposition 3 [T]: per-prompt variance, |S| = 2, any timed reward r."""
-    n = cfg["n"]
+def _random_timed_case(rng, n):
+    """Random tabular instances, a separate timed reward r and a reachable γ per prompt."""
     logits, reward, lam = _random_tabular(rng, n)
     meas = rng.uniform(-1, 1, reward.shape)
     pi = _softmax(logits)
     v0 = (pi * meas).sum(-1)
     gamma = rng.uniform(0.05, 0.95, v0.shape) * (meas.max(-1) - v0)
+    return logits, reward, lam, meas, pi, gamma
+
+
+def check_prop3(rng, cfg):
+    """Proposition 3 [T]: per-prompt variance, |S| = 2, any timed reward r."""
+    logits, reward, lam, meas, pi, gamma = _random_timed_case(rng, cfg["n"])
     bound = np.asarray(B.prop3_time_lower_bound(_var(pi, reward), gamma, N_PROMPTS))
     t = _hit(logits, reward, lam, gamma, meas)
     return _lower_row("Prop 3 (tabular, |S|=2)", t, bound)
@@ -117,12 +122,7 @@ def check_prop3(rng, cfg):
 
 def check_thm4_tabular(rng, cfg):
     """Theorem 4 with L = J = 1 on tabular instances: mean variance over S, every prompt."""
-    n = cfg["n"]
-    logits, reward, lam = _random_tabular(rng, n)
-    meas = rng.uniform(-1, 1, reward.shape)
-    pi = _softmax(logits)
-    v0 = (pi * meas).sum(-1)
-    gamma = rng.uniform(0.05, 0.95, v0.shape) * (meas.max(-1) - v0)
+    logits, reward, lam, meas, pi, gamma = _random_timed_case(rng, cfg["n"])
     mean_var = _var(pi, reward).mean(-1, keepdims=True)
     bound = np.asarray(B.thm4_time_lower_bound(mean_var, gamma, lam[:, None]))
     t = _hit(logits, reward, lam, gamma, meas)
