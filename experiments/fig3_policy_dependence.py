@@ -1,6 +1,6 @@
 """Figure 3 (Theorem 3 / Theorem 6): which RM is the better teacher depends on the initial policy.
 
-One prompt, |Y| = 6, r_G = (1, 0.9, rest uniform in [−1, 0]) (seeded), γ = 0.2, λ = 0, slowness T = 8,
+One prompt, |Y| = 8, r_G = (1, 0.9, rest uniform in [−1, 0]) (seeded), γ = 0.2, λ = 0, slowness T = 8,
 c = 0.3, V_0 = 0. Initial policies are drawn from Π (mass c on y^γ = 0, ≤ T^{−2} on y'^γ = 1) and Π′
 (roles swapped) with :func:`rmtheory.sample_thm6_policies`; r_RM / r′_RM are the one-hot rewards on y^γ / y'^γ.
 Each of the 2×2 cells shows E_π(t)[r_G] along the exact flow for every sampled policy, with the median t_γ
@@ -21,13 +21,14 @@ import _common as C  # noqa: E402
 import rmtheory as rt  # noqa: E402
 
 NAME = "fig3_policy_dependence"
-GAMMA, SLOWNESS, C_MASS, V0, N_OUT = 0.2, 8.0, 0.3, 0.0, 6
+GAMMA, SLOWNESS, C_MASS, V0, N_OUT = 0.2, 8.0, 0.3, 0.0, C.N_OUTPUTS
+DISPLAY = {"r_RM (one-hot on y^γ)": "r$_{RM}$ (one-hot on y$^γ$)", "r′_RM (one-hot on y′^γ)": "r′$_{RM}$ (one-hot on y′$^γ$)"}
 
 
 def run(quick: bool = False, seed: int = 0, out: str = "figures"):
-    k0, k1, k2 = jax.random.split(jax.random.PRNGKey(seed), 3)
-    r_g = np.concatenate([[1.0, 0.9], np.sort(np.asarray(jax.random.uniform(k0, (N_OUT - 2,), minval=-1.0,
-                                                                             maxval=0.0)))[::-1]])
+    _, k1, k2 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    rng = np.random.default_rng([seed, 3])
+    r_g = np.concatenate([[1.0, 0.9], np.sort(rng.uniform(-1.0, 0.0, N_OUT - 2))[::-1]])
     n = 6 if quick else 24
     fam = {"Π": rt.sample_thm6_policies(k1, r_g, 0, 1, GAMMA, SLOWNESS, C_MASS, n, family="Pi", v0=V0),
            "Π′": rt.sample_thm6_policies(k2, r_g, 0, 1, GAMMA, SLOWNESS, C_MASS, n, family="Pi_prime", v0=V0)}
@@ -36,8 +37,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     pis = np.concatenate([fam[f] for f, _ in cells])  # [4n, Y]
     rw = np.concatenate([np.broadcast_to(rms[r], (n, N_OUT)) for _, r in cells])
     inst = rt.make_instance(np.log(pis)[:, None], rw[:, None])
-    meas = np.broadcast_to(r_g, (len(pis), 1, N_OUT))
-    t = np.asarray(rt.time_to_gamma(inst, GAMMA, measure=meas).t)[:, 0]
+    t, _ = C.tabular_t_gamma(np.log(pis), rw, np.broadcast_to(r_g, (len(pis), N_OUT)), GAMMA)
     var = np.asarray(rt.reward_variance(pis, rw))
     fin = t[np.isfinite(t)]
     ts = np.concatenate([[0.0], np.geomspace(1e-2, 3 * fin.max(), 50 if quick else 150)])
@@ -84,17 +84,23 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
         ax.axvline(s["median_t_gamma"], color=col, lw=1.5, label=f"median t$_γ$ = {s['median_t_gamma']:.3g}")
         ax.axvline(s["bound_median"], color="0.3", ls=":", lw=1.5,
                    label=f"Thm. 6 {s['bound_kind']} bound ≈ {s['bound_median']:.3g}")
-        ax.set_title(f"initial policy ∈ {f},  teacher {r}\nmedian Var = {s['median_variance']:.2g}  → "
-                     f"{'FAST' if fast else 'SLOW'}", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.set_title(f"initial policy ∈ {f},  teacher {DISPLAY[r]}\nmedian Var$_{{π_0}}$[r$_{{RM}}$] = "
+                     f"{s['median_variance']:.2g}  → {'FAST' if fast else 'SLOW'}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
         ax.grid(alpha=0.3)
         if ci // 2 == 1:
-            ax.set_xlabel("gradient-flow time t  (flow time, log scale)")
+            ax.set_xlabel("gradient-flow time t  (units of the flow's time t; log scale)")
         if ci % 2 == 0:
             ax.set_ylabel("E$_{π_{θ(t)}}$[r$_G$]  (reward units)")
     fig.suptitle(f"Theorem 3: the better teacher depends on the initial policy ({n} policies per family, "
                  f"|Y|={N_OUT}, γ={GAMMA}, T={SLOWNESS:g}, c={C_MASS}, λ=0)", fontsize=10)
     fig.tight_layout()
+    C.caption(fig, f"Π: initial policies with mass c = {C_MASS} on y$^γ$ and ≤ 1/T² on y′$^γ$ (Π′: roles swapped), "
+              f"all with E$_{{π_0}}$[r$_G$] = V$_0$ = {V0:g}; r$_G$(y$^γ$) = 1, r$_G$(y′$^γ$) = 0.9. Both teachers are "
+              "one-hot ±1 rewards that differ only in which output they reward: the teacher is fast when the initial "
+              "policy already covers its rewarded output (high variance) and slow otherwise (variance ≤ 8/T²). "
+              "Thin lines: individual initial policies; dotted: Theorem 6's bound (fast cells: an UPPER bound on "
+              "t$_γ$; slow cells: a LOWER bound).", y=0.0)
     C.save_figure(fig, out, NAME + ".png")
     return {"rows": rows, "summary": summary}
 

@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+from rmtheory._figures_cli import configure  # the options of `rmtheory figures`, defined once
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -58,16 +60,19 @@ def run_all(quick: bool, seed: int, out: str, only=None, directory: str = HERE) 
         load(path).run(quick=quick, seed=seed, out=out)
         timings[key] = time.perf_counter() - t0
         print(f"[{i}/{len(todo)}] {key} done in {timings[key]:.1f} s", flush=True)
-    print(f"all figures done in {time.perf_counter() - t_all:.1f} s", flush=True)
+    total = time.perf_counter() - t_all
+    print(f"all figures done in {total:.1f} s", flush=True)
+    if not only:  # a full run records its wall times next to the figures
+        import json
+        import platform
+
+        os.makedirs(out, exist_ok=True)
+        rec = {"mode": "quick" if quick else "default", "seed": seed, "seconds": {k: round(v, 1) for k, v in timings.items()},
+               "total_seconds": round(total, 1), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+               "command": "python experiments/make_figures.py" + (" --quick" if quick else "")}
+        with open(os.path.join(out, "make_figures_timings.json"), "w") as f:
+            f.write(json.dumps(rec, indent=2) + "\n")
     return timings
-
-
-def configure(p: argparse.ArgumentParser):
-    p.add_argument("--quick", action="store_true", help="small configurations (CI, ~1 min in all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
-    p.add_argument("--out", default="figures", help="output directory (PNG + CSV/JSON data)")
-    p.add_argument("--only", action="append", metavar="NAME",
-                   help="run only this figure (fig1 … fig5, or a script name prefix); repeatable")
 
 
 def main(argv=None) -> int:

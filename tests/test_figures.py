@@ -1,0 +1,320 @@
+"""The figure scripts (``experiments/fig*.py``, quick mode), ``rmtheory figures`` and the scaling-law notebook.
+
+The quick figures run once per session (module fixture) in a subprocess, exactly as
+``python experiments/make_figures.py --quick --out DIR``; each test then checks one figure's PNG and data:
+expected columns, sane values and the inequalities the figure illustrates (measured t_γ ≥ its lower bound,
+…). The subprocess compiles with XLA's backend optimisation level 0, which roughly halves the JIT time of
+the quick run; it changes results only at the rounding level (compared below against an in-process run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXP = ROOT / "experiments"
+sys.path.insert(0, str(EXP))
+import _common as C  # noqa: E402
+
+FIGURES = {
+    "fig1": "fig1_scaling_law",
+    "fig2": "fig2_accuracy_not_enough",
+    "fig3": "fig3_policy_dependence",
+    "fig4": "fig4_landscape",
+    "fig5": "fig5_flow_vs_practice",
+}
+DATA_EXT = {"fig1": ("csv", "json"), "fig2": ("csv", "json"), "fig3": ("csv", "json"), "fig4": ("csv", "json"),
+            "fig5": ("csv", "json")}
+FAST_XLA = "--xla_backend_optimization_level=0"
+TOL = 1e-9
+
+
+def _env(**extra):
+    env = dict(os.environ, **extra)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + FAST_XLA).strip()
+    return env
+
+
+class _QuickRun:
+    """``make_figures.py --quick`` in a background subprocess, started once per module; ``wait()`` returns
+    its output directory. The notebook and CLI tests run first (they compile in another process) while it
+    runs, which roughly halves this file's wall time on two cores."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.t0 = time.perf_counter()
+        self.log = open(out.parent / (out.name + ".log"), "w+")
+        self.proc = subprocess.Popen([sys.executable, str(EXP / "make_figures.py"), "--quick", "--seed", "0",
+                                      "--out", str(out)], env=_env(), stdout=self.log, stderr=subprocess.STDOUT,
+                                     text=True, cwd=str(ROOT))
+        self.rc = None
+
+    def wait(self) -> Path:
+        if self.rc is None:
+            self.rc = self.proc.wait(timeout=900)
+            self.log.seek(0)
+            self.text = self.log.read()
+            print(f"quick figures: {time.perf_counter() - self.t0:.1f} s")
+        assert self.rc == 0, f"make_figures --quick failed:\n{self.text[-6000:]}"
+        assert "all figures done" in self.text
+        return self.out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    run = _QuickRun(tmp_path_factory.mktemp("figures") / "quick")
+    yield run
+    run.stop()
+
+
+@pytest.fixture
+def quick(quick_run):
+    """Output directory of the module's quick run (all five figures), waiting for it if needed."""
+    return quick_run.wait()
+
+
+def _json(d: Path, fig: str):
+    return json.loads((d / f"{FIGURES[fig]}.json").read_text())
+
+
+def _csv(d: Path, fig: str):
+    return C.read_csv(str(d / f"{FIGURES[fig]}.csv"))
+
+
+def _f(x):
+    """A JSON number (non-finite floats are stored as strings)."""
+    return float(x)
+
+
+# --------------------------------------------------------------------------------------------------
+# Notebook
+# --------------------------------------------------------------------------------------------------
+
+NOTEBOOK = EXP / "scaling_law.ipynb"
+
+
+def test_notebook_stored_without_outputs():
+    import nbformat
+
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert "RMTHEORY_QUICK" in "".join(c.source for c in code)
+
+
+def test_notebook_executes_in_quick_mode(quick_run, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("RMTHEORY_QUICK", "1")
+    monkeypatch.setenv("XLA_FLAGS", _env()["XLA_FLAGS"])
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                   if o.get("output_type") == "stream")
+    assert "QUICK=True" in text
+    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    for fam in ("tabular, rescaled RM", "tabular, peaked policies", "autoregressive tabular"):
+        assert fam in text
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI and make_figures
+# --------------------------------------------------------------------------------------------------
+
+def test_cli_figures_only_fig2(quick_run, tmp_path):
+    """``rmtheory figures --quick --only fig2`` in process (while the quick run works in its subprocess);
+    deterministic: the same data as the quick run's fig2."""
+    from rmtheory.cli import main
+
+    assert main(["figures", "--quick", "--only", "fig2", "--out", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(f"{FIGURES['fig2']}.{e}" for e in ("png", "csv", "json"))
+    a, b = _json(tmp_path, "fig2"), _json(quick_run.wait(), "fig2")
+    np.testing.assert_allclose([_f(x) for x in a["slow_sweep"]["t_gamma"]],
+                               [_f(x) for x in b["slow_sweep"]["t_gamma"]], rtol=1e-7)
+    assert [m["accuracy"] for m in a["models"]] == [m["accuracy"] for m in b["models"]]
+
+
+def test_cli_figures_bad_only(tmp_path, capsys):
+    from rmtheory.cli import main
+
+    assert main(["figures", "--quick", "--only", "fig9", "--out", str(tmp_path)]) == 2
+    assert "fig9" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_make_figures_discovers_every_script():
+    import make_figures
+
+    assert sorted(make_figures.scripts()) == sorted(FIGURES)
+    for key, path in make_figures.scripts().items():
+        assert os.path.basename(path) == FIGURES[key] + ".py"
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fig", sorted(FIGURES))
+def test_png_and_data_written(quick, fig):
+    png = quick / f"{FIGURES[fig]}.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(str(png))
+    assert img.shape[0] >= 400 and img.shape[1] >= 600  # readable at 100 % zoom, not a thumbnail
+    assert img.std() > 0.05  # not blank
+    for ext in DATA_EXT[fig]:
+        path = quick / f"{FIGURES[fig]}.{ext}"
+        assert path.is_file() and path.stat().st_size > 0
+    json.loads((quick / f"{FIGURES[fig]}.json").read_text())  # strict JSON (no NaN literals)
+    assert not list(quick.glob("*.tmp*")), "atomic writes left temporary files"
+
+
+# --------------------------------------------------------------------------------------------------
+# Figure 1: scaling law
+# --------------------------------------------------------------------------------------------------
+
+def test_fig1_scaling_law(quick):
+    d = _csv(quick, "fig1")
+    assert {"family", "variance", "t_gamma", "status", "gamma", "bound_prop3", "bound_thm4", "jacobian"} <= set(d)
+    fams = set(d["family"])
+    assert {"tabular, rescaled RM", "tabular, peaked policies", "autoregressive tabular (|V|=3, L=2)",
+            "neural: MLP policy (|V|=3, L=2)", "worst case: 2 equiprobable outputs"} == fams
+    t, var, b3, b4 = d["t_gamma"], d["variance"], d["bound_prop3"], d["bound_thm4"]
+    assert np.all(var >= 0) and np.all(var <= 1 + TOL)
+    assert not np.any(np.isnan(t))
+    # every measured t_γ is at least its lower bound(s): Prop. 3 for tabular rows, Thm. 4 for all
+    assert np.all(t >= b4 * (1 - TOL))
+    tab = np.isfinite(b3)
+    assert tab.sum() > 0 and np.all(t[tab] >= b3[tab] * (1 - TOL))
+    assert np.all(np.isnan(b3[d["family"] == "neural: MLP policy (|V|=3, L=2)"]))  # Prop. 3 is tabular only
+    mlp = d["family"] == "neural: MLP policy (|V|=3, L=2)"
+    assert mlp.sum() >= 4 and np.all(np.isfinite(t[mlp])) and np.all(d["jacobian"][mlp] > 0)
+    for fam in fams - {"tabular, peaked policies", "tabular, rescaled RM"}:
+        assert np.all(np.isfinite(t[d["family"] == fam])), fam
+    assert np.isfinite(t[d["family"] == "tabular, rescaled RM"]).mean() > 0.9
+    s = _json(quick, "fig1")
+    for fam, rec in s["families"].items():
+        assert _f(rec["slope"]) < 0, fam
+        assert rec["violations_prop3"] == 0 and rec["violations_thm4"] == 0, fam
+        assert _f(rec["min_ratio_thm4"]) >= 1 - TOL
+    # rescaling r_RM rescales time exactly: t_γ ∝ Var^{-1/2} along the worst-case line
+    assert abs(_f(s["families"]["worst case: 2 equiprobable outputs"]["slope"]) + 0.5) < 1e-3
+    w = s["worst_case"]
+    assert w["violations"] == 0 and w["below_floor"] == 0
+    assert 1.0 <= _f(w["min_ratio"]) < 2.1  # two equiprobable outputs at small γ approach the floor 1 + e^{-γ/2}
+    assert _f(w["min_ratio"]) >= _f(w["at"]["floor_at_gamma"]) * (1 - 1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# Figure 2: Theorem 2
+# --------------------------------------------------------------------------------------------------
+
+def test_fig2_accuracy_not_enough(quick):
+    d = _csv(quick, "fig2")
+    assert {"time", "reward_model", "ground_truth_reward"} <= set(d)
+    assert np.all(np.abs(d["ground_truth_reward"]) <= 1 + TOL) and np.all(d["time"] >= 0)
+    s = _json(quick, "fig2")
+    perfect = [m for m in s["models"] if m["label"].startswith("r_perfect")]
+    fast = [m for m in s["models"] if not m["label"].startswith("r_perfect")]
+    assert len(perfect) >= 2 and len(fast) == 1
+    for m in s["models"]:
+        assert 0 <= m["accuracy"] <= 1 and m["variance"] >= 0
+    assert all(m["accuracy"] == 1.0 for m in perfect)
+    assert fast[0]["accuracy"] <= 2.0 / s["n_outputs"] + TOL
+    sw = s["slow_sweep"]
+    T, t, lb = (np.array([_f(x) for x in sw[k]]) for k in ("slowness", "t_gamma", "thm5_slow_lower_bound"))
+    assert np.all(np.array(sw["accuracy"]) == 1.0)
+    assert np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)  # t_γ increasing in T at accuracy 1
+    assert np.all(t >= lb * (1 - TOL))
+    assert _f(s["fast"]["t_gamma"]) <= _f(s["fast"]["thm5_fast_upper_bound"]) * (1 + TOL)
+    # the inaccurate RM beats the accurate ones once T is large
+    assert _f(s["fast"]["t_gamma"]) < t[-1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Figure 3: Theorem 3
+# --------------------------------------------------------------------------------------------------
+
+def test_fig3_policy_dependence(quick):
+    d = _csv(quick, "fig3")
+    assert {"family", "reward_model", "policy_index", "variance", "t_gamma", "bound", "bound_kind"} <= set(d)
+    assert np.all(np.isfinite(d["t_gamma"])) and np.all(d["variance"] >= 0)
+    fast = np.array([k.startswith("upper") for k in d["bound_kind"]])
+    assert fast.sum() > 0 and (~fast).sum() > 0
+    assert np.max(d["t_gamma"][fast]) < np.min(d["t_gamma"][~fast])  # every fast cell beats every slow cell
+    assert np.all(d["t_gamma"][fast] <= d["bound"][fast] * (1 + TOL))  # Thm. 6 fast: upper bound
+    assert np.all(d["t_gamma"][~fast] >= d["bound"][~fast] * (1 - TOL))  # Thm. 6 slow: lower bound
+    s = _json(quick, "fig3")
+    assert len(s["cells"]) == 4 and all(c["bound_holds"] for c in s["cells"])
+    # the 2×2 is a cross: each family has one fast and one slow teacher, and the roles swap
+    kinds = {(c["family"], c["reward_model"]): c["bound_kind"] for c in s["cells"]}
+    for fam in {c["family"] for c in s["cells"]}:
+        assert sorted(v.split()[0] for (f, _), v in kinds.items() if f == fam) == ["lower", "upper"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Figure 4: landscape
+# --------------------------------------------------------------------------------------------------
+
+def test_fig4_landscape(quick):
+    d = _csv(quick, "fig4")
+    assert {"sigma", "scale", "accuracy", "variance", "t_gamma", "status"} <= set(d)
+    assert np.all((d["accuracy"] >= 0) & (d["accuracy"] <= 1))
+    assert np.all(d["variance"] >= 0) and not np.any(np.isnan(d["t_gamma"]))
+    assert np.all(d["t_gamma"] > 0)
+    fin = np.isfinite(d["t_gamma"])
+    assert fin.mean() > 0.5
+    s = _json(quick, "fig4")
+    rv, ra = _f(s["spearman_t_vs_variance_finite_only"]), _f(s["spearman_t_vs_accuracy_finite_only"])
+    assert -1 <= rv <= 1 and -1 <= ra <= 1
+    assert rv < -0.5 and abs(rv) > abs(ra)  # variance, not accuracy, orders the speed
+    assert _f(s["spearman_t_vs_variance"]) < 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Figure 5: flow vs practice
+# --------------------------------------------------------------------------------------------------
+
+def test_fig5_flow_vs_practice(quick):
+    d = _csv(quick, "fig5")
+    sgd = [c for c in d if c.startswith("t_SGD")]
+    assert len(sgd) >= 3, "SGD at several step sizes"
+    assert any(c.startswith("t_Adam") for c in d)
+    assert any(c.startswith("t_REINFORCE") for c in d) and any(c.startswith("t_RLOO") for c in d)
+    assert {"rm_set", "scale", "variance", "accuracy", "t_flow"} <= set(d)
+    assert np.all(np.isfinite(d["t_flow"])) and np.all((d["accuracy"] >= 0) & (d["accuracy"] <= 1))
+    s = _json(quick, "fig5")
+    m = s["methods"]
+    for name, rec in m.items():
+        assert rec["n_not_reached"] == 0, name
+    # small-step SGD is forward Euler of the flow: same times, same ordering
+    small = m["SGD η=0.1"]
+    for st in ("noisy", "rescaled"):
+        assert _f(small[st]["spearman_vs_flow"]) > 0.9
+        assert abs(_f(small[st]["median_ratio_to_flow"]) - 1) < 0.1
+    # Adam is invariant to the reward scale: identical times along pure rescalings (the flow's scale as 1/s)
+    adam = next(k for k in m if k.startswith("Adam"))
+    assert _f(m[adam]["rescaled"]["relative_spread"]) < 1e-6
+    assert _f(small["rescaled"]["relative_spread"]) > 1
+    assert "invariant" in s["adam_note"]
+    rescaled = d["rm_set"] == "rescaled"
+    np.testing.assert_allclose(d["t_flow"][rescaled] * d["scale"][rescaled],
+                               d["t_flow"][rescaled][-1] * d["scale"][rescaled][-1], rtol=1e-6)
