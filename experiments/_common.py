@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from rmtheory._io import atomic
+
 # Flow-time horizon of every t_γ solve in the figures. With λ = 0 a finite t_γ can be astronomically large
 # (the flow first settles near a worse output; theory.md 1.7); such plateau times (1e11 … 1e14) are
 # numerically ill-conditioned, so they are reported as "beyond the horizon" (t_γ = inf, status HORIZON)
@@ -39,6 +41,11 @@ def script_main(run, argv, description: str) -> int:
     return 0
 
 
+def cli(run, doc: str):
+    """``main(argv=None) -> int`` for a figure script whose ``run(quick, seed, out)`` is given."""
+    return lambda argv=None: script_main(run, argv, doc.splitlines()[0])
+
+
 def pyplot():
     import matplotlib
 
@@ -50,23 +57,14 @@ def pyplot():
 
 
 def _atomic(path: str, write) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp{os.getpid()}{ext}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic(write, path)
 
 
 def save_figure(fig, out: str, name: str) -> str:
     """Write ``fig`` to ``out/name`` atomically (tmp file + os.replace) and close it."""
     import matplotlib.pyplot as plt
 
-    path = _atomic(os.path.join(out, name), lambda p: fig.savefig(p, dpi=130, bbox_inches="tight"))
+    path = _atomic(os.path.join(out, name), lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format=os.path.splitext(name)[1][1:]))
     plt.close(fig)
     print(f"wrote {path}")
     return path

@@ -283,8 +283,7 @@ def plot(fams, summary, out):
     C.save_figure(fig, out, NAME + ".png")
 
 
-def main(argv=None) -> int:
-    return C.script_main(run, argv, __doc__.splitlines()[0])
+main = C.cli(run, __doc__)
 
 
 if __name__ == "__main__":

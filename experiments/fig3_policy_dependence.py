@@ -105,8 +105,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     return {"rows": rows, "summary": summary}
 
 
-def main(argv=None) -> int:
-    return C.script_main(run, argv, __doc__.splitlines()[0])
+main = C.cli(run, __doc__)
 
 
 if __name__ == "__main__":

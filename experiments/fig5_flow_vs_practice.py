@@ -159,8 +159,7 @@ def plot(rows, summary, times, which, var, t_flow, scale, n_seeds, out):
     C.save_figure(fig, out, NAME + ".png")
 
 
-def main(argv=None) -> int:
-    return C.script_main(run, argv, __doc__.splitlines()[0])
+main = C.cli(run, __doc__)
 
 
 if __name__ == "__main__":

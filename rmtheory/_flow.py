@@ -30,7 +30,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import _checks
 from ._instance import Instance
-from ._objective import centered, policy_and_log
+from ._objective import lemma7_column
 from ._solver import HitResult, first_hitting_time, first_hitting_times, integrate
 
 Array = jax.Array
@@ -41,12 +41,10 @@ def _column_rhs(logref, reward, lam, n_prompts, with_kl: bool = True):
 
     ``with_kl=False`` is the λ = 0 specialisation (no log-ratio terms); the result is the same.
     """
-    finite_ref = jnp.isfinite(logref)
 
     def rhs(theta):
-        pi, logp = policy_and_log(theta)
-        rkl = reward - lam * jnp.where(finite_ref, logp - logref, 0.0) if with_kl else reward
-        return pi * centered(pi, rkl) / n_prompts, (pi, logp)
+        g, pi, logp = lemma7_column(theta, reward, lam, logref if with_kl else None)
+        return g / n_prompts, (pi, logp)
 
     return rhs
 

@@ -24,14 +24,6 @@ def policy(logits: Array) -> Array:
     return jax.nn.softmax(logits, axis=-1)
 
 
-def policy_and_log(logits: Array) -> tuple[Array, Array]:
-    """(π_θ, ln π_θ) along the last axis with a single exponential per entry (hot path of the flow solver)."""
-    shifted = logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
-    e = jnp.exp(shifted)
-    z = jnp.sum(e, axis=-1, keepdims=True)
-    return e / z, shifted - jnp.log(z)
-
-
 def _lam(inst: Instance) -> Array:
     return jnp.asarray(inst.lam)[..., None, None]
 
@@ -70,17 +62,25 @@ def objective(inst: Instance, logits: Array | None = None) -> Array:
     return jnp.mean(prompt_objective(inst, logits), axis=-1)
 
 
-def centered(pi: Array, v: Array) -> Array:
-    """v − E_π[v] along the last axis, evaluated around the pivot k = argmax π:
-    v_y − E_π v = (v_y − v_k) − Σ_{y'} π(y') (v_{y'} − v_k).
+def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = None):
+    """Lemma 7 along the last axis: (π ⊙ (r^KL − E_π r^KL), π, ln π) for logits θ, with
+    r^KL = r − λ ln(π/π_ref) (``ref_log`` = ln π_ref; None means λ = 0 and skips the log-ratio).
 
-    Algebraically identical to the naive form, but without its cancellation when π is nearly one-hot:
-    then E_π v − v_k = Σ_{y'≠k} π(y')(v_{y'} − v_k) is tiny and is computed to full relative precision, which
-    keeps the flow's right-hand side accurate (and the adaptive solver's steps large) on plateaus.
+    Evaluated around the pivot k = argmax θ: r^KL_y − E_π r^KL = d_y − Σ_y' π(y') d_y' with d = r^KL − r^KL_k.
+    Algebraically identical to the naive form, but without its cancellation when π is nearly one-hot (then
+    Σ π d is tiny and exact to full relative precision), which keeps the flow's right-hand side accurate and the
+    adaptive solver's steps large on plateaus. One exponential per entry; the two sums share one pass.
+    This is the single implementation used by :func:`prompt_gradient` and by the flow solver.
     """
-    k = jnp.argmax(pi, axis=-1, keepdims=True)
-    d = v - jnp.take_along_axis(v, k, axis=-1)
-    return d - jnp.sum(pi * d, axis=-1, keepdims=True)
+    k = jnp.argmax(theta, axis=-1, keepdims=True)
+    shifted = theta - jax.lax.stop_gradient(jnp.take_along_axis(theta, k, axis=-1))
+    e = jnp.exp(shifted)
+    z = jnp.sum(e, axis=-1, keepdims=True)
+    pi = e / z
+    logp = shifted - jnp.log(z)
+    rkl = reward if ref_log is None else reward - lam * jnp.where(jnp.isfinite(ref_log), logp - ref_log, 0.0)
+    d = rkl - jnp.take_along_axis(rkl, k, axis=-1)
+    return pi * (d - jnp.sum(e * d, axis=-1, keepdims=True) / z), pi, logp
 
 
 def prompt_gradient(inst: Instance, logits: Array | None = None) -> Array:
@@ -90,8 +90,7 @@ def prompt_gradient(inst: Instance, logits: Array | None = None) -> Array:
     the gradient with respect to every other column is zero.
     """
     logits = inst.logits if logits is None else logits
-    pi = policy(logits)
-    return pi * centered(pi, kl_reward(inst, logits))
+    return lemma7_column(logits, inst.reward, _lam(inst), log_policy(inst.ref_logits))[0]
 
 
 def gradient(inst: Instance, logits: Array | None = None) -> Array:

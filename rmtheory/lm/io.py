@@ -5,28 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 
 import equinox as eqx
 import numpy as np
 
-
-def _tmp(path):
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-" + os.path.basename(path) + "-")
-    os.close(fd)
-    return tmp
-
-
-def atomic(write, path):
-    tmp = _tmp(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from .._io import atomic
 
 
 def save_json(path, obj):
