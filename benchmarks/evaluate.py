@@ -44,6 +44,38 @@ def generate(directory, rows, k, seed=0):
     return rew, off
 
 
+def baseline(path, n_prompts):
+    """A straightforward reader + per-prompt loop (csv module, numpy per prompt) on the first ``n_prompts``
+    prompts: global z-score, unbiased per-prompt variance and all-pairs on-policy accuracy per model."""
+    import csv
+    from itertools import combinations
+
+    t0 = time.perf_counter()
+    with open(path) as f:
+        r = csv.reader(f)
+        hdr = next(r)
+        groups = {}
+        for row in r:
+            groups.setdefault(row[0], []).append([float(v) for v in row[2:]])
+            if len(groups) > n_prompts:
+                groups.popitem()
+                break
+    arr = [np.asarray(v) for v in groups.values()]
+    allv = np.concatenate(arr)
+    mu, sd = allv.mean(0), allv.std(0)
+    out = {}
+    for j, m in enumerate(hdr[2:-1]):
+        var, acc = [], []
+        for a in arr:
+            z = (a[:, j] - mu[j]) / sd[j]
+            var.append(np.var(z, ddof=1))
+            gt = a[:, -1]
+            acc.append(np.mean([np.sign(z[i1] - z[i2]) == np.sign(gt[i1] - gt[i2])
+                                for i1, i2 in combinations(range(len(z)), 2)]))
+        out[m] = (float(np.mean(var)), float(np.mean(acc)))
+    return out, time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -66,6 +98,12 @@ def main():
     print(f"load + evaluate ({args.bootstrap} bootstrap resamples): {secs:.2f} s  "
           f"({report.meta['n_rows'] / secs:,.0f} rows/s)")
     print("  breakdown: " + ", ".join(f"{k} {v:.2f} s" for k, v in tm.items()))
+    n_base = min(5000, report.meta["n_rows"] // args.k)
+    base, t_base = baseline(rew, n_base)
+    t_base_all = t_base * (args.rows // args.k) / n_base
+    print(f"baseline (csv module + per-prompt numpy loop, no bootstrap): {t_base:.2f} s on {n_base} prompts, "
+          f"scaled to {args.rows // args.k}: {t_base_all:.1f} s; rmtheory evaluate incl. bootstrap is "
+          f"{t_base_all / secs:.1f}x faster")
     try:
         print(f"  cpus available: {len(os.sched_getaffinity(0))}; load average: {os.getloadavg()[0]:.2f}")
     except (AttributeError, OSError):

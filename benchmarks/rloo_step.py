@@ -64,6 +64,18 @@ def main(argv=None):
     updates = R * cfg.rollouts_per_epoch
     print(f"RLOO: {updates / best:.2f} updates/s ({R} runs × {cfg.rollouts_per_epoch} rollouts of "
           f"{cfg.batch_prompts * cfg.k} sequences in {best:.2f}s; best of {a.reps})")
+    # baseline in the same run: one run at a time (what a loop over sources × seeds would do)
+    one = lambda tree: jax.tree_util.tree_map(lambda x: x[:1], tree)  # noqa: E731
+    o1 = update_epoch(one(pols), one(sts), one(rms), one(c), 0)
+    jax.block_until_ready(o1)
+    best1 = float("inf")
+    for r in range(a.reps):
+        t = time.time()
+        o1 = update_epoch(o1[0], o1[1], one(rms), one(c), r + 1)
+        jax.block_until_ready(o1)
+        best1 = min(best1, time.time() - t)
+    print(f"baseline, one run at a time: {cfg.rollouts_per_epoch / best1:.2f} updates/s; the {R} vmapped runs are "
+          f"{(updates / best) / (cfg.rollouts_per_epoch / best1):.1f}x faster in throughput")
     smp = jax.jit(lambda m, p, k: sample(m, p, k, spec.resp_len)[0])
     prompts = jnp.repeat(pg.tokens[:512], 4, axis=0)
     jax.block_until_ready(smp(pol, prompts, jax.random.PRNGKey(0)))
