@@ -16,12 +16,13 @@ import numpy as np
 from rmtheory._io import atomic
 
 # Flow-time horizon of every t_γ solve in the figures. With λ = 0 a finite t_γ can be astronomically large
-# (the flow first settles near a worse output; theory.md 1.7); such plateau times (1e11 … 1e14) are
-# numerically ill-conditioned, so they are reported as "beyond the horizon" (t_γ = inf, status HORIZON)
-# instead, which keeps every figure's data bit-for-bit reproducible from its seed.
+# (the flow first settles near a saddle, a worse output; theory.md 1.7). The time spent near a saddle depends on
+# the last bits of the state (one instance moved from 8.9e13 to beyond 1e16 between two solver versions), so
+# such times are reported as "beyond the horizon" (t_γ = inf, status HORIZON), which keeps every figure's
+# data reproducible from its seed.
 HORIZON = 1e9
 BUCKET = 1024  # tabular t_γ batches are solved in chunks of exactly this size (padded), so every figure
-               # with |Y| = N_OUTPUTS reuses one compiled solver (padding rows are certified at step 1)
+               # with |Y| = N_OUTPUTS reuses one compiled solver (padding rows are decided at t = 0)
 N_OUTPUTS = 8  # |Y| of every tabular instance in the figures (smaller supports are embedded, see embed)
 
 
@@ -56,15 +57,12 @@ def pyplot():
     return plt
 
 
-def _atomic(path: str, write) -> str:
-    return atomic(write, path)
-
-
 def save_figure(fig, out: str, name: str) -> str:
     """Write ``fig`` to ``out/name`` atomically (tmp file + os.replace) and close it."""
     import matplotlib.pyplot as plt
 
-    path = _atomic(os.path.join(out, name), lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format=os.path.splitext(name)[1][1:]))
+    fmt = os.path.splitext(name)[1][1:]
+    path = atomic(lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format=fmt), os.path.join(out, name))
     plt.close(fig)
     print(f"wrote {path}")
     return path
@@ -89,8 +87,13 @@ def _clean(x):
 
 def save_json(obj, out: str, name: str) -> str:
     """JSON with non-finite floats written as the strings "inf"/"-inf"/"nan" (strict JSON)."""
-    path = _atomic(os.path.join(out, name),
-                   lambda p: open(p, "w").write(json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n"))
+    text = json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n"
+
+    def write(p):
+        with open(p, "w") as f:
+            f.write(text)
+
+    path = atomic(write, os.path.join(out, name))
     print(f"wrote {path}")
     return path
 
@@ -110,7 +113,7 @@ def save_csv(rows: dict, out: str, name: str) -> str:
             for i in range(n):
                 w.writerow([repr(float(a[i])) if a.dtype.kind == "f" else a[i] for a in arrs])
 
-    path = _atomic(os.path.join(out, name), write)
+    path = atomic(write, os.path.join(out, name))
     print(f"wrote {path}")
     return path
 
@@ -146,7 +149,7 @@ def tabular_t_gamma(logits, reward, measure, gamma, lam=0.0, t_max: float = HORI
 
     ``logits``, ``reward`` (r_RM), ``measure`` (the timed reward): [N, |Y|]; ``gamma``, ``lam``: scalar or
     [N]. The batch is solved in chunks of exactly :data:`BUCKET` rows, the last one padded with trivially
-    unreachable rows (zero reward, certified ``inf`` at the first step), so every call with the same |Y|
+    unreachable rows (zero reward, decided ``inf`` at t = 0), so every call with the same |Y|
     reuses one compiled solver. Returns (t [N], status [N]) as numpy arrays.
     """
     import rmtheory as rt

@@ -2,7 +2,7 @@
 
 Tabular flow: columns decouple, dθ_{x,:}/dt = (1/|S|) ∇_{θ_{x,:}} φ_RLHF(θ; x) (Lemma 7), so every
 (instance, prompt) pair is an independent trajectory; they are flattened into one batch and solved by
-:func:`rmtheory._solver.first_hitting_time` under ``vmap``.
+:func:`rmtheory._solver.first_hitting_times` (refilled SIMD lanes over the flattened batch).
 
 Unreachable targets are *proven* unreachable from monotone quantities of the flow, so ``inf`` is returned
 as soon as the proof applies instead of after integrating to the horizon:
@@ -134,12 +134,14 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
     _checks.same_shape(reward=inst.reward, measure=measure)
     _checks.in_range("measure", measure, -1.0, 1.0)
     _validate_gamma(gamma)
+    if int(lanes) < 1:
+        raise ValueError(f"lanes must be >= 1; got {lanes}")
     batch = inst.logits.shape[:-1]
     theta0, reward, logref, lam, n_prompts = _flat_columns(inst)
     gam = jnp.broadcast_to(jnp.asarray(gamma, jnp.float64), batch).reshape(-1)
     res = _batched_columns(theta0, reward, logref, lam, n_prompts, measure.reshape(theta0.shape), gam,
                            rtol, atol, t_max, max_steps, lanes=min(int(lanes), theta0.shape[0]),
-                           with_kl=not (_checks.is_concrete(lam) and not np.any(np.asarray(lam) > 0)))
+                           with_kl=not _checks.is_concrete(lam) or bool(np.any(np.asarray(lam) > 0)))
     return HitResult(*(jnp.reshape(a, batch) for a in res))
 
 

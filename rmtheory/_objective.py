@@ -72,13 +72,21 @@ def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = 
     adaptive solver's steps large on plateaus. One exponential per entry; the two sums share one pass.
     This is the single implementation used by :func:`prompt_gradient` and by the flow solver.
     """
+    if ref_log is None:
+        theta, reward = jnp.broadcast_arrays(theta, reward)
+    else:
+        theta, reward, ref_log = jnp.broadcast_arrays(theta, reward, ref_log)
     k = jnp.argmax(theta, axis=-1, keepdims=True)
     shifted = theta - jax.lax.stop_gradient(jnp.take_along_axis(theta, k, axis=-1))
     e = jnp.exp(shifted)
     z = jnp.sum(e, axis=-1, keepdims=True)
     pi = e / z
     logp = shifted - jnp.log(z)
-    rkl = reward if ref_log is None else reward - lam * jnp.where(jnp.isfinite(ref_log), logp - ref_log, 0.0)
+    if ref_log is None:
+        rkl = reward
+    else:  # ln π/π_ref with 0 where it is not finite (π = 0 or π_ref = 0), as in kl_reward
+        lr = logp - ref_log
+        rkl = reward - lam * jnp.where(jnp.isfinite(lr), lr, 0.0)
     d = rkl - jnp.take_along_axis(rkl, k, axis=-1)
     return pi * (d - jnp.sum(e * d, axis=-1, keepdims=True) / z), pi, logp
 

@@ -74,3 +74,36 @@ def test_optimal_policy_is_stationary():
     # and it maximises φ: any perturbation lowers it
     pert = star + 0.01 * jax.random.normal(jax.random.PRNGKey(4), star.shape)
     assert rt.objective(inst, pert) < rt.objective(inst, star)
+
+
+def _naive_lemma7(logits, reward, lam, ref_logits):
+    """π ⊙ (r^KL − E_π r^KL) in numpy, the log-ratio set to 0 where it is not finite (π = 0 or π_ref = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
+        lref = ref_logits - np.logaddexp.reduce(ref_logits, axis=-1, keepdims=True)
+        lr = lp - lref
+    lr = np.where(np.isfinite(lr), lr, 0.0)
+    p = np.exp(lp)
+    rkl = reward - lam * lr
+    return p * (rkl - np.sum(p * rkl, -1, keepdims=True))
+
+
+def test_gradient_with_zero_probabilities():
+    # outputs with π = 0 (logit −inf) or π_ref = 0: finite gradient, zero on those outputs, equal to the definition
+    logits = np.array([[0.0, 1.0, -np.inf, 0.5], [2.0, -np.inf, -1.0, 0.0]])
+    ref = np.array([[0.3, -np.inf, 0.0, 0.1], [0.0, 0.2, -np.inf, 1.0]])
+    reward = np.array([[0.5, -0.2, 0.9, -1.0], [0.1, 0.7, -0.3, 0.4]])
+    for lam in (0.0, 0.4):
+        inst = rt.Instance(jnp.asarray(logits), jnp.asarray(reward), jnp.asarray(ref), jnp.asarray(lam))
+        g = np.asarray(rt.prompt_gradient(inst))
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, _naive_lemma7(logits, reward, lam, ref), atol=1e-14)
+        assert g[0, 2] == 0.0 and g[1, 1] == 0.0
+
+
+def test_gradient_broadcasts_batched_instance_over_shared_logits():
+    inst = rt.random_instance(jax.random.PRNGKey(0), 2, 3, lam=0.2)
+    batch = jax.tree_util.tree_map(lambda a: jnp.stack([a] * 4), inst)
+    g = rt.prompt_gradient(batch, inst.logits)  # batched rewards, unbatched logits
+    assert g.shape == (4, 2, 3)
+    np.testing.assert_allclose(g[2], rt.prompt_gradient(inst), atol=1e-15)

@@ -1,6 +1,7 @@
 """The ODE solver (rmtheory/_solver.py): lane refilling changes scheduling only, never the arithmetic;
 the pivoted right-hand side keeps plateaus cheap at tight tolerances."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -61,3 +62,29 @@ def test_plateau_is_cheap_at_tight_tolerance():
     res = rt.time_to_gamma(inst, 0.01, rtol=1e-12, atol=1e-12, t_max=1e16, max_steps=20_000)
     assert int(res.status[0, 0]) == rt.REACHED and float(res.t[0, 0]) > 1e9
     assert int(res.steps[0, 0]) < 2_000
+
+
+def test_lanes_match_plain_vmap_of_first_hitting_time():
+    # the scheduler against an independent path: vmap of the single-trajectory solver, λ = 0 and λ > 0
+    from rmtheory._flow import _certificate_constants, _column_problem, _flat_columns
+
+    base = _peaked_batch(24, 8, 2)
+    for lam in (0.0, 0.3):
+        inst = base._replace(lam=jnp.asarray(lam))
+        theta0, reward, logref, lamv, n_prompts = _flat_columns(inst)
+        target = jnp.sum(jax.nn.softmax(theta0) * reward, -1) + 0.05
+        cert = jax.vmap(_certificate_constants)(logref, reward, lamv, reward, target)
+        params = dict(logref=logref, reward=reward, lam=lamv, measure=reward, target=target, cert=cert)
+        make = _column_problem(n_prompts, with_kl=True)
+
+        def one(p, y0):
+            rhs, event, certify = make(p)
+            return first_hitting_time(lambda y: rhs(y)[0], y0, lambda y: event(y, rhs(y)[1]),
+                                      lambda y: certify(y, rhs(y)[1]))
+
+        ref = jax.vmap(one)(params, theta0)
+        res = rt.time_to_gamma(inst, 0.05, lanes=5)
+        np.testing.assert_array_equal(np.asarray(res.status)[:, 0], np.asarray(ref.status))
+        # a different compiled program rounds differently, which can change a few bracketing steps
+        np.testing.assert_allclose(np.asarray(res.steps)[:, 0], np.asarray(ref.steps), rtol=0.15)
+        np.testing.assert_allclose(np.asarray(res.t)[:, 0], np.asarray(ref.t), rtol=1e-9)
