@@ -111,7 +111,7 @@ def _validate_gamma(gamma):
 
 
 def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: float = 1e-10,
-                  atol: float = 1e-10, t_max: float = 1e15, max_steps: int = 20_000, lanes: int = 256) -> HitResult:
+                  atol: float = 1e-10, t_max: float = 1e15, max_steps: int = 20_000, lanes: int = 128) -> HitResult:
     """t_γ for every prompt of a tabular instance (or batch of instances) under the gradient flow (Eq. 4).
 
     t_γ(x) = inf{t ≥ 0 : E_{π_θ(t)(·|x)}[r(x, ·)] ≥ E_{π_θ(0)(·|x)}[r(x, ·)] + γ}, where the flow optimises

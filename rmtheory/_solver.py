@@ -225,7 +225,7 @@ def first_hitting_times(
     params,
     y0: Array,
     *,
-    lanes: int = 256,
+    lanes: int = 128,
     rtol: float = 1e-10,
     atol: float = 1e-10,
     t_max: float = 1e15,
