@@ -54,14 +54,11 @@ class Row(NamedTuple):
 # --------------------------------------------------------------------------------------------------
 
 def _softmax(z):
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
+    return np.asarray(policy(jnp.asarray(z)))
 
 
 def _var(pi, r):
-    v = (pi * r).sum(-1, keepdims=True)
-    return (pi * (r - v) ** 2).sum(-1)
+    return np.asarray(reward_variance(jnp.asarray(pi), jnp.asarray(r)))
 
 
 def _hit(logits, reward, lam, gamma, measure, t_max=1e15):
