@@ -239,8 +239,9 @@ def first_hitting_times(
     (``aux``: whatever the right-hand side computed at y that the other two can reuse); ``y0`` is [n, d].
     Results are those of vmapping :func:`first_hitting_time` (the same algorithm; a differently compiled program
     may round differently), but the cost is not n × (steps of the slowest problem): a lane whose problem
-    finishes is refilled with the next problem in the queue at once, so the batch costs ≈ Σ_i steps_i / lanes iterations plus one tail, whatever the spread of step counts (t_γ
-    spanning 1 … 1e12 gives step counts differing by 10×).
+    finishes is refilled with the next problem in the queue at once, so the batch costs ≈ Σ_i steps_i / lanes
+    iterations plus one tail, whatever the spread of step counts (t_γ spanning 1 … 1e12 gives step counts
+    differing by 10×).
     """
     y0 = jnp.asarray(y0, jnp.float64)
     n = y0.shape[0]
