@@ -70,7 +70,7 @@ def main():
     ap.add_argument("--gamma", type=float, default=0.01)
     ap.add_argument("--rtol", type=float, default=1e-7, help="tolerance of rmtheory and of the scipy loop")
     ap.add_argument("--lanes", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=3, help="timings are the best of this many runs (each method)")
+    ap.add_argument("--repeats", type=int, default=5, help="timings are the best of this many runs (each method)")
     args = ap.parse_args()
     g = args.gamma
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores visible")

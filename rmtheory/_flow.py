@@ -37,16 +37,22 @@ Array = jax.Array
 
 
 def _column_rhs(logref, reward, lam, n_prompts, with_kl: bool = True):
-    """rhs(θ) -> (dθ/dt, (π, ln π)) for one column: (1/|S|) π ⊙ (r^KL − E_π r^KL) (Lemma 7, Eq. 4).
+    """rhs_for(θ_start) -> rhs(θ) -> (dθ/dt, (π, ln π)) for one column: (1/|S|) π ⊙ (r^KL − E_π r^KL)
+    (Lemma 7, Eq. 4), pivoted at argmax θ_start for all stages of a step (see :func:`lemma7_column`).
 
     ``with_kl=False`` is the λ = 0 specialisation (no log-ratio terms); the result is the same.
     """
 
-    def rhs(theta):
-        g, pi, logp = lemma7_column(theta, reward, lam, logref if with_kl else None)
-        return g / n_prompts, (pi, logp)
+    def rhs_for(theta_start):
+        k = jnp.argmax(theta_start, axis=-1, keepdims=True)
 
-    return rhs
+        def rhs(theta):
+            g, pi, logp = lemma7_column(theta, reward, lam, logref if with_kl else None, pivot=k)
+            return g / n_prompts, (pi, logp)
+
+        return rhs
+
+    return rhs_for
 
 
 def _certificate_constants(logref, reward, lam, measure, target):
@@ -174,7 +180,7 @@ def flow_logits(inst: Instance, t, *, rtol: float = 1e-10, atol: float = 1e-10) 
 def _trajectory_columns(theta0, reward, logref, lam, n_prompts, dts, rtol, atol):
     def advance(theta, dt):
         def one(th, r, lr, la):
-            return integrate(lambda y: _column_rhs(lr, r, la, n_prompts)(y)[0], th, dt, rtol=rtol, atol=atol)
+            return integrate(lambda y: _column_rhs(lr, r, la, n_prompts)(y)(y)[0], th, dt, rtol=rtol, atol=atol)
 
         nxt = jax.vmap(one)(theta, reward, logref, lam)
         return nxt, nxt

@@ -62,22 +62,25 @@ def objective(inst: Instance, logits: Array | None = None) -> Array:
     return jnp.mean(prompt_objective(inst, logits), axis=-1)
 
 
-def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = None):
+def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = None, pivot: Array | None = None):
     """Lemma 7 along the last axis: (π ⊙ (r^KL − E_π r^KL), π, ln π) for logits θ, with
     r^KL = r − λ ln(π/π_ref) (``ref_log`` = ln π_ref; None means λ = 0 and skips the log-ratio).
 
-    Evaluated around the pivot k = argmax θ: r^KL_y − E_π r^KL = d_y − Σ_y' π(y') d_y' with d = r^KL − r^KL_k.
-    Algebraically identical to the naive form, but without its cancellation when π is nearly one-hot (then
-    Σ π d is tiny and exact to full relative precision), which keeps the flow's right-hand side accurate and the
-    adaptive solver's steps large on plateaus. One exponential per entry; the two sums share one pass.
-    This is the single implementation used by :func:`prompt_gradient` and by the flow solver.
+    Evaluated around a pivot output k: r^KL_y − E_π r^KL = d_y − Σ_y' π(y') d_y' with d = r^KL − r^KL_k.
+    Algebraically identical to the naive form for every k, but with k = argmax θ it has no cancellation when
+    π is nearly one-hot (then Σ π d is tiny and exact to full relative precision), which keeps the flow's
+    right-hand side accurate and the adaptive solver's steps large on plateaus. ``pivot`` (integer indices,
+    shape [..., 1]) fixes k; default argmax θ. The flow solver passes the argmax at the start of each step
+    and keeps it for the step's stages (as accurate, and it saves an argmax per evaluation). One exponential
+    per entry (shifted by max θ); the two sums share one pass. This is the single implementation used by
+    :func:`prompt_gradient` and by the flow solver.
     """
     if ref_log is None:
         theta, reward = jnp.broadcast_arrays(theta, reward)
     else:
         theta, reward, ref_log = jnp.broadcast_arrays(theta, reward, ref_log)
-    k = jnp.argmax(theta, axis=-1, keepdims=True)
-    shifted = theta - jax.lax.stop_gradient(jnp.take_along_axis(theta, k, axis=-1))
+    k = jnp.argmax(theta, axis=-1, keepdims=True) if pivot is None else pivot
+    shifted = theta - jax.lax.stop_gradient(jnp.max(theta, axis=-1, keepdims=True))
     e = jnp.exp(shifted)
     z = jnp.sum(e, axis=-1, keepdims=True)
     pi = e / z
@@ -87,7 +90,7 @@ def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = 
     else:  # ln π/π_ref with 0 where it is not finite (π = 0 or π_ref = 0), as in kl_reward
         lr = logp - ref_log
         rkl = reward - lam * jnp.where(jnp.isfinite(lr), lr, 0.0)
-    d = rkl - jnp.take_along_axis(rkl, k, axis=-1)
+    d = rkl - jnp.take_along_axis(rkl, jnp.broadcast_to(k, rkl.shape[:-1] + (1,)), axis=-1)
     return pi * (d - jnp.sum(e * d, axis=-1, keepdims=True) / z), pi, logp
 
 

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import rmtheory as rt
+from rmtheory._objective import lemma7_column
 
 SHAPES = st.sampled_from([(1, 2), (3, 5), (2, 8)])
 
@@ -107,3 +108,14 @@ def test_gradient_broadcasts_batched_instance_over_shared_logits():
     g = rt.prompt_gradient(batch, inst.logits)  # batched rewards, unbatched logits
     assert g.shape == (4, 2, 3)
     np.testing.assert_allclose(g[2], rt.prompt_gradient(inst), atol=1e-15)
+
+
+@given(inst=instances(), k=st.integers(0, 2**16))
+def test_lemma7_pivot_does_not_change_the_gradient(inst, k):
+    # any pivot output gives the same vector (the pivot only decides which cancellations are avoided)
+    logits, ref_log = inst.logits, rt.log_policy(inst.ref_logits)
+    piv = jnp.full(logits.shape[:-1] + (1,), k % logits.shape[-1])
+    lam = jnp.asarray(inst.lam)[..., None, None]
+    g_k = lemma7_column(logits, inst.reward, lam, ref_log, pivot=piv)[0]
+    g_max = lemma7_column(logits, inst.reward, lam, ref_log)[0]
+    np.testing.assert_allclose(np.asarray(g_k), np.asarray(g_max), rtol=1e-9, atol=1e-12)
