@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--gamma", type=float, default=0.01)
     ap.add_argument("--rtol", type=float, default=1e-7, help="tolerance of rmtheory and of the scipy loop")
     ap.add_argument("--lanes", type=int, default=128)
+    ap.add_argument("--no-scaling", action="store_true", help="skip the cost-scaling table (instances, |Y|)")
     ap.add_argument("--repeats", type=int, default=5, help="timings are the best of this many runs (each method)")
     args = ap.parse_args()
     g = args.gamma
@@ -146,7 +147,23 @@ def main():
     print(f"speed-up vs (a) fastest scipy loop at ≤ 1e-4: {best / t_ours:.1f}x ({each}); vs lockstep vmap: "
           f"{t_lock / t_ours:.1f}x; vs (b): "
           f"{need * per_step / t_ours:.1e}x   (target ≥ 30x vs (a) at max rel err ≤ 1e-4: "
-          f"{'met' if best / t_ours >= 30 and err <= 1e-4 else 'NOT met'})")
+          f"{'met' if best / t_ours >= 30 and err <= 1e-4 else 'NOT met'})", flush=True)
+
+    # cost vs t_γ: steps per decade of t_γ (reached targets)
+    dec = np.floor(np.log10(t_true[fin])).astype(int)
+    rows = [f"1e{d}: {np.median(steps[fin][dec == d]):.0f}" for d in range(dec.min(), dec.max() + 1) if np.any(dec == d)]
+    print("median steps by decade of t_γ: " + ", ".join(rows))
+    if args.no_scaling:
+        return
+    # cost vs instances and |Y| (same solver, tolerance and lanes; best of 3 each)
+    print("cost scaling (time / (instances × |Y|) should stay flat):")
+    for n, m in ((args.n // 4, args.outputs), (args.n // 2, args.outputs), (args.n, args.outputs),
+                 (args.n, args.outputs // 4), (args.n, args.outputs // 2)):
+        ins = make_instances(n, m, seed=2)
+        rt.time_to_gamma(ins, g, lanes=args.lanes, **kw)  # compile for this shape
+        r, secs = timed(rt.time_to_gamma, ins, g, lanes=args.lanes, repeats=3, **kw)
+        print(f"    {n:5d} instances × |Y| = {m:4d}: {secs:6.2f} s, {secs / (n * m) * 1e9:6.1f} ns per instance·output, "
+              f"{secs / int(np.sum(np.asarray(r.steps))) * 1e6:5.2f} µs per step", flush=True)
 
 
 if __name__ == "__main__":
