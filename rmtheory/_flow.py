@@ -89,13 +89,13 @@ def _column_certificate(c, reward, lam, target, with_kl: bool = True):
 
 
 def _column_problem(n_prompts, with_kl):
-    """make(p) for :func:`first_hitting_times`: one column's (rhs, event, certify) from its parameters; the
-    event and the certificate reuse the softmax the right-hand side computed at the same point."""
+    """make(p) for :func:`first_hitting_times`: one column's (rhs_for, event, certify) from its parameters;
+    the event and the certificate reuse the softmax the right-hand side computed at the same point."""
 
     def make(p):
-        rhs = _column_rhs(p["logref"], p["reward"], p["lam"], n_prompts, with_kl)
+        rhs_for = _column_rhs(p["logref"], p["reward"], p["lam"], n_prompts, with_kl)
         event = lambda th, aux: jnp.sum(aux[0] * p["measure"]) - p["target"]  # noqa: E731
-        return rhs, event, _column_certificate(p["cert"], p["reward"], p["lam"], p["target"], with_kl)
+        return rhs_for, event, _column_certificate(p["cert"], p["reward"], p["lam"], p["target"], with_kl)
 
     return make
 
@@ -132,6 +132,11 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
       t_max, max_steps: horizon and step budget; beyond them t_γ is ``inf`` with status HORIZON/MAX_STEPS.
       lanes: how many trajectories advance together (SIMD width); finished ones are replaced from the queue,
         so a batch with t_γ spanning 1 … 1e12 costs the sum of its step counts, not n × the largest.
+
+    The event is checked at the end of every step. With ``measure`` = r_RM and λ = 0, E_π r is non-decreasing
+    along the flow, so the first crossing is located to integrator accuracy; otherwise E_π r need not be
+    monotone, and an excursion above the target that starts and ends within one step is not seen (tighten
+    ``rtol`` to resolve short excursions).
 
     Returns:
       :class:`HitResult` with fields of shape [..., |S|]; ``t`` is ``inf`` when the target is unreachable.

@@ -69,8 +69,8 @@ def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = 
     Evaluated around a pivot output k: r^KL_y − E_π r^KL = d_y − Σ_y' π(y') d_y' with d = r^KL − r^KL_k.
     Algebraically identical to the naive form for every k, but with k = argmax θ it has no cancellation when
     π is nearly one-hot (then Σ π d is tiny and exact to full relative precision), which keeps the flow's
-    right-hand side accurate and the adaptive solver's steps large on plateaus. ``pivot`` (integer indices,
-    shape [..., 1]) fixes k; default argmax θ. The flow solver passes the argmax at the start of each step
+    right-hand side accurate and the adaptive solver's steps large on plateaus. ``pivot`` (integer indices
+    broadcastable to θ.shape[:-1] + (1,)) fixes k; default argmax θ. The flow solver passes the argmax at the start of each step
     and keeps it for the step's stages (as accurate, and it saves an argmax per evaluation). One exponential
     per entry (shifted by max θ); the two sums share one pass. This is the single implementation used by
     :func:`prompt_gradient` and by the flow solver.
@@ -79,7 +79,7 @@ def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = 
         theta, reward = jnp.broadcast_arrays(theta, reward)
     else:
         theta, reward, ref_log = jnp.broadcast_arrays(theta, reward, ref_log)
-    k = jnp.argmax(theta, axis=-1, keepdims=True) if pivot is None else pivot
+    k = jnp.argmax(theta, axis=-1, keepdims=True) if pivot is None else jnp.asarray(pivot)
     shifted = theta - jax.lax.stop_gradient(jnp.max(theta, axis=-1, keepdims=True))
     e = jnp.exp(shifted)
     z = jnp.sum(e, axis=-1, keepdims=True)

@@ -88,10 +88,12 @@ def _norm(x):
 def _initial_step(rhs, y0, f0, rtol, atol):
     """Hairer, Nørsett & Wanner's starting step (as in scipy's ``select_initial_step``)."""
     scale = atol + jnp.abs(y0) * rtol
-    d0, d1 = _norm(y0 / scale), _norm(f0 / scale)
+    fin = jnp.isfinite(y0)  # coordinates at ±inf (e.g. a logit of −inf: π = 0, never moves) do not set the scale
+    scale = jnp.where(fin, scale, 1.0)
+    d0, d1 = _norm(jnp.where(fin, y0, 0.0) / scale), _norm(jnp.where(fin, f0, 0.0) / scale)
     h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / jnp.maximum(d1, 1e-300))
     f1 = rhs(y0 + h0 * f0)[0]
-    d2 = _norm((f1 - f0) / scale) / h0
+    d2 = _norm(jnp.where(fin, f1 - f0, 0.0) / scale) / h0
     dmax = jnp.maximum(d1, d2)
     h1 = jnp.where(dmax <= 1e-15, jnp.maximum(1e-6, h0 * 1e-3), (0.01 / jnp.maximum(dmax, 1e-300)) ** (1 / 5))
     return jnp.minimum(100 * h0, h1)
@@ -112,7 +114,7 @@ class _State(NamedTuple):
     gb: Array
     side: Array
     t_hit: Array
-    h_acc: Array  # last accepted step and its error norm (for the predictive controller)
+    h_acc: Array  # last accepted step (0 before the first) and its error norm, for the predictive controller
     en_acc: Array
     rejected: Array  # the last stepping attempt was rejected
 
@@ -126,15 +128,17 @@ def _init(rhs_for, event, certify, y0, rtol, atol) -> _State:
     status0 = jnp.where(g0 >= 0, REACHED, jnp.where(certify(y0, aux0) | jnp.all(f0 == 0), UNREACHABLE, _RUNNING))
     zero = jnp.zeros(())
     return _State(zero, y0, f0, g0, h0, status0, jnp.asarray(0), jnp.asarray(False), zero, zero, zero, zero,
-                  jnp.asarray(0), jnp.where(g0 >= 0, 0.0, jnp.inf), h0, jnp.asarray(1e-4), jnp.asarray(False))
+                  jnp.asarray(0), jnp.where(g0 >= 0, 0.0, jnp.inf), zero, jnp.asarray(1.0), jnp.asarray(False))
 
 
 def _advance(rhs_for, event, certify, s: _State, rtol, atol, t_max, max_steps, xtol) -> _State:
     """One loop iteration = one Runge–Kutta step (stepping or bracketing).
 
-    Only a running state may be advanced: the single-trajectory loop stops at the first final status (under
-    ``vmap`` a finished trajectory is frozen by the batched ``while_loop``), and the lane scheduler records a
-    finished lane's result in the same iteration and then refills or retires the lane. ``rhs_for(y_start)`` gives the right-hand side used for every stage of a step that starts at y_start.
+    Only a running state may be advanced (a finished one could change status again): the single-trajectory
+    loop stops at the first final status (under ``vmap`` a finished trajectory is frozen by the batched
+    ``while_loop``), and the lane scheduler records a finished lane's result in the same iteration and then
+    refills or retires the lane. ``rhs_for(y_start)`` gives the right-hand side used for every stage of a step
+    that starts at y_start.
     """
     rhs = rhs_for(s.y)
     # Illinois trial point inside the bracket (a, b); fall back to bisection near the ends.
@@ -154,8 +158,10 @@ def _advance(rhs_for, event, certify, s: _State, rtol, atol, t_max, max_steps, x
     accept = en <= 1.0
     en_c = jnp.maximum(en, 1e-10)
     classic = 0.9 * en_c ** (-1 / 5)
-    predictive = classic * (h / s.h_acc) * (s.en_acc / en_c) ** (1 / 5)
-    factor = jnp.where(accept, jnp.minimum(classic, predictive), classic)
+    # predictive proposal from the last accepted step (none before the first one: h_acc = 0)
+    has_history = s.h_acc > 0
+    predictive = classic * (h / jnp.where(has_history, s.h_acc, h)) * (s.en_acc / en_c) ** (1 / 5)
+    factor = jnp.where(accept & has_history, jnp.minimum(classic, predictive), classic)
     factor = jnp.clip(factor, 0.2, jnp.where(accept & ~s.rejected, 10.0, 1.0))
     crossed = accept & (g_new >= 0)
     moved = accept & ~crossed
@@ -194,7 +200,7 @@ def _advance(rhs_for, event, certify, s: _State, rtol, atol, t_max, max_steps, x
         side=jnp.where(br, side_br, 0),
         t_hit=jnp.where(br & done_br, s.t + b_br, s.t_hit),
         h_acc=jnp.where(~br & accept, h, s.h_acc),
-        en_acc=jnp.where(~br & accept, en_c, s.en_acc),
+        en_acc=jnp.where(~br & accept, jnp.maximum(en, 1e-2), s.en_acc),  # RADAU5's floor
         rejected=jnp.where(br, s.rejected, ~accept),
     )
     return new
@@ -261,7 +267,8 @@ def first_hitting_times(
     pytree ``params``, leading axis n): ``rhs_for(y_start)`` returns the right-hand side ``rhs(y) -> (f, aux)``
     used for every stage of the step that starts at ``y_start`` (so that it can precompute once per step,
     e.g. a pivot; it must not change the vector field), ``event(y, aux)`` and ``certify(y, aux)`` (``aux``:
-    whatever the right-hand side computed at y that the other two can reuse); ``y0`` is [n, d].
+    whatever the right-hand side computed at y that the other two can reuse); ``y0`` is [n, d]. ``make`` may
+    also return a plain ``rhs(y) -> (f, aux)`` in place of ``rhs_for`` (no per-step precomputation).
     Results are those of vmapping :func:`first_hitting_time` (the same algorithm; a differently compiled program
     may round differently), but the cost is not n × (steps of the slowest problem): a lane whose problem
     finishes is refilled with the next problem in the queue at once, so the batch costs ≈ Σ_i steps_i / lanes
@@ -271,13 +278,20 @@ def first_hitting_times(
     y0 = jnp.asarray(y0, jnp.float64)
     n = y0.shape[0]
 
+    def problem(p):
+        fn, event, certify = make(p)
+
+        def rhs_for(y_start):  # accept rhs_for(y_start) -> rhs or a plain rhs(y) -> (f, aux)
+            out = fn(y_start)
+            return out if callable(out) else fn
+
+        return rhs_for, event, certify
+
     def init_one(p, y):
-        rhs, event, certify = make(p)
-        return _init(rhs, event, certify, y, rtol, atol)
+        return _init(*problem(p), y, rtol, atol)
 
     def advance_one(p, s):
-        rhs, event, certify = make(p)
-        return _advance(rhs, event, certify, s, rtol, atol, t_max, max_steps, xtol)
+        return _advance(*problem(p), s, rtol, atol, t_max, max_steps, xtol)
 
     init = jax.vmap(init_one)(params, y0)
     out = _result(init)  # final for problems decided at t = 0; overwritten for the others

@@ -119,3 +119,16 @@ def test_lemma7_pivot_does_not_change_the_gradient(inst, k):
     g_k = lemma7_column(logits, inst.reward, lam, ref_log, pivot=piv)[0]
     g_max = lemma7_column(logits, inst.reward, lam, ref_log)[0]
     np.testing.assert_allclose(np.asarray(g_k), np.asarray(g_max), rtol=1e-9, atol=1e-12)
+
+
+def test_lemma7_pivot_is_used_and_the_argmax_pivot_is_exact():
+    # θ = (0, −40): g_0 = π_0 π_1 (r_0 − r_1) ≈ 4e-18. Around the argmax (k = 0) it is exact to rounding;
+    # around k = 1 it needs 1 − π_0, which is 0 in float64, so the result is lost (the pivot matters).
+    theta = jnp.array([0.0, -40.0])
+    reward = jnp.array([0.5, -0.5])
+    p1 = np.exp(-40.0) / (1.0 + np.exp(-40.0))
+    exact = (1.0 - p1) * p1
+    good = float(lemma7_column(theta, reward, pivot=jnp.array([0]))[0][0])
+    bad = float(lemma7_column(theta, reward, pivot=jnp.array([1]))[0][0])
+    assert abs(good - exact) <= 1e-14 * exact
+    assert abs(bad - exact) > 0.5 * exact

@@ -102,3 +102,24 @@ def test_blow_up_approach_without_rejection_cycles():
     np.testing.assert_allclose(float(res.t), 1e9 - 1e-9, rtol=1e-6)
     tight = run(1e-11)
     np.testing.assert_allclose(float(tight.t), 1e9 - 1e-9, rtol=1e-10)
+
+
+def test_output_with_zero_probability_is_inert():
+    # a logit of −inf (π = 0 for ever) must not break the starting-step estimate: same t_γ as without it
+    logits = np.array([[0.0, -1.0, -np.inf, 2.0]])
+    reward = np.array([[0.2, 0.9, 1.0, -0.3]])
+    without = rt.time_to_gamma(rt.make_instance(logits[:, [0, 1, 3]], reward[:, [0, 1, 3]], 0.0), 0.1)
+    inst = rt.make_instance(np.zeros_like(logits), reward, 0.0)._replace(logits=jnp.asarray(logits))
+    res = rt.time_to_gamma(inst, 0.1)
+    assert int(res.status[0]) == rt.REACHED
+    np.testing.assert_allclose(float(res.t[0]), float(without.t[0]), rtol=1e-9)
+
+
+def test_first_hitting_times_accepts_a_plain_rhs():
+    a = jnp.array([0.5, 2.0])
+    per_step = first_hitting_times(lambda p: ((lambda _: lambda y: (p * y, None)), (lambda y, _: y[0] - 10.0),
+                                              (lambda y, _: jnp.asarray(False))), a, jnp.ones((2, 1)), lanes=1)
+    plain = first_hitting_times(lambda p: ((lambda y: (p * y, None)), (lambda y, _: y[0] - 10.0),
+                                           (lambda y, _: jnp.asarray(False))), a, jnp.ones((2, 1)), lanes=1)
+    np.testing.assert_array_equal(np.asarray(per_step.t), np.asarray(plain.t))
+    np.testing.assert_allclose(np.asarray(plain.t), np.log(10.0) / np.asarray(a), rtol=1e-8)
