@@ -70,10 +70,10 @@ def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = 
     Algebraically identical to the naive form for every k, but with k = argmax θ it has no cancellation when
     π is nearly one-hot (then Σ π d is tiny and exact to full relative precision), which keeps the flow's
     right-hand side accurate and the adaptive solver's steps large on plateaus. ``pivot`` (integer indices
-    broadcastable to θ.shape[:-1] + (1,)) fixes k; default argmax θ. The flow solver passes the argmax at the start of each step
-    and keeps it for the step's stages (as accurate, and it saves an argmax per evaluation). One exponential
-    per entry (shifted by max θ); the two sums share one pass. This is the single implementation used by
-    :func:`prompt_gradient` and by the flow solver.
+    broadcastable to θ.shape[:-1] + (1,)) fixes k; default argmax θ. The flow solver passes the argmax at the
+    start of each step and keeps it for the step's stages (as accurate, and it saves an argmax per
+    evaluation). One exponential per entry (shifted by max θ); the two sums share one pass. This is the single
+    implementation used by :func:`prompt_gradient` and by the flow solver.
     """
     if ref_log is None:
         theta, reward = jnp.broadcast_arrays(theta, reward)
