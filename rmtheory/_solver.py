@@ -85,6 +85,13 @@ def _norm(x):
     return jnp.sqrt(jnp.mean(x * x))
 
 
+def _error_norm(err, y, y_new, rtol, atol):
+    """RMS of the local error estimate scaled by atol + rtol·max(|y|, |y_new|); ``inf`` if not finite
+    (the step is then rejected)."""
+    en = _norm(err / (atol + rtol * jnp.maximum(jnp.abs(y), jnp.abs(y_new))))
+    return jnp.where(jnp.isfinite(en), en, jnp.inf)
+
+
 def _initial_step(rhs, y0, f0, rtol, atol):
     """Hairer, Nørsett & Wanner's starting step (as in scipy's ``select_initial_step``)."""
     scale = atol + jnp.abs(y0) * rtol
@@ -152,9 +159,7 @@ def _advance(rhs_for, event, certify, s: _State, rtol, atol, t_max, max_steps, x
     steps = s.steps + 1
 
     # --- stepping mode -----------------------------------------------------------------------------
-    scale = atol + rtol * jnp.maximum(jnp.abs(s.y), jnp.abs(y_new))
-    en = _norm(err / scale)
-    en = jnp.where(jnp.isfinite(en), en, jnp.inf)
+    en = _error_norm(err, s.y, y_new, rtol, atol)
     accept = en <= 1.0
     en_c = jnp.maximum(en, 1e-10)
     classic = 0.9 * en_c ** (-1 / 5)
@@ -344,9 +349,7 @@ def integrate(rhs: Callable[[Array], Array], y0: Array, t1, *, rtol: float = 1e-
         t, y, f, h, n = c
         h = jnp.minimum(h, t1 - t)
         y_new, f_new, err, _ = rk_step(rhs_a, y, f, h)
-        scale = atol + rtol * jnp.maximum(jnp.abs(y), jnp.abs(y_new))
-        en = _norm(err / scale)
-        en = jnp.where(jnp.isfinite(en), en, jnp.inf)
+        en = _error_norm(err, y, y_new, rtol, atol)
         accept = en <= 1.0
         factor = jnp.clip(0.9 * en ** (-1 / 5), 0.2, jnp.where(accept, 10.0, 1.0))
         last = accept & (h >= t1 - t)
