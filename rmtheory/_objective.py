@@ -28,10 +28,16 @@ def _lam(inst: Instance) -> Array:
     return jnp.asarray(inst.lam)[..., None, None]
 
 
-def _log_ratio(inst: Instance, logits: Array) -> Array:
-    """ln π_θ/π_ref, with 0 where π_ref = 0 (those outputs only matter when λ = 0)."""
-    lr = log_policy(logits) - log_policy(inst.ref_logits)
+def _finite_log_ratio(logp: Array, ref_log: Array) -> Array:
+    """ln π/π_ref from log-probabilities, with 0 where it is not finite (π = 0 or π_ref = 0; those outputs
+    contribute nothing to the KL term, and π_ref = 0 only matters when λ = 0)."""
+    lr = logp - ref_log
     return jnp.where(jnp.isfinite(lr), lr, 0.0)
+
+
+def _log_ratio(inst: Instance, logits: Array) -> Array:
+    """ln π_θ/π_ref for an instance (see :func:`_finite_log_ratio`)."""
+    return _finite_log_ratio(log_policy(logits), log_policy(inst.ref_logits))
 
 
 def value(logits: Array, reward: Array) -> Array:
@@ -87,9 +93,8 @@ def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = 
     logp = shifted - jnp.log(z)
     if ref_log is None:
         rkl = reward
-    else:  # ln π/π_ref with 0 where it is not finite (π = 0 or π_ref = 0), as in kl_reward
-        lr = logp - ref_log
-        rkl = reward - lam * jnp.where(jnp.isfinite(lr), lr, 0.0)
+    else:
+        rkl = reward - lam * _finite_log_ratio(logp, ref_log)
     d = rkl - jnp.take_along_axis(rkl, jnp.broadcast_to(k, rkl.shape[:-1] + (1,)), axis=-1)
     return pi * (d - jnp.sum(e * d, axis=-1, keepdims=True) / z), pi, logp
 
