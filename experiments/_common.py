@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from rmtheory._io import atomic
+from rmtheory.io import atomic
 
 # Flow-time horizon of every t_γ solve in the figures. With λ = 0 a finite t_γ can be astronomically large
 # (the flow first settles near a saddle, a worse output; theory.md 1.7). The time spent near a saddle depends on

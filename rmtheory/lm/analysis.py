@@ -9,7 +9,7 @@ import numpy as np
 
 import rmtheory
 
-from . import io
+from .. import io
 from .config import SOURCES
 
 CORR_SOURCES = SOURCES[:6]  # the 6 non-ground-truth sources (theory.md 3.6)

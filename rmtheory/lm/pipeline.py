@@ -19,7 +19,7 @@ import optax
 
 import rmtheory
 
-from . import io
+from .. import io
 from . import task as T
 from .config import MIXES, RM_SOURCES, SOURCES, Config
 from .model import RewardModel, param_count, sequence_logprob
