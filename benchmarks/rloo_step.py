@@ -13,6 +13,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import rmtheory  # noqa: F401  (enables x64 globally, as in the pipeline; the LM stays float32)
@@ -20,7 +21,7 @@ from rmtheory.lm import task as T
 from rmtheory.lm.config import get_config
 from rmtheory.lm.model import RewardModel, param_count
 from rmtheory.lm.reward_model import stack
-from rmtheory.lm.rloo import PromptSet, SourceConsts, make_rl
+from rmtheory.lm.rloo import Scaled, SourceConsts, make_rl
 from rmtheory.lm.sampling import sample
 from rmtheory.lm.sft import init_policy
 
@@ -36,14 +37,13 @@ def main(argv=None):
     cfg = get_config(a.config).replace(rl_epochs=1)
     spec = cfg.task
     pol = init_policy(cfg)
-    pr = T.unique_prompts(jax.random.PRNGKey(0), spec, cfg.n_pg + cfg.n_policy_eval_prompts)
-    mk = lambda sl: PromptSet(jnp.asarray(pr["tokens"][sl]), jnp.asarray(pr["target"][sl]),  # noqa: E731
-                              jnp.asarray(pr["tlen"][sl]), jnp.ones(len(pr["tlen"][sl]), jnp.float32))
-    pg, ev = mk(slice(0, cfg.n_pg)), mk(slice(cfg.n_pg, None))
+    pr = T.unique_prompts(jax.random.PRNGKey(0), spec, cfg.n_pg + cfg.n_test_eval_prompts)
+    pg = Scaled.of(pr.take(np.arange(cfg.n_pg)))
+    ev = Scaled.of(pr.take(np.arange(cfg.n_pg, pr.n)))
     opt = optax.adam(cfg.rl_lr)
-    update_epoch, _ = make_rl(cfg, pol, pg, ev, (0.0, 1.0), opt)
+    update_epoch, _ = make_rl(cfg, pol, pg, {"test": ev}, (0.0, 1.0), opt)
     R = a.runs
-    rm = RewardModel.from_policy(jax.random.PRNGKey(1), pol)
+    rm = RewardModel.from_policy(pol, spec.prompt_len, cfg.rm_readout)
     rms = stack([rm] * R)
     pols = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (R,) + x.shape), pol)
     sts = jax.vmap(opt.init)(pols)
@@ -77,7 +77,7 @@ def main(argv=None):
     print(f"baseline, one run at a time: {cfg.rollouts_per_epoch / best1:.2f} updates/s; the {R} vmapped runs are "
           f"{(updates / best) / (cfg.rollouts_per_epoch / best1):.1f}x faster in throughput")
     smp = jax.jit(lambda m, p, k: sample(m, p, k, spec.resp_len)[0])
-    prompts = jnp.repeat(pg.tokens[:512], 4, axis=0)
+    prompts = jnp.repeat(pg.prompts.tokens[:512], 4, axis=0)
     jax.block_until_ready(smp(pol, prompts, jax.random.PRNGKey(0)))
     best = float("inf")
     for r in range(a.reps):

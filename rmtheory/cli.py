@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 SUBCOMMANDS = {
@@ -22,6 +23,7 @@ SUBCOMMANDS = {
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rmtheory", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    console = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_) in SUBCOMMANDS.items():
@@ -31,7 +33,14 @@ def main(argv=None) -> int:
             mod.configure(p)
             p.set_defaults(_run=mod.main)
     args = parser.parse_args(argv)
-    return int(args._run(args) or 0)
+    rc = int(args._run(args) or 0)
+    if rc == 130 and console:
+        # interrupted (Ctrl-C): every artifact is already written atomically or not at all; leave without the
+        # interpreter's teardown, which can crash while XLA is still compiling on another thread
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
 
 
 if __name__ == "__main__":

@@ -1,8 +1,17 @@
-"""Stage 7: the analogues of the paper's Table 1 (RM properties), Table 2 (correlations with the
-one-epoch increase), Figure 2 (increase vs epoch) and Figure 4 (increase vs KL)."""
+"""Stage 8: the validity report, the analogues of the paper's Table 1 (RM properties), Table 2 (correlations
+with the one-epoch increase), Figure 2 (increase vs epoch), Figure 4 (increase vs KL), and the reward
+models' learning curves.
+
+RM properties are always the globally normalised ones (the paper's Table 9 keeps them and changes only the
+normalisation used in RL); ``norm_scheme`` affects only the RL stage.
+
+**Validity gates** (fixed before any result was looked at; issue 11). Each gate is reported with its measured
+value, pass/fail, and what a failure means for the tables below it. A failed gate does not stop the run.
+"""
 
 from __future__ import annotations
 
+import csv
 import os
 
 import numpy as np
@@ -10,12 +19,14 @@ import numpy as np
 import rmtheory
 
 from .. import io
-from .config import SOURCES
+from .config import RM_SOURCES, SOURCES
+from .rundir import RunDir
 
 CORR_SOURCES = SOURCES[:6]  # the 6 non-ground-truth sources (theory.md 3.6)
 MEASURES = ("Var", "On", "Off", "On&Off", "Var&Acc", "(Var+On)/2")
 LABELS = {"rm_100": "RM 100%", "rm_75": "RM 75%", "rm_50": "RM 50%", "rm_25": "RM 25%", "rm_0": "RM 0%",
           "perfect_lowvar": "Perfect acc., low var.", "ground_truth": "Ground truth"}
+N_BOOT = 2000  # bootstrap resamples over seeds (seeded, rng 0)
 
 
 def measures(var, on, off):
@@ -25,13 +36,21 @@ def measures(var, on, off):
             "(Var+On)/2": 0.5 * (var + on)}
 
 
+def _corr(f, a, b):
+    """A correlation, or None (with the reason recorded by the caller) when an input is constant."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(f(a, b))
+
+
 def correlation_table(rm_metrics: dict, proxy_increase: dict, gt_increase: dict, sources=CORR_SOURCES):
     """Pearson and Spearman correlations of each RM measure with the one-epoch increases.
 
     Args:
       rm_metrics: source -> {"var", "acc_on", "acc_off"}.
       proxy_increase, gt_increase: source -> one-epoch increase (mean over seeds).
-    Returns: measure -> {"proxy_pearson", "proxy_spearman", "gt_pearson", "gt_spearman"}.
+    Returns: measure -> {"proxy_pearson", "proxy_spearman", "gt_pearson", "gt_spearman"}; a value is None
+    where a correlation is undefined (a constant measure or increase).
     """
     missing = [s for s in sources if s not in rm_metrics or s not in proxy_increase or s not in gt_increase]
     if missing:
@@ -43,90 +62,192 @@ def correlation_table(rm_metrics: dict, proxy_increase: dict, gt_increase: dict,
     gt = np.array([gt_increase[s] for s in sources], np.float64)
     table = {}
     for name, m in measures(var, on, off).items():
-        table[name] = {"proxy_pearson": rmtheory.pearson(m, px), "proxy_spearman": rmtheory.spearman(m, px),
-                       "gt_pearson": rmtheory.pearson(m, gt), "gt_spearman": rmtheory.spearman(m, gt)}
+        table[name] = {"proxy_pearson": _corr(rmtheory.pearson, m, px), "proxy_spearman": _corr(rmtheory.spearman, m, px),
+                       "gt_pearson": _corr(rmtheory.pearson, m, gt), "gt_spearman": _corr(rmtheory.spearman, m, gt)}
     return table
+
+
+def seed_stats(x, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """Mean, std (ddof = 1) and a 95 % percentile bootstrap CI of the mean over seeds x [S]."""
+    x = np.asarray(x, np.float64)
+    rng = np.random.default_rng(seed)
+    boots = x[rng.integers(0, x.size, (n_boot, x.size))].mean(1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if x.size > 1 else float("nan"),
+            "ci": [float(lo), float(hi)], "n": int(x.size)}
+
+
+# ------------------------------------------------------------------------------------------- gates
+def validity_gates(ev: dict, inc: dict, cfg: dict) -> list:
+    """The instrument's validity gates: a list of {id, gate, value, threshold, pass, meaning}."""
+    rep = {s: v["global"] for s, v in ev["report"].items()}
+    ini = ev["initial_policy"]
+    like = rep["sft_likelihood"]["acc_on"]
+    chance = ini["chance_on_acc"]
+    gt1 = inc["gt"]["ground_truth"]
+    rm_best = max(RM_SOURCES, key=lambda s: inc["gt"][s]["mean"])
+    best = inc["gt"][rm_best]
+    worst_rm = min(RM_SOURCES, key=lambda s: rep[s]["acc_on"])
+    n_seeds = len(cfg["seeds"]["rl"])
+
+    def ratio(st):
+        return st["mean"] / st["std"] if st["std"] and st["std"] > 0 else (float("inf") if st["mean"] > 0 else float("-inf"))
+
+    share = ini["gt_between_prompt_share"]
+    g = [
+        ("G1", "r_G's between-prompt share of variance under the SFT policy in [0.20, 0.70]", share, "[0.20, 0.70]",
+         share is not None and 0.20 <= share <= 0.70,
+         "r_G varies (almost) only within or only between prompts: the perfect-accuracy source cannot be "
+         "low-variance relative to the RMs, and 'a proxy beats r_G early' is impossible or trivial by construction"),
+        ("G2", "SFT samples are diverse: distinct responses per prompt (of n_eval_samples)", ini["distinct_per_prompt"],
+         ">= 6", ini["distinct_per_prompt"] >= 6,
+         "many of the 45 pairs per prompt are duplicates: on-policy accuracy and variance are coarse"),
+        ("G3", "the SFT policy's mean per-token log-prob, as a reward, has on-policy accuracy <= 0.70", like, "<= 0.70",
+         like <= 0.70,
+         "being likely under the SFT policy ≈ being correct: RMs initialised from it inherit the answer and "
+         "the on/off-policy mix cannot matter"),
+        ("G4", "RM 100% held-out on-policy accuracy >= 0.70", rep["rm_100"]["acc_on"], ">= 0.70",
+         rep["rm_100"]["acc_on"] >= 0.70, "the reward models do not learn the task: Table 1/2 differences are noise"),
+        ("G5", "RM 100% beats the SFT-likelihood baseline on-policy by >= 0.05", rep["rm_100"]["acc_on"] - like,
+         ">= 0.05", rep["rm_100"]["acc_on"] - like >= 0.05,
+         "on-policy RM training adds nothing beyond what the initial policy already knows"),
+        ("G6", f"every RM beats chance ({chance:.3f}) on-policy by >= 0.10 (worst: {LABELS[worst_rm]})",
+         rep[worst_rm]["acc_on"] - chance, ">= 0.10", rep[worst_rm]["acc_on"] - chance >= 0.10,
+         "an RM at chance: its RL runs and its table entries measure noise"),
+        ("G7", "Adam steps per RL epoch", cfg["adam_steps_per_epoch"], ">= 100", cfg["adam_steps_per_epoch"] >= 100,
+         "an epoch is too short for the one-epoch increase to rise above noise"),
+        ("G8", "with r_G as the reward, one-epoch GT gain / seed std", ratio(gt1), ">= 5", ratio(gt1) >= 5,
+         "the RL signal is too weak to measure any increase: Table 2's GT columns are noise"),
+        ("G9", f"best trained RM ({LABELS[rm_best]}): one-epoch GT gain > 0, gain / seed std", ratio(best), ">= 3",
+         best["mean"] > 0 and ratio(best) >= 3,
+         "no trained RM measurably improves the ground truth: the GT correlations compare noise"),
+        ("G10", "RL seeds per source", n_seeds, ">= 3", n_seeds >= 3, "seed std and CIs are not estimable reliably"),
+    ]
+    return [{"id": i, "gate": t, "value": v, "threshold": th, "pass": bool(ok), "meaning": m} for i, t, v, th, ok, m in g]
+
+
+# ------------------------------------------------------------------------------------------ tables
+def _f(x, fmt="{:.3f}"):
+    return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else fmt.format(x)
 
 
 def _fmt_table2(t):
     lines = ["| Measure | Proxy Pearson | Proxy Spearman | GT Pearson | GT Spearman |", "|---|---|---|---|---|"]
     for name, r in t.items():
-        lines.append(f"| {name} | {r['proxy_pearson']:.3f} | {r['proxy_spearman']:.3f} | {r['gt_pearson']:.3f} | "
-                     f"{r['gt_spearman']:.3f} |")
+        lines.append(f"| {name} | {_f(r['proxy_pearson'])} | {_f(r['proxy_spearman'])} | {_f(r['gt_pearson'])} | "
+                     f"{_f(r['gt_spearman'])} |")
     return "\n".join(lines)
 
 
-def _fmt_table1(rep, scheme):
-    hdr = "| Metric | " + " | ".join(LABELS[s] for s in SOURCES) + " |"
-    lines = [hdr, "|---" * (len(SOURCES) + 1) + "|"]
+def _fmt_table1(rep, baselines, labels):
+    cols = list(SOURCES) + list(baselines)
+    hdr = "| Metric | " + " | ".join(LABELS.get(s, labels.get(s, s)) for s in cols) + " |"
+    lines = [hdr, "|---" * (len(cols) + 1) + "|"]
     for key, lab in (("var", "Var"), ("acc_on", "On-acc"), ("acc_off", "Off-acc")):
-        lines.append(f"| {lab} | " + " | ".join(f"{rep[s][scheme][key]:.3f}" for s in SOURCES) + " |")
+        lines.append(f"| {lab} | " + " | ".join(_f(rep[s][key]) for s in cols) + " |")
     return "\n".join(lines)
 
 
-def analyze(out: str, figures_dir: str | None = None, log=print):
-    """Write figures/ + tables for the run in ``out`` (and copies into ``figures_dir`` if given)."""
-    ev = io.load_json(os.path.join(out, "rm_eval.json"))
-    res = io.load_json(os.path.join(out, "rl", "results.json"))
-    cfg = io.load_json(os.path.join(out, "config.json"))
-    scheme = ev["norm_scheme"]
-    rep = ev["report"]
+def _fmt_gates(gates):
+    lines = ["| Gate | What | Measured | Threshold | Result | If it fails |", "|---|---|---|---|---|---|"]
+    for g in gates:
+        v = g["value"]
+        vs = _f(v, "{:.3f}") if isinstance(v, float) else str(v)
+        lines.append(f"| {g['id']} | {g['gate']} | {vs} | {g['threshold']} | {'PASS' if g['pass'] else '**FAIL**'} | "
+                     f"{g['meaning']} |")
+    return "\n".join(lines)
+
+
+def analyze(run, figures_dir: str | None = None, log=print):
+    """Write the validity report, tables and figures for the run (and copies into ``figures_dir`` if given)."""
+    from .pipeline import BASELINE_LABELS, BASELINES
+
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    ev = run.load_json("rm_eval.json")
+    res = run.load_json(os.path.join("rl", "results.json"))
+    cfg = run.load_json("config.json")["config"]
+    cfg["adam_steps_per_epoch"] = res["adam_steps_per_epoch"]
+    rep = {s: v["global"] for s, v in ev["report"].items()}
     runs = res["runs"]
-    proxy, gt = np.asarray(res["proxy_increase"]), np.asarray(res["gt_increase"])  # [E+1, R]
-    kl = np.asarray(res["kl_train"])
+    arrays = {k: np.asarray(res[k]) for k in ("proxy_increase", "gt_increase", "test_gt_increase", "kl_train")}
+    proxy, gt, kl = arrays["proxy_increase"], arrays["gt_increase"], arrays["kl_train"]  # [E+1, R]
     by = {s: [i for i, r in enumerate(runs) if r["source"] == s] for s in SOURCES}
-    mean = lambda a, s: a[:, by[s]].mean(1)  # noqa: E731
-    std = lambda a, s: a[:, by[s]].std(1)  # noqa: E731
-    one_proxy = {s: float(mean(proxy, s)[1]) for s in SOURCES}
-    one_gt = {s: float(mean(gt, s)[1]) for s in SOURCES}
-    tables = {}
-    for sch in ("global", "prompt_variance"):
-        metrics = {s: rep[s][sch] for s in SOURCES}
-        tables[sch] = correlation_table(metrics, one_proxy, one_gt)
-    figs = os.path.join(out, "figures")
+    inc = {"proxy": {s: seed_stats(proxy[1, by[s]]) for s in SOURCES},
+           "gt": {s: seed_stats(gt[1, by[s]]) for s in SOURCES},
+           "test_gt": {s: seed_stats(arrays["test_gt_increase"][1, by[s]]) for s in SOURCES},
+           "final_proxy": {s: seed_stats(proxy[-1, by[s]]) for s in SOURCES},
+           "final_gt": {s: seed_stats(gt[-1, by[s]]) for s in SOURCES}}
+    one_proxy = {s: inc["proxy"][s]["mean"] for s in SOURCES}
+    one_gt = {s: inc["gt"][s]["mean"] for s in SOURCES}
+    table2 = correlation_table(rep, one_proxy, one_gt)
+    gates = validity_gates(ev, inc, cfg)
+    n_fail = sum(not g["pass"] for g in gates)
+    figs = run.path("figures")
     os.makedirs(figs, exist_ok=True)
-    summary = {"table1": {s: rep[s][scheme] for s in SOURCES}, "table2": tables[scheme],
-               "table2_prompt_variance_metrics": tables["prompt_variance"],
-               "one_epoch_proxy_increase": one_proxy, "one_epoch_gt_increase": one_gt,
-               "final_proxy_increase": {s: float(mean(proxy, s)[-1]) for s in SOURCES},
-               "final_gt_increase": {s: float(mean(gt, s)[-1]) for s in SOURCES},
-               "norm_scheme": scheme, "config": cfg["name"]}
-    md = [f"# LM pipeline tables (config `{cfg['name']}`, normalisation `{scheme}`)", "",
-          "## Table 1 analogue: RM properties under the initial policy", "", _fmt_table1(rep, scheme), "",
-          "## One-epoch increases (mean ± std over seeds)", "",
-          "| Source | Proxy increase | GT increase | final proxy | final GT | KL (final epoch) |", "|---|---|---|---|---|---|"]
+    summary = {"validity": gates, "all_gates_pass": n_fail == 0, "table1": {s: rep[s] for s in SOURCES},
+               "baselines": {b: rep[b] for b in BASELINES}, "initial_policy": ev["initial_policy"],
+               "table2": table2, "increases": inc, "norm_scheme": ev["norm_scheme"], "config": cfg["name"],
+               "rm_metrics_normalisation": "global"}
+    pm = lambda st: f"{st['mean']:+.3f} ± {_f(st['std'])} [{st['ci'][0]:+.3f}, {st['ci'][1]:+.3f}]"  # noqa: E731
+    md = [f"# LM pipeline tables (config `{cfg['name']}`, RL normalisation `{ev['norm_scheme']}`)", "",
+          "## Validity report", "",
+          ("All gates pass: the tables below measure the instrument's claims." if n_fail == 0 else
+           f"**{n_fail} gate(s) FAIL: read the tables below with the failure's meaning in mind.**"), "",
+          _fmt_gates(gates), "",
+          "## Table 1 analogue: RM properties under the initial policy (global z-score)", "",
+          "Reference scores (not RL sources) on the right: the SFT policy's own likelihood and two hand-written "
+          f"scores. Chance on-policy accuracy (random continuous scores): {ev['initial_policy']['chance_on_acc']:.3f}.", "",
+          _fmt_table1(rep, BASELINES, BASELINE_LABELS), "",
+          "## Increases (normalised reward; mean ± std over seeds (ddof 1) [95 % bootstrap CI over seeds])", "",
+          "| Source | one-epoch proxy | one-epoch GT | one-epoch GT, test prompts | final proxy | final GT | KL (final epoch) |",
+          "|---|---|---|---|---|---|---|"]
     for s in SOURCES:
-        md.append(f"| {LABELS[s]} | {mean(proxy, s)[1]:+.3f} ± {std(proxy, s)[1]:.3f} | {mean(gt, s)[1]:+.3f} ± "
-                  f"{std(gt, s)[1]:.3f} | {mean(proxy, s)[-1]:+.3f} | {mean(gt, s)[-1]:+.3f} | {mean(kl, s)[-1]:.3f} |")
+        md.append(f"| {LABELS[s]} | {pm(inc['proxy'][s])} | {pm(inc['gt'][s])} | {pm(inc['test_gt'][s])} | "
+                  f"{inc['final_proxy'][s]['mean']:+.3f} | {inc['final_gt'][s]['mean']:+.3f} | "
+                  f"{kl[-1, by[s]].mean():.3f} |")
     md += ["", "## Table 2 analogue: correlation with the one-epoch increase (6 non-GT sources)", "",
-           _fmt_table2(tables[scheme]), ""]
+           _fmt_table2(table2), "", "n/a: undefined (a constant column)."]
     io.save_text(os.path.join(figs, "lm_tables.md"), "\n".join(md) + "\n")
     io.save_json(os.path.join(figs, "lm_tables.json"), summary)
-    rows = [[s, r["seed"], e, proxy[e, i], gt[e, i], kl[e, i]] for e in range(proxy.shape[0]) for i, r in enumerate(runs)
-            for s in [r["source"]]]
-    io.save_csv(os.path.join(figs, "lm_increase.csv"), ["source", "seed", "epoch", "proxy_increase", "gt_increase", "kl"], rows)
+    io.save_json(run.path("validity.json"), {"gates": gates, "all_pass": n_fail == 0})
+    rows = [[r["source"], r["seed"], e, proxy[e, i], gt[e, i], arrays["test_gt_increase"][e, i], kl[e, i]]
+            for e in range(proxy.shape[0]) for i, r in enumerate(runs)]
+    io.save_csv(os.path.join(figs, "lm_increase.csv"),
+                ["source", "seed", "epoch", "proxy_increase", "gt_increase", "test_gt_increase", "kl"], rows)
     _plots(figs, proxy, gt, kl, by)
+    curves = run.path("rm_curves.csv")
+    files = ["lm_tables.md", "lm_tables.json", "lm_increase.csv", "lm_increase_vs_epoch.png", "lm_increase_vs_kl.png"]
+    if os.path.exists(curves):
+        _plot_curves(figs, curves)
+        files += ["lm_rm_curves.png", "lm_rm_curves.csv"]
     if figures_dir:
         import shutil
+
         os.makedirs(figures_dir, exist_ok=True)
-        for f in ("lm_tables.md", "lm_tables.json", "lm_increase.csv", "lm_increase_vs_epoch.png", "lm_increase_vs_kl.png"):
+        shutil.copyfile(run.path("validity.json"), os.path.join(figures_dir, "lm_validity.json"))
+        for f in files:
             shutil.copyfile(os.path.join(figs, f), os.path.join(figures_dir, f))
     log("\n".join(md))
     return summary
 
 
-def _plots(figs, proxy, gt, kl, by):
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plots(figs, proxy, gt, kl, by):
+    plt = _plt()
     colors = dict(zip(SOURCES, ["#08306b", "#2171b5", "#6baed6", "#9ecae1", "#c6dbef", "#d62728", "#2ca02c"]))
     epochs = np.arange(proxy.shape[0])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, a, title in ((axes[0], proxy, "proxy reward increase"), (axes[1], gt, "ground-truth reward increase")):
         for s in SOURCES:
-            m, sd = a[:, by[s]].mean(1), a[:, by[s]].std(1)
+            m, sd = a[:, by[s]].mean(1), a[:, by[s]].std(1, ddof=1) if len(by[s]) > 1 else 0 * a[:, 0]
             ax.plot(epochs, m, marker="o", ms=3, color=colors[s], label=LABELS[s])
             ax.fill_between(epochs, m - sd, m + sd, color=colors[s], alpha=0.15)
         ax.set_xlabel("epoch")
@@ -136,7 +257,7 @@ def _plots(figs, proxy, gt, kl, by):
     axes[1].legend(fontsize=8)
     fig.suptitle("Miniature LM: reward increase vs epoch (mean ± std over seeds)")
     fig.tight_layout()
-    io.atomic(lambda tmp: fig.savefig(tmp, dpi=120, format="png"), os.path.join(figs, "lm_increase_vs_epoch.png"))
+    io.save_figure(fig, os.path.join(figs, "lm_increase_vs_epoch.png"))
     plt.close(fig)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, a, title in ((axes[0], proxy, "proxy reward increase"), (axes[1], gt, "ground-truth reward increase")):
@@ -149,5 +270,30 @@ def _plots(figs, proxy, gt, kl, by):
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    io.atomic(lambda tmp: fig.savefig(tmp, dpi=120, format="png"), os.path.join(figs, "lm_increase_vs_kl.png"))
+    io.save_figure(fig, os.path.join(figs, "lm_increase_vs_kl.png"))
+    plt.close(fig)
+
+
+def _plot_curves(figs, path):
+    import shutil
+
+    shutil.copyfile(path, os.path.join(figs, "lm_rm_curves.csv"))
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    plt = _plt()
+    colors = dict(zip(RM_SOURCES, ["#08306b", "#2171b5", "#6baed6", "#9ecae1", "#c6dbef"]))
+    keys = (("train_bt_loss", "train BT loss"), ("heldout_bt_loss", "held-out BT loss (on-policy pairs)"),
+            ("heldout_on_acc", "held-out on-policy accuracy"), ("off_acc", "off-policy accuracy"))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    for ax, (k, title) in zip(axes, keys):
+        for s in RM_SOURCES:
+            pts = [(int(r["step"]), float(r[k])) for r in rows if r["source"] == s and r[k] != ""]
+            if pts:
+                ax.plot(*zip(*pts), color=colors[s], label=LABELS[s])
+        ax.set_title(title)
+        ax.set_xlabel("RM step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    io.save_figure(fig, os.path.join(figs, "lm_rm_curves.png"))
     plt.close(fig)

@@ -17,6 +17,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .task import response_mask
+
 F32 = jnp.float32
 
 
@@ -128,21 +130,45 @@ class Transformer(eqx.Module):
 
 
 class RewardModel(eqx.Module):
-    """The policy backbone plus a scalar head read at the last position (which attends to the whole
-    prompt and response, including the EOS and the trailing PADs)."""
+    """The policy backbone plus a scalar head; the head starts at zero (so every score starts at 0).
+
+    Readouts over the response positions t = 1..|y|+1 (up to and including the first EOS), with h_s the
+    final hidden state at position s and P the prompt length:
+
+    * ``token`` (default): r = mean_t h_{P+t−2} · u[:, y_t] + b — each response token is scored by the
+      state that predicts it (the LM head's form, with its own zero-initialised matrix u [d, V]);
+    * ``mean``: r = (mean_t h_{P+t−1}) · w + b — masked mean pooling;
+    * ``last``: r = h_{T−1} · w + b — the last position (attends to everything, padding included).
+    """
 
     backbone: Transformer
-    w: jax.Array  # [d]
+    u: jax.Array  # [d, V] token readout (zeros unless readout == "token")
+    w: jax.Array  # [d] pooled readout
     b: jax.Array  # []
+    prompt_len: int = eqx.field(static=True)
+    readout: str = eqx.field(static=True)
 
     @staticmethod
-    def from_policy(key, policy: Transformer) -> "RewardModel":
-        d = policy.tok_emb.shape[1]
-        return RewardModel(policy, _normal(key, (d,), 1.0 / math.sqrt(d)), jnp.zeros((), F32))
+    def from_policy(policy: Transformer, prompt_len: int, readout: str = "token") -> "RewardModel":
+        if readout not in ("token", "mean", "last"):
+            raise ValueError(f"readout must be 'token', 'mean' or 'last'; got {readout!r}")
+        d, V = policy.head.shape
+        return RewardModel(policy, jnp.zeros((d, V), F32), jnp.zeros((d,), F32), jnp.zeros((), F32), prompt_len, readout)
 
     def __call__(self, tokens):
         """Scalar rewards [B] of full sequences [B, T] (prompt + response)."""
-        return self.backbone.hidden(tokens)[:, -1] @ self.w + self.b
+        h = self.backbone.hidden(tokens)
+        P = self.prompt_len
+        if self.readout == "last":
+            return h[:, -1] @ self.w + self.b
+        resp = tokens[:, P:]
+        mask = response_mask(resp)
+        if self.readout == "mean":
+            pooled = jnp.sum(h[:, P:] * mask[..., None], 1) / jnp.sum(mask, 1, keepdims=True)
+            return pooled @ self.w + self.b
+        logits = h[:, P - 1 : -1] @ self.u  # [B, L, V]
+        tok = jnp.take_along_axis(logits, resp[..., None], axis=-1)[..., 0]
+        return jnp.sum(tok * mask, 1) / jnp.sum(mask, 1) + self.b
 
 
 def param_count(model) -> int:

@@ -1,9 +1,9 @@
-"""The miniature Section 4.1 pipeline: stages, artifacts and resume.
+"""The miniature Section 4.1 pipeline: the stage table and ``run``.
 
-Each stage is a function ``stage(cfg, out, log)`` that writes its artifacts atomically into the run
-directory and is skipped when they already exist. The RL stage also checkpoints after every epoch and
-resumes from the last one; every random number is a function of the config's seeds, so an interrupted and
-resumed run gives the same numbers as an uninterrupted one.
+Every stage is ``stage(cfg, run: RunDir, log)``; it writes its artifacts atomically into the run directory
+and is skipped when its marker artifact exists. The RL stage also checkpoints after every epoch and resumes
+from the last one; every random number is a function of the config's seeds, so an interrupted and resumed
+run gives the same numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -19,92 +19,55 @@ import optax
 
 import rmtheory
 
-from .. import io
 from . import task as T
 from .config import MIXES, RM_SOURCES, SOURCES, Config
-from .model import RewardModel, param_count, sequence_logprob
-from .reward_model import build_mixes, score, stack, train_rms, unstack
-from .rloo import PromptSet, SourceConsts, make_rl
+from .model import param_count, token_logprobs
+from .reward_model import CurveSet, build_mixes, score, train_rms, unstack
+from .rloo import Scaled, SourceConsts, make_rl
+from .rundir import RunDir
 from .sampling import sample
-from .sft import init_policy, train_sft
+from .sft import train_sft
 
-STAGES = ("data", "sft", "prefs", "rm", "perfect", "evaluate", "rl", "analyze")
-
-
-def path(out, name):
-    return os.path.join(out, name)
-
-
-def save_config(cfg: Config, out: str):
-    """Write config.json, or check that an existing one matches (a run dir belongs to one config)."""
-    p = path(out, "config.json")
-    if os.path.exists(p):
-        old = Config.from_dict(io.load_json(p))
-        if old != cfg:
-            raise ValueError(f"{p} holds a different config; use a fresh --out directory or the same config")
-        return
-    os.makedirs(out, exist_ok=True)
-    io.save_json(p, __import__("json").loads(cfg.to_json()))
-
-
-def load_config(out: str) -> Config:
-    return Config.from_dict(io.load_json(path(out, "config.json")))
+STAGES = ("data", "sft", "samples", "rm", "perfect", "evaluate", "rl", "analyze")
+# reference scores reported beside the RMs (not RL reward sources)
+BASELINES = ("sft_likelihood", "correct_letters", "correct_letters_len")
+BASELINE_LABELS = {"sft_likelihood": "SFT log-lik. (mean/token)", "correct_letters": "# correct letters",
+                   "correct_letters_len": "# correct − |len − m|"}
+MARKER = {"data": "data.npz", "sft": "sft.eqx", "samples": "samples.npz", "rm": "rms.eqx", "perfect": "perfect.npz",
+          "evaluate": "rm_eval.json", "rl": os.path.join("rl", "results.json"),
+          "analyze": os.path.join("figures", "lm_tables.md")}
+NEEDS = {"sft": ("data",), "samples": ("data", "sft"), "rm": ("data", "sft", "samples"), "perfect": ("data",),
+         "evaluate": ("data", "sft", "samples", "rm", "perfect"), "rl": ("data", "sft", "rm", "perfect", "evaluate"),
+         "analyze": ("evaluate", "rl")}
 
 
 # --------------------------------------------------------------------------------------------- data
-def stage_data(cfg: Config, out: str, log=print):
-    """Prompts (disjoint test / RM / PG splits), their off-policy pairs, the eval-prompt subset."""
-    p = path(out, "data.npz")
-    if os.path.exists(p):
-        return
+def stage_data(cfg: Config, run: RunDir, log=print):
+    """Prompts (disjoint test / RM / PG splits), their off-policy pairs, the eval-prompt subset of PG."""
     spec = cfg.task
     n = cfg.n_train + cfg.n_test
     pr = T.unique_prompts(jax.random.PRNGKey(cfg.seeds.split), spec, int(n * 1.6) + 64)
-    ch, rj, tied = T.offpolicy_pairs(jax.random.PRNGKey(cfg.seeds.offpolicy), spec, jnp.asarray(pr["target"]),
-                                     jnp.asarray(pr["tlen"]))
+    ch, rj, tied = T.offpolicy_pairs(jax.random.PRNGKey(cfg.seeds.offpolicy), spec, jnp.asarray(pr.target),
+                                     jnp.asarray(pr.tlen))
     keep = np.flatnonzero(~np.asarray(tied))
     if keep.size < n:
         raise ValueError(f"only {keep.size} prompts with untied off-policy pairs; need {n}")
     keep = keep[np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seeds.split + 1), keep.size))][:n]
     test, rm, pg = keep[: cfg.n_test], keep[cfg.n_test : cfg.n_test + cfg.n_rm], keep[cfg.n_test + cfg.n_rm :]
     eval_idx = np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seeds.eval), pg.size))[: cfg.n_eval_prompts]
-    arrays = {}
-    for name, idx in (("test", test), ("rm", rm), ("pg", pg)):
-        arrays[f"{name}_id"] = idx.astype(np.int32)
-    for key in ("tokens", "target", "tlen"):
-        arrays[key] = pr[key]  # all drawn prompts; the *_id arrays index into them
+    arrays = {f"{name}_id": idx.astype(np.int32) for name, idx in (("test", test), ("rm", rm), ("pg", pg))}
+    arrays.update({f"prompt_{f}": np.asarray(v) for f, v in zip(T.Prompts._fields, pr)})  # *_id index into these
     arrays["off_chosen"], arrays["off_rejected"] = np.asarray(ch), np.asarray(rj)
     arrays["eval_idx"] = eval_idx.astype(np.int32)  # positions within pg_id
-    io.save_npz(p, **arrays)
+    run.save_npz("data.npz", **arrays)
     log(f"  prompts: {cfg.n_rm} RM / {cfg.n_pg} PG / {cfg.n_test} test; off-policy pairs relabelled by r_G")
 
 
-def load_data(out):
-    return io.load_npz(path(out, "data.npz"))
-
-
-def prompt_set(d, ids, scale=None):
-    scale = np.ones(len(ids), np.float32) if scale is None else scale
-    return PromptSet(jnp.asarray(d["tokens"][ids]), jnp.asarray(d["target"][ids]), jnp.asarray(d["tlen"][ids]),
-                     jnp.asarray(scale, jnp.float32))
-
-
 # ---------------------------------------------------------------------------------------------- sft
-def policy_like(cfg):
-    return init_policy(cfg)
-
-
-def stage_sft(cfg: Config, out: str, log=print):
-    p = path(out, "sft.eqx")
-    if os.path.exists(p):
-        return
+def stage_sft(cfg: Config, run: RunDir, log=print):
     model, losses = train_sft(cfg, log)
-    io.save_json(path(out, "sft_log.json"), {"loss": losses, "params": param_count(model)})
-    io.save_tree(p, model)
-
-
-def load_policy(cfg, out):
-    return io.load_tree(path(out, "sft.eqx"), policy_like(cfg))
+    run.save_json("sft_log.json", {"loss": losses, "params": param_count(model)})
+    run.save_tree("sft.eqx", model)
 
 
 _sample_tokens = jax.jit(lambda m, pr, k, L: sample(m, pr, k, L)[0], static_argnums=3)
@@ -117,57 +80,69 @@ def sample_np(model, prompts, key, cfg, batch=4096):
     return np.concatenate(outs)
 
 
-# -------------------------------------------------------------------------------------------- prefs
-def stage_prefs(cfg: Config, out: str, log=print):
-    """On-policy pairs: 2 samples per RM prompt from the initial policy, ordered by r_G (ties flagged)."""
-    p = path(out, "prefs.npz")
-    if os.path.exists(p):
-        return
-    d, pol = load_data(out), load_policy(cfg, out)
-    ids = d["rm_id"]
-    prompts = np.repeat(d["tokens"][ids], 2, axis=0)
-    toks = sample_np(pol, prompts, jax.random.PRNGKey(cfg.seeds.prefs), cfg).reshape(len(ids), 2, -1)
+def gt_of(cfg, prompts: T.Prompts, resp):
+    return np.asarray(T.ground_truth(prompts.target, prompts.tlen, resp, cfg.n_content), np.float64)
+
+
+# ------------------------------------------------------------------------------------------ samples
+def stage_samples(cfg: Config, run: RunDir, log=print):
+    """Initial-policy samples: 2 per RM prompt, ordered by r_G (the on-policy pairs; ties flagged), and
+    n_eval_samples per PG eval prompt (RM evaluation, normalisation, learning curves)."""
+    d, pol = run.data(), run.policy(cfg)
     P = cfg.task.prompt_len
-    ch, rj, tied = T.order_pair(jnp.asarray(toks[:, 0, P:]), jnp.asarray(toks[:, 1, P:]),
-                                jnp.asarray(d["target"][ids]), jnp.asarray(d["tlen"][ids]), cfg.n_content)
-    tied = np.asarray(tied)
-    io.save_npz(p, on_chosen=np.asarray(ch), on_rejected=np.asarray(rj), tied=tied)
-    log(f"  on-policy pairs: {len(ids)} drawn, {tied.sum()} tied under r_G (dropped)")
+    rm_p = run.prompts("rm", d)
+    toks = sample_np(pol, np.repeat(rm_p.tokens, 2, axis=0), jax.random.PRNGKey(cfg.seeds.prefs), cfg)
+    toks = toks.reshape(rm_p.n, 2, -1)
+    ch, rj, tied = T.order_pair(jnp.asarray(toks[:, 0, P:]), jnp.asarray(toks[:, 1, P:]), jnp.asarray(rm_p.target),
+                                jnp.asarray(rm_p.tlen), cfg.n_content)
+    ev = run.prompts("eval", d)
+    K = cfg.n_eval_samples
+    ev_toks = sample_np(pol, np.repeat(ev.tokens, K, axis=0), jax.random.PRNGKey(cfg.seeds.eval + 1), cfg)
+    ev_gt = gt_of(cfg, ev.repeat(K), ev_toks[:, P:]).reshape(-1, K)
+    run.save_npz("samples.npz", on_chosen=np.asarray(ch), on_rejected=np.asarray(rj), tied=np.asarray(tied),
+                 eval_tokens=ev_toks, eval_gt=ev_gt)
+    log(f"  on-policy pairs: {rm_p.n} drawn, {int(np.sum(tied))} tied under r_G (dropped); "
+        f"eval samples: {ev.n} prompts × {K}")
 
 
 # ----------------------------------------------------------------------------------------------- rm
-def stage_rm(cfg: Config, out: str, log=print):
-    p = path(out, "rms.eqx")
-    if os.path.exists(p):
-        return
-    d, pol, pf = load_data(out), load_policy(cfg, out), io.load_npz(path(out, "prefs.npz"))
-    ids = d["rm_id"]
-    usable = np.flatnonzero(~pf["tied"])
-    prompts = d["tokens"][ids][usable]
+def _curve_set(cfg, run, d, smp) -> CurveSet:
+    C, K = cfg.rm_curve_prompts, cfg.n_eval_samples
+    ev = run.prompts("eval", d).take(np.arange(C))
+    ids = d["pg_id"][d["eval_idx"][:C]]
+    full = {w: np.concatenate([ev.tokens, d[f"off_{w}"][ids]], axis=1) for w in ("chosen", "rejected")}
+    off_gt = {w: gt_of(cfg, ev, d[f"off_{w}"][ids]) for w in full}
+    return CurveSet(smp["eval_tokens"][: C * K], smp["eval_gt"][:C], full["chosen"], full["rejected"],
+                    off_gt["chosen"], off_gt["rejected"])
+
+
+def stage_rm(cfg: Config, run: RunDir, log=print):
+    d, pol, smp = run.data(), run.policy(cfg), run.load_npz("samples.npz")
+    rm_p = run.prompts("rm", d)
+    usable = np.flatnonzero(~smp["tied"])
+    prompts = rm_p.tokens[usable]
     full = lambda resp: np.concatenate([prompts, resp[usable]], axis=1)  # noqa: E731
     mix_perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seeds.mix), usable.size))
-    chosen, rejected = build_mixes(mix_perm, full(pf["on_chosen"]), full(pf["on_rejected"]),
-                                   full(d["off_chosen"][ids]), full(d["off_rejected"][ids]), MIXES)
-    rms, losses = train_rms(cfg, pol, chosen, rejected, log)
-    io.save_json(path(out, "rm_log.json"), {"n_pairs": int(usable.size), "loss": losses.tolist(),
-                                            "mixes": list(MIXES)})
-    io.save_tree(p, rms)
-
-
-def load_rms(cfg, out):
-    pol = policy_like(cfg)
-    like = stack([RewardModel.from_policy(jax.random.PRNGKey(0), pol) for _ in MIXES])
-    return io.load_tree(path(out, "rms.eqx"), like)
+    ids = d["rm_id"]
+    chosen, rejected = build_mixes(mix_perm, full(smp["on_chosen"]), full(smp["on_rejected"]),
+                                   full(d["off_chosen"][ids]), full(d["off_rejected"][ids]),
+                                   [MIXES[s] for s in RM_SOURCES])
+    rms, losses, curves = train_rms(cfg, pol, chosen, rejected, _curve_set(cfg, run, d, smp), log)
+    rows = [[r["step"], s] + [r[k][i] for k in ("train_bt_loss", "heldout_bt_loss", "heldout_on_acc", "off_acc")]
+            for r in curves for i, s in enumerate(RM_SOURCES)]
+    rmtheory.io.save_csv(run.path("rm_curves.csv"), ["step", "source", "train_bt_loss", "heldout_bt_loss",
+                                                     "heldout_on_acc", "off_acc"], rows)
+    run.save_json("rm_log.json", {"n_pairs": int(usable.size), "steps": int(losses.shape[0]),
+                                  "final_train_bt_loss": dict(zip(RM_SOURCES, losses[-50:].mean(0).tolist())),
+                                  "mixes": MIXES, "readout": cfg.rm_readout})
+    run.save_tree("rms.eqx", rms)
 
 
 # ------------------------------------------------------------------------------------------ perfect
-def stage_perfect(cfg: Config, out: str, log=print):
+def stage_perfect(cfg: Config, run: RunDir, log=print):
     """The perfect-accuracy low-variance source: r_G × perfect_factor on a fixed random
     ``perfect_fraction`` of the PG prompts (and, for held-out evaluation, of the test prompts)."""
-    p = path(out, "perfect.npz")
-    if os.path.exists(p):
-        return
-    d = load_data(out)
+    d = run.data()
     res = {}
     for i, split in enumerate(("pg", "test")):
         n = d[f"{split}_id"].size
@@ -175,26 +150,43 @@ def stage_perfect(cfg: Config, out: str, log=print):
         s = np.ones(n, np.float32)
         s[perm[: int(round(cfg.perfect_fraction * n))]] = cfg.perfect_factor
         res[f"scale_{split}"] = s
-    io.save_npz(p, **res)
+    run.save_npz("perfect.npz", **res)
     log(f"  scaled {int((res['scale_pg'] != 1).sum())}/{res['scale_pg'].size} PG prompts by {cfg.perfect_factor}")
 
 
 # ----------------------------------------------------------------------------------------- evaluate
-def stage_evaluate(cfg: Config, out: str, log=print):
-    """RM evaluation on n_eval PG prompts × n_eval_samples initial-policy samples (rmtheory.rm_report)."""
-    p = path(out, "rm_eval.json")
-    if os.path.exists(p):
-        return
-    d, pol, rms, pf = load_data(out), load_policy(cfg, out), load_rms(cfg, out), io.load_npz(path(out, "perfect.npz"))
+def baseline_scores(cfg, pol, prompts: T.Prompts, tokens):
+    """The reference scores of full sequences [N, T] for prompts [N]: the SFT policy's mean per-token
+    log-probability of the response (up to and including EOS), and two hand-written scores: the number of
+    exactly correct letters, and that number minus |len − m|."""
+    P = cfg.task.prompt_len
+    resp = tokens[:, P:]
+    mask = np.asarray(T.response_mask(jnp.asarray(resp)), np.float64)
+    lp = np.concatenate([np.asarray(_token_logprobs(pol, jnp.asarray(tokens[i : i + 4096]), P))
+                         for i in range(0, len(tokens), 4096)]).astype(np.float64)
+    m = prompts.target.shape[-1]
+    correct = np.sum(resp[:, :m] == prompts.target, axis=-1).astype(np.float64)
+    ylen = np.asarray(T.response_length(jnp.asarray(resp)), np.float64)
+    return {"sft_likelihood": np.sum(lp * mask, -1) / mask.sum(-1), "correct_letters": correct,
+            "correct_letters_len": correct - np.abs(ylen - prompts.tlen)}
+
+
+_token_logprobs = jax.jit(token_logprobs, static_argnums=2)
+
+
+def stage_evaluate(cfg: Config, run: RunDir, log=print):
+    """RM evaluation on n_eval PG prompts × n_eval_samples initial-policy samples (rmtheory.rm_report), the
+    reference scores, and the initial-policy validity measurements."""
+    d, pol, rms, pf, smp = run.data(), run.policy(cfg), run.rms(cfg), run.load_npz("perfect.npz"), run.load_npz("samples.npz")
     P, K = cfg.task.prompt_len, cfg.n_eval_samples
     pos = d["eval_idx"]
     ids = d["pg_id"][pos]
+    ev = run.prompts("eval", d)
     scale = pf["scale_pg"][pos]
-    toks = sample_np(pol, np.repeat(d["tokens"][ids], K, axis=0), jax.random.PRNGKey(cfg.seeds.eval + 1), cfg)
-    target, tlen = np.repeat(d["target"][ids], K, axis=0), np.repeat(d["tlen"][ids], K, axis=0)
-    gt = np.asarray(T.ground_truth(target, tlen, toks[:, P:], cfg.n_content)).reshape(-1, K)
-    off_full = {w: np.concatenate([d["tokens"][ids], d[f"off_{w}"][ids]], axis=1) for w in ("chosen", "rejected")}
-    off_gt = {w: np.asarray(T.ground_truth(d["target"][ids], d["tlen"][ids], d[f"off_{w}"][ids], cfg.n_content)) for w in off_full}
+    toks, gt = smp["eval_tokens"], smp["eval_gt"]
+    off_resp = {w: d[f"off_{w}"][ids] for w in ("chosen", "rejected")}
+    off_full = {w: np.concatenate([ev.tokens, off_resp[w]], axis=1) for w in off_resp}
+    off_gt = {w: gt_of(cfg, ev, off_resp[w]) for w in off_resp}
     scores, off = {}, {}
     for i, name in enumerate(RM_SOURCES):
         rm = unstack(rms, i)
@@ -204,31 +196,48 @@ def stage_evaluate(cfg: Config, out: str, log=print):
     off["perfect_lowvar"] = {w: off_gt[w] * scale for w in off_full}
     scores["ground_truth"] = gt
     off["ground_truth"] = dict(off_gt)
+    base = baseline_scores(cfg, pol, ev.repeat(K), toks)
+    base_off = {w: baseline_scores(cfg, pol, ev, off_full[w]) for w in off_full}
+    for b in BASELINES:
+        scores[b] = base[b].reshape(-1, K)
+        off[b] = {w: base_off[w][b] for w in off_full}
+    names = SOURCES + BASELINES
     report, per_prompt, stats = {}, {}, {}
-    for name in SOURCES:
+    for name in names:
         report[name] = {}
         for scheme in ("global", "prompt_variance"):
             r = rmtheory.rm_report(scores[name], gt, off[name]["chosen"], off[name]["rejected"], off_gt["chosen"],
                                    off_gt["rejected"], scheme=scheme)
             report[name][scheme] = {k: getattr(r, k) for k in ("var", "acc_on", "acc_off", "on_off", "var_acc", "mean", "std")}
-            if scheme == cfg.norm_scheme:
+            if scheme == "global":  # RM properties are always reported under the global z-score (Table 9 too)
                 per_prompt.update({f"{name}.variance": r.variance, f"{name}.on_accuracy": r.on_accuracy,
                                    f"{name}.off_correct": r.off_correct})
-        stats[name] = list(rmtheory.normalisation_stats(scores[name], cfg.norm_scheme))
+        stats[name] = list(rmtheory.normalisation_stats(scores[name], cfg.norm_scheme))  # used by RL
+    # the initial policy's validity measurements
+    resp = toks[:, P:].reshape(-1, K, toks.shape[1] - P)
+    distinct = np.mean([len({r.tobytes() for r in resp[i]}) for i in range(resp.shape[0])])
+    dg = gt[:, :, None] - gt[:, None, :]
+    iu = np.triu_indices(K, 1)
+    tie_frac = float(np.mean(dg[:, iu[0], iu[1]] == 0))
+    initial = {"gt_between_prompt_share": float(gt.mean(1).var() / gt.var()) if gt.var() > 0 else float("nan"),
+               "distinct_per_prompt": float(distinct), "gt_tie_fraction": tie_frac,
+               "chance_on_acc": 0.5 * (1.0 - tie_frac), "gt_mean": float(gt.mean()),
+               "hard_fraction_of_prompts": float(np.mean(ev.hard(cfg.task, cfg.teacher.hard_fraction)))}
     # files in the format of `rmtheory evaluate`
-    rows = [[int(ids[i]), j] + [float(scores[s][i, j]) for s in SOURCES] for i in range(len(ids)) for j in range(K)]
-    io.save_csv(path(out, "eval_rewards.csv"), ["prompt_id", "sample_id", *SOURCES], rows)
-    srcs = [s for s in SOURCES if s != "ground_truth"]
+    rows = [[int(ids[i]), j] + [float(scores[s][i, j]) for s in names] for i in range(len(ids)) for j in range(K)]
+    rmtheory.io.save_csv(run.path("eval_rewards.csv"), ["prompt_id", "sample_id", *names], rows)
+    srcs = [s for s in names if s != "ground_truth"]
     hdr = ["prompt_id"] + [f"{s}.{w}" for s in srcs for w in ("chosen", "rejected")] + ["ground_truth.chosen", "ground_truth.rejected"]
     rows = [[int(ids[i])] + [float(off[s][w][i]) for s in srcs for w in ("chosen", "rejected")]
             + [float(off_gt["chosen"][i]), float(off_gt["rejected"][i])] for i in range(len(ids))]
-    io.save_csv(path(out, "eval_offpolicy.csv"), hdr, rows)
-    io.save_npz(path(out, "eval_per_prompt.npz"), prompt_id=ids, scores=np.stack([scores[s] for s in SOURCES]),
-                **per_prompt)
-    io.save_json(p, {"report": report, "norm_stats": stats, "norm_scheme": cfg.norm_scheme,
-                     "initial_gt_mean": float(gt.mean()), "sources": list(SOURCES)})
-    log("  " + "  ".join(f"{s}: Var {report[s][cfg.norm_scheme]['var']:.3f} on {report[s][cfg.norm_scheme]['acc_on']:.3f} "
-                         f"off {report[s][cfg.norm_scheme]['acc_off']:.3f}" for s in SOURCES[:5]))
+    rmtheory.io.save_csv(run.path("eval_offpolicy.csv"), hdr, rows)
+    run.save_npz("eval_per_prompt.npz", prompt_id=ids, scores=np.stack([scores[s] for s in names]), **per_prompt)
+    run.save_json("rm_eval.json", {"report": report, "norm_stats": stats, "norm_scheme": cfg.norm_scheme,
+                                   "initial_policy": initial, "sources": list(SOURCES), "baselines": list(BASELINES)})
+    log("  " + "  ".join(f"{s}: Var {report[s]['global']['var']:.3f} on {report[s]['global']['acc_on']:.3f} "
+                         f"off {report[s]['global']['acc_off']:.3f}" for s in RM_SOURCES + BASELINES))
+    log(f"  initial policy: r_G between-prompt share {initial['gt_between_prompt_share']:.3f}, "
+        f"{initial['distinct_per_prompt']:.2f} distinct of {K}, chance on-acc {initial['chance_on_acc']:.3f}")
 
 
 # ----------------------------------------------------------------------------------------------- rl
@@ -237,111 +246,138 @@ def rl_runs(cfg):
     return [(s, seed) for s in SOURCES for seed in cfg.seeds.rl]
 
 
-def stage_rl(cfg: Config, out: str, log=print, stop_after_epoch: int | None = None):
-    """RLOO/GRPO with every source × seed; checkpoint after every epoch; results in rl/results.json.
-
-    ``stop_after_epoch`` (testing) returns after saving that epoch's checkpoint, like an interruption.
-    """
-    rdir = path(out, "rl")
-    res_p = path(rdir, "results.json")
-    if os.path.exists(res_p):
-        return
-    os.makedirs(rdir, exist_ok=True)
-    d, ref, rms, pf = load_data(out), load_policy(cfg, out), load_rms(cfg, out), io.load_npz(path(out, "perfect.npz"))
-    ev = io.load_json(path(out, "rm_eval.json"))
-    stats = ev["norm_stats"]
-    runs = rl_runs(cfg)
-    R = len(runs)
-    pg = prompt_set(d, d["pg_id"], pf["scale_pg"])
-    test_ids = d["test_id"][: cfg.n_policy_eval_prompts]
-    evs = prompt_set(d, test_ids, pf["scale_test"][: cfg.n_policy_eval_prompts])
-    opt = optax.adam(cfg.rl_lr)
-    update_epoch, evaluate = make_rl(cfg, ref, pg, evs, tuple(stats["ground_truth"]), opt)
-    src_idx = [SOURCES.index(s) for s, _ in runs]
-    consts = SourceConsts(
-        w_rm=jnp.asarray([1.0 if i < 5 else 0.0 for i in src_idx], jnp.float32),
-        w_gt=jnp.asarray([0.0 if i < 5 else 1.0 for i in src_idx], jnp.float32),
+def source_consts(runs, stats) -> SourceConsts:
+    is_rm = [s in RM_SOURCES for s, _ in runs]
+    return SourceConsts(
+        w_rm=jnp.asarray([1.0 if r else 0.0 for r in is_rm], jnp.float32),
+        w_gt=jnp.asarray([0.0 if r else 1.0 for r in is_rm], jnp.float32),
         use_scale=jnp.asarray([s == "perfect_lowvar" for s, _ in runs]),
         mu=jnp.asarray([stats[s][0] for s, _ in runs], jnp.float32),
         sigma=jnp.asarray([stats[s][1] for s, _ in runs], jnp.float32),
         seed=jnp.asarray([seed for _, seed in runs], jnp.int32))
-    run_rms = jax.tree_util.tree_map(lambda x: x[jnp.asarray([min(i, 4) for i in src_idx])], rms)
+
+
+EVAL_SETS = ("pg", "test")  # policy evaluation: the PG eval prompts (the paper's 500 × 10) and held-out test prompts
+
+
+def stage_rl(cfg: Config, run: RunDir, log=print, stop_after_epoch: int | None = None):
+    """RLOO/GRPO with every source × seed; checkpoint after every epoch; results in rl/results.json.
+
+    ``stop_after_epoch`` (testing) returns after saving that epoch's checkpoint, like an interruption.
+    """
+    os.makedirs(run.path("rl"), exist_ok=True)
+    d, ref, rms, pf = run.data(), run.policy(cfg), run.rms(cfg), run.load_npz("perfect.npz")
+    stats = run.load_json("rm_eval.json")["norm_stats"]
+    runs = rl_runs(cfg)
+    R = len(runs)
+    pg = Scaled.of(run.prompts("pg", d), pf["scale_pg"])
+    evsets = {"pg": Scaled.of(run.prompts("eval", d), pf["scale_pg"][d["eval_idx"]]),
+              "test": Scaled.of(run.prompts("test", d).take(np.arange(cfg.n_test_eval_prompts)),
+                                pf["scale_test"][: cfg.n_test_eval_prompts])}
+    opt = optax.adam(cfg.rl_lr)
+    update_epoch, evaluate = make_rl(cfg, ref, pg, evsets, tuple(stats["ground_truth"]), opt)
+    consts = source_consts(runs, stats)
+    rm_index = jnp.asarray([RM_SOURCES.index(s) if s in RM_SOURCES else 0 for s, _ in runs])
+    run_rms = jax.tree_util.tree_map(lambda x: x[rm_index], rms)
     policies = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (R,) + x.shape), ref)
     opt_states = jax.vmap(opt.init)(policies)
-    prog_p = path(rdir, "progress.json")
+    prog_p = run.path("rl", "progress.json")
+    tolist = lambda m: {k: np.asarray(v).tolist() for k, v in m.items()}  # noqa: E731
     if os.path.exists(prog_p):
-        prog = io.load_json(prog_p)
+        prog = run.load_json(os.path.join("rl", "progress.json"))
         e0 = prog["epoch"]
-        policies, opt_states = io.load_tree(path(rdir, f"state_e{e0}.eqx"), (policies, opt_states))
+        policies, opt_states = run.load_tree(os.path.join("rl", f"state_e{e0}.eqx"), (policies, opt_states))
         log(f"  resuming RL from epoch {e0}")
     else:
         t = time.time()
-        m0 = {k: np.asarray(v).tolist() for k, v in evaluate(policies, run_rms, consts, 0).items()}
-        prog = {"epoch": 0, "eval": [m0], "train": []}
+        m0 = evaluate(policies, run_rms, consts)
+        prog = {"epoch": 0, "eval": [{s: tolist(m0[s]) for s in EVAL_SETS}], "train": []}
         log(f"  epoch 0 evaluated ({time.time() - t:.1f}s)")
         e0 = 0
+    t_start = time.time()
     for e in range(e0 + 1, cfg.rl_epochs + 1):
         t = time.time()
         policies, opt_states, tm = update_epoch(policies, opt_states, run_rms, consts, e - 1)
-        em = evaluate(policies, run_rms, consts, e)
-        prog["train"].append({k: np.asarray(v).tolist() for k, v in tm.items()})
-        prog["eval"].append({k: np.asarray(v).tolist() for k, v in em.items()})
+        em = evaluate(policies, run_rms, consts)
+        prog["train"].append(tolist(tm))
+        prog["eval"].append({s: tolist(em[s]) for s in EVAL_SETS})
         prog["epoch"] = e
-        io.save_tree(path(rdir, f"state_e{e}.eqx"), (policies, opt_states))
-        io.save_json(prog_p, prog)
-        for old in glob.glob(path(rdir, "state_e*.eqx")):
-            if old != path(rdir, f"state_e{e}.eqx"):
+        run.save_tree(os.path.join("rl", f"state_e{e}.eqx"), (policies, opt_states))
+        run.save_json(os.path.join("rl", "progress.json"), prog)
+        for old in glob.glob(run.path("rl", "state_e*.eqx")):
+            if old != run.path("rl", f"state_e{e}.eqx"):
                 os.remove(old)
-        inc = _increases(prog)
+        inc = increases(prog)
         msg = "  ".join(f"{s}: {np.mean(inc['proxy'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}/"
                         f"{np.mean(inc['gt'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}" for s in SOURCES)
-        log(f"  rl epoch {e}/{cfg.rl_epochs} ({time.time() - t:.1f}s) proxy/GT increase: {msg}")
+        eta = (time.time() - t_start) / (e - e0) * (cfg.rl_epochs - e)
+        log(f"  rl epoch {e}/{cfg.rl_epochs} ({time.time() - t:.1f}s, ETA {eta:.0f}s) proxy/GT increase: {msg}")
         if stop_after_epoch is not None and e >= stop_after_epoch:
             return
-    inc = _increases(prog)
+    inc, inc_test = increases(prog), increases(prog, "test")
     kl_train = np.zeros((cfg.rl_epochs + 1, R))
+    w = min(cfg.kl_window, cfg.rollouts_per_epoch)
     for e, tm in enumerate(prog["train"], start=1):
-        kl_train[e] = np.asarray(tm["kl"])[:, -cfg.kl_window:].mean(-1)
+        kl_train[e] = np.asarray(tm["kl"])[:, -w:].mean(-1)
     results = {"runs": [{"source": s, "seed": seed} for s, seed in runs],
                "proxy_increase": inc["proxy"].tolist(), "gt_increase": inc["gt"].tolist(),
-               "kl_train": kl_train.tolist(), "kl_eval": np.asarray([m["kl"] for m in prog["eval"]]).tolist(),
-               "gt_raw": np.asarray([m["gt_raw"] for m in prog["eval"]]).tolist(),
+               "test_proxy_increase": inc_test["proxy"].tolist(), "test_gt_increase": inc_test["gt"].tolist(),
+               "kl_train": kl_train.tolist(), "kl_eval": np.asarray([m["pg"]["kl"] for m in prog["eval"]]).tolist(),
+               "gt_raw": np.asarray([m["pg"]["gt_raw"] for m in prog["eval"]]).tolist(),
+               "adam_steps_per_epoch": cfg.adam_steps_per_epoch,
                "max_abs_adv_sum": float(max(np.max(np.asarray(tm["adv_sum"])) for tm in prog["train"]))}
-    io.save_json(res_p, results)
+    run.save_json(os.path.join("rl", "results.json"), results)
 
 
-def _increases(prog):
-    ev = prog["eval"]
+def increases(prog, which: str = "pg"):
+    ev = [m[which] for m in prog["eval"]]
     proxy = np.asarray([m["proxy"] for m in ev])
     gt = np.asarray([m["gt"] for m in ev])
     return {"proxy": proxy - proxy[0], "gt": gt - gt[0]}
 
 
 # ------------------------------------------------------------------------------------------ analyze
-def stage_analyze(cfg: Config, out: str, log=print, figures_dir: str | None = None):
+def stage_analyze(cfg: Config, run: RunDir, log=print, figures_dir: str | None = None):
     from .analysis import analyze
 
-    return analyze(out, figures_dir=figures_dir, log=log)
+    return analyze(run, figures_dir=figures_dir, log=log)
 
 
-STAGE_FUNCS = {"data": stage_data, "sft": stage_sft, "prefs": stage_prefs, "rm": stage_rm,
+STAGE_FUNCS = {"data": stage_data, "sft": stage_sft, "samples": stage_samples, "rm": stage_rm,
                "perfect": stage_perfect, "evaluate": stage_evaluate, "rl": stage_rl, "analyze": stage_analyze}
 
 
-def run(cfg: Config, out: str, log=print, until: str | None = None, figures_dir: str | None = None):
+def check_inputs(run: RunDir, stage: str):
+    """Raise a clear error (and write nothing) if a stage's inputs are missing."""
+    missing = [s for s in NEEDS.get(stage, ()) if not run.exists(MARKER[s])]
+    if missing:
+        raise ValueError(f"stage '{stage}' needs the output of stage(s) {missing} in {run.out}; run "
+                         f"`rmtheory lm run --out {run.out}` (or those stages) first")
+
+
+def run_stage(cfg: Config, run: RunDir, stage: str, log=print, figures_dir: str | None = None):
+    """Run one stage unless its artifacts exist (always for analyze, which is cheap and reads only)."""
+    if stage != "analyze" and run.exists(MARKER[stage]):
+        log(f"  (done already: {MARKER[stage]})")
+        return None
+    check_inputs(run, stage)
+    if stage == "analyze":
+        return stage_analyze(cfg, run, log, figures_dir)
+    return STAGE_FUNCS[stage](cfg, run, log)
+
+
+def run(cfg: Config, out, log=print, until: str | None = None, figures_dir: str | None = None):
     """Run (or resume) every stage up to and including ``until``."""
     if until is not None and until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}; got {until!r}")
-    save_config(cfg, out)
+    rd = out if isinstance(out, RunDir) else RunDir(out)
+    rd.save_config(cfg)
     t0 = time.time()
     summary = None
-    for st in STAGES:
+    for i, st in enumerate(STAGES):
         t = time.time()
-        log(f"[{st}]")
-        if st == "analyze":
-            summary = stage_analyze(cfg, out, log, figures_dir)
-        else:
-            STAGE_FUNCS[st](cfg, out, log)
+        log(f"[{st}] stage {i + 1}/{len(STAGES)}")
+        summary = run_stage(cfg, rd, st, log, figures_dir)
         log(f"[{st}] done in {time.time() - t:.1f}s (total {time.time() - t0:.1f}s)")
         if st == until:
             break

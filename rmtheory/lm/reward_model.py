@@ -3,7 +3,10 @@
     L = −mean ln σ(r(x, y_c) − r(x, y_r)) + c · mean (r(x, y_c) + r(x, y_r))²,   c = 0.01
 
 The five on-policy mixes are trained together (``vmap`` over the stacked models) on identical batch
-orders; only the responses of each prompt differ between mixes.
+orders; only the responses of each prompt differ between mixes. Adam with linear warmup and cosine decay;
+the head starts at zero. Every ``rm_curve_every`` steps the learning curves are measured on held-out PG
+prompts (never used for RM training): train BT loss (mean of the last steps), held-out BT loss and
+on-policy accuracy over all pairs of the initial policy's samples, and off-policy accuracy.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .._metrics import accuracy
 from .model import RewardModel
+from .sft import warmup_cosine
 
 
 def bt_loss(rm: RewardModel, chosen, rejected, center: float):
@@ -44,17 +49,53 @@ def unstack(tree, i):
     return jax.tree_util.tree_map(lambda x: x[i], tree)
 
 
-def train_rms(cfg, policy, chosen, rejected, log=print):
-    """Train one RM per mix. chosen/rejected: [n_mix, N, T]. Returns (stacked RMs, losses [steps, n_mix])."""
+def pairwise_bt_loss(scores, gt):
+    """Mean −ln σ(s_c − s_r) over all within-prompt pairs that r_G orders strictly. scores, gt: [P, K]."""
+    d_s = scores[:, :, None] - scores[:, None, :]
+    d_g = gt[:, :, None] - gt[:, None, :]
+    ordered = d_g > 0
+    return float(np.sum(np.logaddexp(0.0, -d_s) * ordered) / max(np.sum(ordered), 1))
+
+
+class CurveSet:
+    """Held-out data for the learning curves: C prompts × K initial-policy samples (tokens [C·K, T], r_G
+    [C, K]) and the same prompts' off-policy pairs (tokens [C, T] each, with r_G)."""
+
+    def __init__(self, samples, gt, off_chosen, off_rejected, off_gt_chosen, off_gt_rejected):
+        self.samples, self.gt = np.asarray(samples), np.asarray(gt, np.float64)
+        self.off_chosen, self.off_rejected = np.asarray(off_chosen), np.asarray(off_rejected)
+        self.off_gt = np.stack([off_gt_chosen, off_gt_rejected], -1).astype(np.float64)
+
+    def measure(self, score_fn) -> dict:
+        """score_fn(tokens [N, T]) -> [n_mix, N]; returns per-mix held-out metrics."""
+        C, K = self.gt.shape
+        s = np.asarray(score_fn(self.samples), np.float64).reshape(-1, C, K)
+        oc, orj = np.asarray(score_fn(self.off_chosen), np.float64), np.asarray(score_fn(self.off_rejected), np.float64)
+        on = [float(np.mean(accuracy(jnp.asarray(si), jnp.asarray(self.gt)))) for si in s]
+        off = [float(np.mean(accuracy(jnp.asarray(np.stack([a, b], -1)), jnp.asarray(self.off_gt)))) for a, b in zip(oc, orj)]
+        return {"heldout_bt_loss": [pairwise_bt_loss(si, self.gt) for si in s], "heldout_on_acc": on, "off_acc": off}
+
+
+def train_rms(cfg, policy, chosen, rejected, curve: CurveSet | None = None, log=print):
+    """Train one RM per mix. chosen/rejected: [n_mix, N, T].
+
+    Returns (stacked RMs, per-step train losses [steps, n_mix], learning-curve rows: list of dicts with
+    ``step``, ``train_bt_loss`` and the :meth:`CurveSet.measure` fields, one value per mix).
+    """
     n_mix, n, _ = chosen.shape
     key = jax.random.PRNGKey(cfg.seeds.rm)
-    rms = stack([RewardModel.from_policy(jax.random.fold_in(key, i), policy) for i in range(n_mix)])
-    opt = optax.adam(cfg.rm_lr)
-    opt_state = jax.vmap(opt.init)(rms)
+    P = cfg.task.prompt_len
+    rms = stack([RewardModel.from_policy(policy, P, cfg.rm_readout) for _ in range(n_mix)])
     steps_per_epoch = n // cfg.rm_batch
     if steps_per_epoch < 1:
         raise ValueError(f"rm_batch ({cfg.rm_batch}) exceeds the number of RM pairs ({n})")
+    total = steps_per_epoch * cfg.rm_epochs
+    opt = optax.adam(warmup_cosine(cfg.rm_lr, total, cfg.rm_warmup))
+    opt_state = jax.vmap(opt.init)(rms)
     chosen, rejected = jnp.asarray(chosen), jnp.asarray(rejected)
+    order = np.concatenate([np.asarray(jax.random.permutation(jax.random.fold_in(key, 1000 + e), n))
+                            [: steps_per_epoch * cfg.rm_batch].reshape(steps_per_epoch, cfg.rm_batch)
+                            for e in range(cfg.rm_epochs)])
 
     def one_step(rm, st, c, r):
         loss, g = jax.value_and_grad(bt_loss)(rm, c, r, cfg.rm_center)
@@ -62,23 +103,39 @@ def train_rms(cfg, policy, chosen, rejected, log=print):
         return optax.apply_updates(rm, upd), st, loss
 
     @jax.jit
-    def epoch(rms, opt_state, e):
-        order = jax.random.permutation(jax.random.fold_in(key, 1000 + e), n)[: steps_per_epoch * cfg.rm_batch]
-        order = order.reshape(steps_per_epoch, cfg.rm_batch)
-
-        def body(carry, idx):
+    def chunk(rms, opt_state, idx):
+        def body(carry, i):
             rms, st = carry
-            rms, st, loss = jax.vmap(one_step)(rms, st, chosen[:, idx], rejected[:, idx])
+            rms, st, loss = jax.vmap(one_step)(rms, st, chosen[:, i], rejected[:, i])
             return (rms, st), loss
 
-        return jax.lax.scan(body, (rms, opt_state), order)
+        return jax.lax.scan(body, (rms, opt_state), idx)
 
-    losses = []
-    for e in range(cfg.rm_epochs):
-        (rms, opt_state), l = epoch(rms, opt_state, e)
-        losses.append(np.asarray(l))
-        log(f"  rm epoch {e + 1}/{cfg.rm_epochs}  BT loss per mix " + " ".join(f"{v:.3f}" for v in np.asarray(l[-20:]).mean(0)))
-    return rms, np.concatenate(losses)
+    score_all = eqx.filter_jit(lambda m, t: jax.vmap(lambda r: r(t))(m))
+
+    def score_fn(tokens, batch=2048):
+        return np.concatenate([np.asarray(score_all(rms, jnp.asarray(tokens[i : i + batch])))
+                               for i in range(0, len(tokens), batch)], axis=1)
+
+    losses, curve_rows = [], []
+    every = cfg.rm_curve_every
+    if curve is not None:
+        curve_rows.append({"step": 0, "train_bt_loss": [float(np.log(2.0))] * n_mix, **curve.measure(score_fn)})
+    done = 0
+    while done < total:
+        m = min(every, total - done)  # chunks of `every` steps share one compiled scan (a shorter tail: one more)
+        (rms, opt_state), l = chunk(rms, opt_state, jnp.asarray(order[done : done + m]))
+        l = np.asarray(l)
+        losses.append(l)
+        done += m
+        if curve is not None:
+            row = {"step": done, "train_bt_loss": l.mean(0).tolist(), **curve.measure(score_fn)}
+            curve_rows.append(row)
+            log(f"  rm step {done}/{total}  train BT " + " ".join(f"{v:.3f}" for v in row["train_bt_loss"])
+                + "  held-out on-acc " + " ".join(f"{v:.3f}" for v in row["heldout_on_acc"]))
+        else:
+            log(f"  rm step {done}/{total}  train BT " + " ".join(f"{v:.3f}" for v in l.mean(0)))
+    return rms, np.concatenate(losses), curve_rows
 
 
 @eqx.filter_jit

@@ -45,18 +45,22 @@ class SourceConsts(NamedTuple):
     seed: jax.Array  # int32 RL seed
 
 
-class PromptSet(NamedTuple):
-    tokens: jax.Array  # [N, P]
-    target: jax.Array  # [N, m_max]
-    tlen: jax.Array  # [N]
-    scale: jax.Array  # [N] float32 (perfect_factor or 1)
+class Scaled(NamedTuple):
+    """Prompts with the perfect source's per-prompt scale (``perfect_factor`` or 1)."""
+
+    prompts: T.Prompts
+    scale: jax.Array  # [N] float32
+
+    @staticmethod
+    def of(prompts: T.Prompts, scale=None) -> "Scaled":
+        n = prompts.n
+        scale = jnp.ones(n, jnp.float32) if scale is None else jnp.asarray(scale, jnp.float32)
+        return Scaled(T.Prompts(*(jnp.asarray(a) for a in prompts)), scale)
 
 
-def raw_reward(rm, consts: SourceConsts, tokens, target, tlen, scale, prompt_len, n_content):
-    resp = tokens[:, prompt_len:]
-    gt = T.ground_truth(target, tlen, resp, n_content)
-    s = jnp.where(consts.use_scale, scale, 1.0)
-    return consts.w_rm * rm(tokens) + consts.w_gt * gt * s, gt
+def raw_reward(rm_score, consts: SourceConsts, gt, scale):
+    """raw = w_rm·RM(x, y) + w_gt·r_G(x, y)·s(x) (see SourceConsts)."""
+    return consts.w_rm * rm_score + consts.w_gt * gt * jnp.where(consts.use_scale, scale, 1.0)
 
 
 def rloo_advantages(R):
@@ -77,18 +81,19 @@ def clipped_loss(lp_new, lp_old, adv, eps):
     return jnp.mean(jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1 - eps, 1 + eps))), ratio
 
 
-def make_rl(cfg, ref, pg: PromptSet, ev: PromptSet, gt_stats, opt):
+def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
     """Build (update_epoch, evaluate) jitted over stacked runs.
 
     update_epoch(policies, opt_states, rms, consts, epoch) → (policies, opt_states, metrics [R, S])
-    evaluate(policies, rms, consts, epoch) → dict of [R] arrays (proxy/GT normalised means, KL).
+    evaluate(policies, rms, consts) → {set name: dict of [R] arrays (proxy/GT normalised means, KL)} for
+    each of ``evsets`` (name → Scaled), each prompt with ``n_eval_samples`` samples.
     """
     spec = cfg.task
     P, L = spec.prompt_len, spec.resp_len
     Bp, k = cfg.batch_prompts, cfg.k
     B = Bp * k
     S = cfg.rollouts_per_epoch
-    n_pg = pg.tokens.shape[0]
+    n_pg = pg.prompts.n
     mb = B // cfg.n_minibatches
 
     def one_rollout(params, opt_state, rm, c: SourceConsts, step):
@@ -98,10 +103,12 @@ def make_rl(cfg, ref, pg: PromptSet, ev: PromptSet, gt_stats, opt):
         perm = jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.pg), c.seed * 100_003 + pass_idx), n_pg)
         pidx = jnp.repeat(jax.lax.dynamic_slice_in_dim(perm, within * Bp, Bp), k)
         skey = jax.random.fold_in(jax.random.fold_in(run_key, 1), step)
-        tokens, _, mask = sample(params, pg.tokens[pidx], skey, L)
+        pp = pg.prompts
+        tokens, _, mask = sample(params, pp.tokens[pidx], skey, L)
         lp_old = jax.lax.stop_gradient(sequence_logprob(params, tokens, P, mask))
         lp_ref = sequence_logprob(ref, tokens, P, mask)
-        raw, gt = raw_reward(rm, c, tokens, pg.target[pidx], pg.tlen[pidx], pg.scale[pidx], P, spec.n_content)
+        gt = T.ground_truth(pp.target[pidx], pp.tlen[pidx], tokens[:, P:], spec.n_content)
+        raw = raw_reward(rm(tokens), c, gt, pg.scale[pidx])
         r = (raw - c.mu) / c.sigma
         kl_seq = lp_old - lp_ref
         if cfg.algo == "rloo":
@@ -149,26 +156,33 @@ def make_rl(cfg, ref, pg: PromptSet, ev: PromptSet, gt_stats, opt):
 
     update_epoch = jax.jit(jax.vmap(run_epoch, in_axes=(0, 0, 0, 0, None)))
 
-    n_ev = ev.tokens.shape[0]
-    K = cfg.n_policy_eval_samples
-    ev_tok = jnp.repeat(ev.tokens, K, axis=0)
-    ev_target, ev_tlen, ev_scale = (jnp.repeat(a, K, axis=0) for a in (ev.target, ev.tlen, ev.scale))
+    K = cfg.n_eval_samples
     mu_g, sd_g = gt_stats
 
-    def eval_one(args, epoch):
-        params, rm, c = args
-        # the same samples' keys at every epoch (common random numbers): an unchanged policy has increase 0
-        del epoch
-        key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval), 7919 + c.seed)
-        tokens, _, mask = sample(params, ev_tok, key, L)
-        raw, gt = raw_reward(rm, c, tokens, ev_target, ev_tlen, ev_scale, P, spec.n_content)
-        kl = sequence_logprob(params, tokens, P, mask) - sequence_logprob(ref, tokens, P, mask)
-        return dict(proxy=jnp.mean((raw - c.mu) / c.sigma), gt=jnp.mean((gt - mu_g) / sd_g),
-                    gt_raw=jnp.mean(gt), kl=jnp.mean(kl), length=jnp.mean(mask.sum(-1)))
+    def eval_set(ev: Scaled, salt: int):
+        pr = ev.prompts
+        tok0, target, tlen, scale = (jnp.repeat(a, K, axis=0) for a in (pr.tokens, pr.target, pr.tlen, ev.scale))
+
+        def one(args):
+            params, rm, c = args
+            # the same sampling keys at every epoch (common random numbers): an unchanged policy has increase 0
+            key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval), salt * 1_000_003 + 7919 + c.seed)
+            tokens, lp, mask = sample(params, tok0, key, L)
+            gt = T.ground_truth(target, tlen, tokens[:, P:], spec.n_content)
+            # lax.map runs the runs one after another, so this cond really skips the RM for r_G-based sources
+            rm_score = jax.lax.cond(c.w_rm != 0, lambda: rm(tokens), lambda: jnp.zeros(tokens.shape[0], jnp.float32))
+            raw = raw_reward(rm_score, c, gt, scale)
+            # log π_θ from the sampler (equal to teacher forcing up to float32 rounding, tested)
+            kl = jnp.sum(lp, -1) - sequence_logprob(ref, tokens, P, mask)
+            return dict(proxy=jnp.mean((raw - c.mu) / c.sigma), gt=jnp.mean((gt - mu_g) / sd_g),
+                        gt_raw=jnp.mean(gt), kl=jnp.mean(kl), length=jnp.mean(mask.sum(-1)))
+
+        return one
+
+    evals = {name: eval_set(ev, i) for i, (name, ev) in enumerate(evsets.items())}
 
     @jax.jit
-    def evaluate(params, rms, consts, epoch):
-        return jax.lax.map(lambda a: eval_one(a, epoch), (params, rms, consts))
+    def evaluate(params, rms, consts):
+        return {name: jax.lax.map(f, (params, rms, consts)) for name, f in evals.items()}
 
-    del n_ev
     return update_epoch, evaluate

@@ -1,7 +1,8 @@
 """Stage 1: supervised fine-tuning of the initial policy on noisy-teacher demonstrations.
 
 Fresh random prompts and demonstrations every step (generated inside the jitted step from the step's
-key), so the policy converges towards the noisy teacher's distribution: deliberately mediocre.
+key), so the policy converges towards the teacher's distribution, systematic errors included (task.py).
+Adam with linear warmup (5 %) and cosine decay.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ def sft_loss(model, tokens, prompt_len, mask):
     return -jnp.sum(lp * mask) / jnp.sum(mask)
 
 
+def warmup_cosine(lr: float, steps: int, warmup: float):
+    """Linear warmup over a ``warmup`` fraction of ``steps``, then cosine decay to 0."""
+    w = max(1, int(round(warmup * steps)))
+    return optax.warmup_cosine_decay_schedule(0.0, lr, w, max(steps, w + 1), 0.0)
+
+
 def init_policy(cfg):
     spec = cfg.task
     return Transformer.init(jax.random.PRNGKey(cfg.seeds.sft), spec.vocab, spec.seq_len, cfg.d_model,
@@ -34,7 +41,7 @@ def make_sft_steps(cfg, opt):
         kp, kd = jax.random.split(key)
         op, m, letters = T.sample_prompt_parts(kp, spec, cfg.sft_batch)
         prompts, target = T.encode(spec, op, m, letters)
-        resp = T.sft_demos(kd, spec, target, m, cfg.sft_sub_noise, cfg.sft_len_noise)
+        resp = T.teacher_demos(kd, spec, op, m, letters, cfg.teacher)
         tokens = jnp.concatenate([prompts, resp], axis=1)
         loss, g = jax.value_and_grad(sft_loss)(model, tokens, spec.prompt_len, T.response_mask(resp))
         upd, opt_state = opt.update(g, opt_state, model)
@@ -52,7 +59,7 @@ def make_sft_steps(cfg, opt):
 def train_sft(cfg, log=print):
     """Returns the SFT policy and the per-step losses."""
     model = init_policy(cfg)
-    opt = optax.adam(cfg.sft_lr)
+    opt = optax.adam(warmup_cosine(cfg.sft_lr, cfg.sft_steps, 0.05))
     opt_state = opt.init(model)
     run, chunk = make_sft_steps(cfg, opt)
     losses = []

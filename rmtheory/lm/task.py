@@ -37,9 +37,16 @@ the paper's code). Its error profile (structural edits, very different quality l
 initial policy's (which makes mostly letter substitutions at a moderate rate), as UltraFeedback differs
 from an SFT model's samples.
 
-**SFT demonstrations** come from a noisy teacher: the target with each letter substituted with
-probability ``sft_sub_noise`` and, with probability ``sft_len_noise``, the last letter dropped or a random
-letter appended. Trained on these, the initial policy is deliberately mediocre.
+**Difficulty and the SFT teacher** (prompt-dependent, with *systematic* errors). A prompt is **hard** iff its
+first letter lies in the first ``hard_fraction`` of the alphabet (a deterministic feature the models can
+see). The demonstrations come from a noisy teacher that
+
+* applies the **wrong operation** (COPY ↔ REVERSE, SHIFT → COPY) with probability ``conf_hard`` on hard
+  prompts and ``conf_easy`` on easy ones, so on hard prompts the teacher's (and the SFT policy's) most likely
+  answer is wrong: being likely under the SFT policy is not being correct;
+* substitutes each letter with probability ``sub[op] + sub_len · (m − m_min)`` (REVERSE and SHIFT, and longer
+  prompts, are noisier), so the mean ground truth differs between prompts;
+* with probability ``len_noise`` drops the last letter or appends a random one.
 
 Everything is a pure function of explicit PRNG keys; arrays are int32 (tokens) and float32 (rewards).
 """
@@ -48,6 +55,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -92,8 +100,29 @@ class TaskSpec:
         return self.prompt_len + self.resp_len
 
 
-class Prompts(dict):
-    """Dict with ``tokens`` [N, prompt_len], ``target`` [N, m_max] (−1 padded), ``tlen`` [N]."""
+class Prompts(NamedTuple):
+    """A set of prompts: ``tokens`` [N, prompt_len], ``target`` [N, m_max] (content tokens, −1 padded),
+    ``tlen`` [N] (= m), ``op`` [N] (0 COPY, 1 REVERSE, 2 SHIFT) and ``first`` [N] (index of the first letter,
+    which decides whether the prompt is hard). numpy or jax arrays; :meth:`take` selects rows."""
+
+    tokens: np.ndarray
+    target: np.ndarray
+    tlen: np.ndarray
+    op: np.ndarray
+    first: np.ndarray
+
+    def take(self, idx) -> "Prompts":
+        return Prompts(*(np.asarray(a)[idx] for a in self))
+
+    def repeat(self, k: int) -> "Prompts":
+        return Prompts(*(np.repeat(np.asarray(a), k, axis=0) for a in self))
+
+    @property
+    def n(self) -> int:
+        return int(np.asarray(self.tlen).shape[0])
+
+    def hard(self, spec: "TaskSpec", hard_fraction: float):
+        return np.asarray(self.first) < hard_cut(spec, hard_fraction)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
@@ -125,10 +154,7 @@ def encode(spec: TaskSpec, op, m, letters):
     tok = jnp.where((rel >= 0) & (rel < m[:, None]), gathered, tok)
     tok = jnp.where(idx == P - 1, SEP, tok)
     # targets
-    rev_idx = jnp.clip(m[:, None] - 1 - pos, 0, spec.m_max - 1)
-    rev = jnp.take_along_axis(letters, rev_idx, axis=1)
-    shifted = (letters + 1) % spec.n_content
-    tl = jnp.where((op == 0)[:, None], letters, jnp.where((op == 1)[:, None], rev, shifted))
+    tl = jax.vmap(lambda o, mm, lt: _apply_op(spec, o, mm, lt))(op, m, letters)
     target = jnp.where(valid, FIRST_CONTENT + tl, -1)
     del n
     return tok.astype(jnp.int32), target.astype(jnp.int32)
@@ -136,7 +162,8 @@ def encode(spec: TaskSpec, op, m, letters):
 
 def make_prompts(spec: TaskSpec, op, m, letters) -> Prompts:
     tok, target = encode(spec, jnp.asarray(op), jnp.asarray(m), jnp.asarray(letters))
-    return Prompts(tokens=np.asarray(tok), target=np.asarray(target), tlen=np.asarray(m, np.int32))
+    return Prompts(np.asarray(tok), np.asarray(target), np.asarray(m, np.int32), np.asarray(op, np.int32),
+                   np.asarray(letters, np.int32)[:, 0])
 
 
 def unique_prompts(key, spec: TaskSpec, n: int) -> Prompts:
@@ -269,19 +296,64 @@ def order_pair(a, b, target, tlen, n_content: int):
     return jnp.where(a_first, a, b), jnp.where(a_first, b, a), ra == rb
 
 
-def sft_demos(key, spec: TaskSpec, target, tlen, sub_noise: float, len_noise: float):
-    """Noisy-teacher demonstrations [N, L] for N prompts (see module docstring)."""
-    L = spec.resp_len
+@dataclass(frozen=True)
+class Teacher:
+    """The SFT teacher's error model (see the module docstring)."""
 
-    def one(k, t, m):
-        ks, kl, kk, kr = jax.random.split(k, 4)
-        seq = jnp.where(jnp.arange(L) < m, _padded_target(spec, t), FIRST_CONTENT)
-        seq = _substitute(ks, spec, seq, sub_noise)
-        do = jax.random.bernoulli(kl, len_noise)
+    conf_hard: float = 0.8
+    conf_easy: float = 0.05
+    hard_fraction: float = 0.7
+    sub: tuple = (0.08, 0.15, 0.2)  # per op: COPY, REVERSE, SHIFT
+    sub_len: float = 0.03
+    len_noise: float = 0.1
+
+    def __post_init__(self):
+        for name in ("conf_hard", "conf_easy", "hard_fraction", "sub_len", "len_noise"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise ValueError(f"teacher {name} must be in [0, 1]; got {v}")
+        if len(self.sub) != 3 or not all(0 <= v <= 1 for v in self.sub):
+            raise ValueError(f"teacher sub must be 3 probabilities (COPY, REVERSE, SHIFT); got {self.sub}")
+
+
+def hard_cut(spec: TaskSpec, hard_fraction: float) -> int:
+    """Letters with index < hard_cut make a prompt hard (as its first letter)."""
+    return int(round(hard_fraction * spec.n_content))
+
+
+CONFUSED_OP = (1, 0, 0)  # COPY → REVERSE, REVERSE → COPY, SHIFT → COPY (op indices)
+
+
+def _apply_op(spec: TaskSpec, op, m, letters):
+    """Target letter indices [m_max] of op ∈ {0, 1, 2} on letters [m_max] of length m (0 beyond m)."""
+    pos = jnp.arange(spec.m_max)
+    rev = letters[jnp.clip(m - 1 - pos, 0, spec.m_max - 1)]
+    shifted = (letters + 1) % spec.n_content
+    out = jnp.where(op == 0, letters, jnp.where(op == 1, rev, shifted))
+    return jnp.where(pos < m, out, 0)
+
+
+def teacher_demos(key, spec: TaskSpec, op, m, letters, teacher: Teacher):
+    """Noisy-teacher demonstrations [N, L] for prompts given by parts (op [N], m [N], letters [N, m_max])."""
+    L = spec.resp_len
+    cut = hard_cut(spec, teacher.hard_fraction)
+    subs = jnp.asarray(teacher.sub, jnp.float32)
+
+    def one(k, o, mm, lt):
+        kc, ks, kl, kk, kr = jax.random.split(k, 5)
+        hard = lt[0] < cut
+        p_conf = jnp.where(hard, teacher.conf_hard, teacher.conf_easy)
+        o_used = jnp.where(jax.random.bernoulli(kc, p_conf), jnp.asarray(CONFUSED_OP, jnp.int32)[o], o)
+        tl = FIRST_CONTENT + _apply_op(spec, o_used, mm, lt)
+        seq = jnp.where(jnp.arange(L) < mm, jnp.concatenate([tl, jnp.full((L - spec.m_max,), FIRST_CONTENT, jnp.int32)]),
+                        FIRST_CONTENT)
+        p_sub = jnp.clip(subs[o] + teacher.sub_len * (mm - spec.m_min), 0.0, 1.0)
+        seq = _substitute(ks, spec, seq, p_sub)
+        do = jax.random.bernoulli(kl, teacher.len_noise)
         longer = jax.random.bernoulli(kk, 0.5)
         extra = FIRST_CONTENT + jax.random.randint(kr, (), 0, spec.n_content, dtype=jnp.int32)
-        seq = jnp.where(do & longer & (jnp.arange(L) == m), extra, seq)
-        length = jnp.where(do, jnp.where(longer, m + 1, jnp.maximum(m - 1, 1)), m)
+        seq = jnp.where(do & longer & (jnp.arange(L) == mm), extra, seq)
+        length = jnp.where(do, jnp.where(longer, mm + 1, jnp.maximum(mm - 1, 1)), mm)
         return _finish(spec, seq, length)
 
-    return jax.vmap(one)(jax.random.split(key, target.shape[0]), target, tlen)
+    return jax.vmap(one)(jax.random.split(key, op.shape[0]), op, m, letters)

@@ -1,4 +1,4 @@
-"""End-to-end `tiny` pipeline, resume after an interruption, determinism, artifact formats."""
+"""End-to-end `tiny` pipeline, resume after an interruption, determinism, artifact formats, validity report."""
 
 import csv
 import json
@@ -10,8 +10,18 @@ import pytest
 
 from rmtheory.lm import pipeline
 from rmtheory.lm.config import SOURCES, get_config
+from rmtheory.lm.rundir import RunDir
 
 CFG = get_config("tiny")
+
+
+def _reject(c):
+    raise ValueError(f"non-standard JSON constant {c}")
+
+
+def strict_load(path):
+    with open(path) as f:
+        return json.loads(f.read(), parse_constant=_reject)
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +34,14 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.slow
 def test_tiny_end_to_end(tiny_run):
     out, summary = tiny_run
-    for f in ("config.json", "sft.eqx", "prefs.npz", "rms.eqx", "perfect.npz", "rm_eval.json", "eval_rewards.csv",
-              "eval_offpolicy.csv", "rl/results.json", "figures/lm_increase_vs_epoch.png",
-              "figures/lm_increase_vs_kl.png", "figures/lm_tables.md"):
+    for f in ("config.json", "sft.eqx", "samples.npz", "rms.eqx", "rm_curves.csv", "perfect.npz", "rm_eval.json",
+              "eval_rewards.csv", "eval_offpolicy.csv", "rl/results.json", "validity.json",
+              "figures/lm_increase_vs_epoch.png", "figures/lm_increase_vs_kl.png", "figures/lm_tables.md",
+              "figures/lm_rm_curves.png"):
         assert os.path.exists(os.path.join(out, f)), f
     with open(os.path.join(out, "eval_rewards.csv")) as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["prompt_id", "sample_id", *SOURCES]
+    assert rows[0] == ["prompt_id", "sample_id", *SOURCES, *pipeline.BASELINES]
     assert len(rows) - 1 == CFG.n_eval_prompts * CFG.n_eval_samples
     with open(os.path.join(out, "eval_offpolicy.csv")) as fh:
         hdr = next(csv.reader(fh))
@@ -42,10 +53,49 @@ def test_tiny_end_to_end(tiny_run):
     inc = np.asarray(res["proxy_increase"])
     assert inc.shape == (CFG.rl_epochs + 1, len(SOURCES) * len(CFG.seeds.rl))
     assert np.all(inc[0] == 0) and np.all(np.isfinite(inc))
+    assert np.all(np.asarray(res["test_gt_increase"])[0] == 0)
     assert res["max_abs_adv_sum"] < 1e-4  # RLOO advantages sum to zero per prompt inside training
+    assert res["adam_steps_per_epoch"] == CFG.rollouts_per_epoch * CFG.n_minibatches
     # ground truth as the training reward: proxy increase == GT increase
     gt_runs = [i for i, r in enumerate(res["runs"]) if r["source"] == "ground_truth"]
     np.testing.assert_allclose(inc[:, gt_runs], np.asarray(res["gt_increase"])[:, gt_runs], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_validity_report_lists_every_gate_with_its_measured_value(tiny_run):
+    out, summary = tiny_run
+    v = strict_load(os.path.join(out, "validity.json"))
+    ids = [g["id"] for g in v["gates"]]
+    assert ids == [f"G{i}" for i in range(1, 11)]
+    ev = strict_load(os.path.join(out, "rm_eval.json"))
+    byid = {g["id"]: g for g in v["gates"]}
+    # the gate values are the measured numbers, not constants
+    assert byid["G3"]["value"] == ev["report"]["sft_likelihood"]["global"]["acc_on"]
+    assert byid["G4"]["value"] == ev["report"]["rm_100"]["global"]["acc_on"]
+    assert byid["G7"]["value"] == CFG.adam_steps_per_epoch and byid["G7"]["pass"] is False  # tiny: 8 steps
+    assert byid["G10"]["value"] == 2 and byid["G10"]["pass"] is False
+    assert v["all_pass"] == all(g["pass"] for g in v["gates"])
+    md = open(os.path.join(out, "figures", "lm_tables.md")).read()
+    assert md.index("## Validity report") < md.index("## Table 1 analogue")
+    assert "**FAIL**" in md
+    # the rm learning curves have every mix at every evaluation step
+    with open(os.path.join(out, "rm_curves.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    steps = sorted({int(r["step"]) for r in rows})
+    assert steps[0] == 0 and len(rows) == len(steps) * 5
+    assert all(0 <= float(r["heldout_on_acc"]) <= 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_every_json_artifact_is_strict(tiny_run):
+    out, _ = tiny_run
+    found = 0
+    for root, _, files in os.walk(out):
+        for f in files:
+            if f.endswith(".json"):
+                strict_load(os.path.join(root, f))
+                found += 1
+    assert found >= 6
 
 
 @pytest.mark.slow
@@ -53,13 +103,13 @@ def test_resume_after_interruption_gives_identical_numbers(tiny_run, tmp_path):
     out, _ = tiny_run
     out2 = str(tmp_path / "resumed")
     os.makedirs(out2)
-    for f in ("config.json", "data.npz", "sft.eqx", "prefs.npz", "rms.eqx", "perfect.npz"):
+    for f in ("config.json", "data.npz", "sft.eqx", "samples.npz", "rms.eqx", "perfect.npz"):
         shutil.copy(os.path.join(out, f), os.path.join(out2, f))
     # an interrupted write of the evaluation stage leaves only a temp file behind
     open(os.path.join(out2, ".tmp-rm_eval.json-crashed"), "w").write("{")
     pipeline.run(CFG, out2, log=lambda m: None, until="evaluate")
-    # the RL stage is interrupted after epoch 2 of 6 ...
-    pipeline.stage_rl(CFG, out2, log=lambda m: None, stop_after_epoch=2)
+    # the RL stage is interrupted after epoch 2 of 3 ...
+    pipeline.stage_rl(CFG, RunDir(out2), log=lambda m: None, stop_after_epoch=2)
     assert not os.path.exists(os.path.join(out2, "rl", "results.json"))
     assert json.load(open(os.path.join(out2, "rl", "progress.json")))["epoch"] == 2
     # ... and resumed
@@ -71,9 +121,9 @@ def test_resume_after_interruption_gives_identical_numbers(tiny_run, tmp_path):
 
 
 def test_config_mismatch_is_refused(tmp_path):
-    pipeline.save_config(CFG, str(tmp_path))
+    RunDir(str(tmp_path)).save_config(CFG)
     with pytest.raises(ValueError, match="different config"):
-        pipeline.save_config(get_config("small"), str(tmp_path))
+        RunDir(str(tmp_path)).save_config(get_config("small"))
 
 
 @pytest.mark.slow
@@ -86,7 +136,8 @@ def test_rmtheory_evaluate_agrees_with_the_pipeline_evaluation_stage(tiny_run, s
     stage = json.load(open(os.path.join(out, "rm_eval.json")))["report"]
     rep = evaluate(os.path.join(out, "eval_rewards.csv"), off_policy=os.path.join(out, "eval_offpolicy.csv"),
                    normalisation=scheme, bootstrap=50, seed=0)
-    assert sorted(m.name for m in rep.models) == sorted(SOURCES)
-    for name in SOURCES:
+    names = list(SOURCES) + list(pipeline.BASELINES)
+    assert sorted(m.name for m in rep.models) == sorted(names)
+    for name in names:
         for k in ("var", "acc_on", "acc_off", "on_off", "var_acc", "mean", "std"):
             assert abs(getattr(rep[name], k) - stage[name][scheme][k]) <= 1e-12, (name, k)

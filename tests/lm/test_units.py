@@ -37,27 +37,27 @@ def test_ground_truth_matches_formula_and_range():
     pr = T.unique_prompts(jax.random.PRNGKey(0), SPEC, 50)
     rng = np.random.default_rng(0)
     resp = rng.integers(0, SPEC.vocab, (50, SPEC.resp_len)).astype(np.int32)
-    g = np.asarray(T.ground_truth(pr["target"], pr["tlen"], resp, SPEC.n_content))
-    ref = [_ref_gt(pr["target"][i], pr["tlen"][i], resp[i], SPEC.n_content) for i in range(50)]
+    g = np.asarray(T.ground_truth(pr.target, pr.tlen, resp, SPEC.n_content))
+    ref = [_ref_gt(pr.target[i], pr.tlen[i], resp[i], SPEC.n_content) for i in range(50)]
     np.testing.assert_allclose(g, ref, atol=1e-6)
     assert g.min() >= -1 and g.max() <= 1
     # the exact target scores 1; an empty response −1
     exact = np.full((50, SPEC.resp_len), T.PAD, np.int32)
     for i in range(50):
-        exact[i, : pr["tlen"][i]] = pr["target"][i, : pr["tlen"][i]]
-        exact[i, pr["tlen"][i]] = T.EOS
-    assert np.all(np.asarray(T.ground_truth(pr["target"], pr["tlen"], exact, SPEC.n_content)) == 1)
+        exact[i, : pr.tlen[i]] = pr.target[i, : pr.tlen[i]]
+        exact[i, pr.tlen[i]] = T.EOS
+    assert np.all(np.asarray(T.ground_truth(pr.target, pr.tlen, exact, SPEC.n_content)) == 1)
     empty = np.full((50, SPEC.resp_len), T.PAD, np.int32)
     empty[:, 0] = T.EOS
-    assert np.all(np.asarray(T.ground_truth(pr["target"], pr["tlen"], empty, SPEC.n_content)) == -1)
+    assert np.all(np.asarray(T.ground_truth(pr.target, pr.tlen, empty, SPEC.n_content)) == -1)
 
 
 def test_prompts_distinct_and_offpolicy_pairs_ordered():
     pr = T.unique_prompts(jax.random.PRNGKey(1), SPEC, 200)
-    assert len({tuple(r) for r in pr["tokens"]}) == 200
-    ch, rj, tied = T.offpolicy_pairs(jax.random.PRNGKey(2), SPEC, jnp.asarray(pr["target"]), jnp.asarray(pr["tlen"]))
-    gc = T.ground_truth(pr["target"], pr["tlen"], ch, SPEC.n_content)
-    gr = T.ground_truth(pr["target"], pr["tlen"], rj, SPEC.n_content)
+    assert len({tuple(r) for r in pr.tokens}) == 200
+    ch, rj, tied = T.offpolicy_pairs(jax.random.PRNGKey(2), SPEC, jnp.asarray(pr.target), jnp.asarray(pr.tlen))
+    gc = T.ground_truth(pr.target, pr.tlen, ch, SPEC.n_content)
+    gr = T.ground_truth(pr.target, pr.tlen, rj, SPEC.n_content)
     assert np.all(np.asarray(gc) >= np.asarray(gr))
     assert np.all(np.asarray(tied) == (np.asarray(gc) == np.asarray(gr)))
     assert np.mean(np.asarray(tied)) < 0.5
@@ -70,7 +70,7 @@ def _model(seed=0):
 def test_sampler_logprobs_match_teacher_forcing_and_are_float32():
     m = _model()
     pr = T.unique_prompts(jax.random.PRNGKey(3), SPEC, 64)
-    tok, lp, mask = jax.jit(lambda m, p, k: sample(m, p, k, SPEC.resp_len))(m, jnp.asarray(pr["tokens"]),
+    tok, lp, mask = jax.jit(lambda m, p, k: sample(m, p, k, SPEC.resp_len))(m, jnp.asarray(pr.tokens),
                                                                           jax.random.PRNGKey(4))
     assert lp.dtype == jnp.float32 and tok.dtype == jnp.int32
     np.testing.assert_array_equal(np.asarray(mask), np.asarray(T.response_mask(tok[:, SPEC.prompt_len:])))
@@ -85,7 +85,7 @@ def test_sampler_logprobs_match_teacher_forcing_and_are_float32():
 
 def test_sampler_is_deterministic_per_key():
     m = _model()
-    pr = jnp.asarray(T.unique_prompts(jax.random.PRNGKey(3), SPEC, 16)["tokens"])
+    pr = jnp.asarray(T.unique_prompts(jax.random.PRNGKey(3), SPEC, 16).tokens)
     a = sample(m, pr, jax.random.PRNGKey(5), SPEC.resp_len)[0]
     b = sample(m, pr, jax.random.PRNGKey(5), SPEC.resp_len)[0]
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -112,13 +112,14 @@ def test_clipped_loss_on_policy_gradient_is_policy_gradient():
     np.testing.assert_allclose(np.asarray(g), -np.asarray(adv) / 3, atol=1e-6)
 
 
-def test_bradley_terry_loss_decreases_on_fixed_batch():
+@pytest.mark.parametrize("readout", ["token", "mean", "last"])
+def test_bradley_terry_loss_decreases_on_fixed_batch(readout):
     m = _model()
-    rm = RewardModel.from_policy(jax.random.PRNGKey(1), m)
+    rm = RewardModel.from_policy(m, SPEC.prompt_len, readout)
     pr = T.unique_prompts(jax.random.PRNGKey(6), SPEC, 32)
-    ch, rj, _ = T.offpolicy_pairs(jax.random.PRNGKey(7), SPEC, jnp.asarray(pr["target"]), jnp.asarray(pr["tlen"]))
-    c = jnp.concatenate([jnp.asarray(pr["tokens"]), ch], 1)
-    r = jnp.concatenate([jnp.asarray(pr["tokens"]), rj], 1)
+    ch, rj, _ = T.offpolicy_pairs(jax.random.PRNGKey(7), SPEC, jnp.asarray(pr.target), jnp.asarray(pr.tlen))
+    c = jnp.concatenate([jnp.asarray(pr.tokens), ch], 1)
+    r = jnp.concatenate([jnp.asarray(pr.tokens), rj], 1)
     opt = optax.adam(1e-3)
     st = opt.init(rm)
 
@@ -166,7 +167,7 @@ def test_config_errors_name_the_argument():
         Config(norm_scheme="bogus")
     with pytest.raises(ValueError, match="PG prompts"):
         Config(n_train=5000)
-    with pytest.raises(ValueError, match="config must be one of"):
+    with pytest.raises(ValueError, match="--config must be one of"):
         get_config("huge")
     with pytest.raises(ValueError, match="n_heads"):
         Transformer.init(jax.random.PRNGKey(0), 10, 10, 30, 1, 4)
