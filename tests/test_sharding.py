@@ -1,0 +1,121 @@
+"""Sharding over devices (rmtheory/_sharding.py): the same numbers on 1 and 4 devices.
+
+The 4-device runs are subprocesses with ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (the device
+count is fixed when JAX starts), compared with this process's single-device results. The hitting-time
+solver does the same arithmetic per column whichever device and lane a column lands on, so the comparison is
+bitwise (``np.array_equal``: times, statuses, step counts).
+"""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rmtheory as rt
+from rmtheory import _sharding
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+# Built identically here and in the subprocess: 6 instances × 5 prompts = 30 columns (not a multiple of 4, so the
+# last device's share is padded), λ = 0 and λ > 0, a proxy measure, unreachable targets, a tiny lane count.
+CASE = """
+import jax, jax.numpy as jnp, numpy as np
+import rmtheory as rt
+
+def case():
+    keys = jax.random.split(jax.random.PRNGKey(3), 6)
+    inst = jax.vmap(lambda k: rt.random_instance(k, 5, 12, lam=0.0))(keys)
+    inst = inst._replace(lam=jnp.array([0.0, 0.1, 0.0, 0.3, 0.0, 0.05]))
+    gamma = jnp.linspace(0.01, 0.9, 30).reshape(6, 5)
+    proxy = rt.time_to_gamma(inst, gamma, measure=jnp.sign(inst.reward) * 0.5, lanes=4, t_max=1e9)
+    out = {f"proxy_{k}": np.asarray(v) for k, v in proxy._asdict().items()}
+    runs = jnp.arange(8.0)[:, None] * jnp.ones((8, 3))
+    placed = rt.shard_leading({"x": runs, "k": jax.random.split(jax.random.PRNGKey(0), 8)})
+    f = jax.jit(jax.vmap(lambda x, k: jnp.sum(jnp.sin(x)) + jax.random.normal(k)))
+    out["runs"] = np.asarray(f(placed["x"], placed["k"]))
+    out["devices"] = np.array([len(jax.devices()), len(proxy.t.sharding.device_set),
+                               len(placed["x"].sharding.device_set)])
+    return out
+"""
+
+
+def _case():
+    ns = {}
+    exec(CASE, ns)
+    return ns["case"]()
+
+
+def _start_on(n_devices, tmp_path):
+    """Start CASE on ``n_devices`` forced host devices in a subprocess; returns wait() -> its results."""
+    out = tmp_path / f"d{n_devices}.npz"
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n_devices}", JAX_PLATFORMS="cpu")
+    code = CASE + f"\nnp.savez({str(out)!r}, **case())\n"
+    p = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+
+    def wait():
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+        with np.load(out) as z:
+            return {k: z[k] for k in z.files}
+
+    return wait
+
+
+def test_four_devices_match_one_device_bitwise(tmp_path):
+    if len(jax.devices()) != 1:
+        pytest.skip("the reference must be computed on one device")
+    wait = _start_on(4, tmp_path)  # runs while this process computes the one-device reference
+    one = _case()
+    four = wait()
+    assert list(four["devices"]) == [4, 4, 4]  # really split: the results span 4 devices, and so do the runs
+    assert list(one["devices"]) == [1, 1, 1]
+    assert np.isinf(one["proxy_t"]).any() and np.isfinite(one["proxy_t"]).any()  # both kinds of outcome occur
+    assert len(set(one["proxy_steps"].ravel())) > 5  # columns finish at different times: the queues refill
+    for k in one:
+        if k != "devices":
+            assert np.array_equal(one[k], four[k]), (k, one[k], four[k])
+
+
+def test_deal_round_robin_and_inverse():
+    for n in (1, 2, 5, 30, 64):
+        for d in range(1, min(n, 6) + 1):
+            gather, scatter = _sharding._deal(n, d)
+            m = -(-n // d)
+            assert gather.shape == (m * d,)
+            assert np.array_equal(gather[scatter], np.arange(n))  # every column comes back to its place
+            assert set(gather.tolist()) == set(range(n))
+            blocks = gather.reshape(d, m)
+            for k in range(d):  # device k holds k, k+d, k+2d, …
+                real = blocks[k][blocks[k] == np.arange(k, k + m * d, d)]
+                assert np.array_equal(real, np.arange(k, n, d))
+
+
+def test_device_counts():
+    devs = ["a", "b", "c", "d"]
+    assert _sharding.column_devices(30, devs) == 4 and _sharding.per_device(30, devs) == 8
+    assert _sharding.column_devices(3, devs) == 3 and _sharding.per_device(3, devs) == 1
+    assert [_sharding.leading_devices(n, devs) for n in (1, 2, 3, 4, 6, 8, 21)] == [1, 2, 3, 4, 3, 4, 3]
+
+
+def test_one_device_is_a_no_op_and_bad_input_is_named():
+    tree = {"a": jnp.ones((3, 2)), "b": jnp.zeros(3)}
+    assert _sharding.shard_leading(tree, devices=jax.devices()[:1]) is tree
+    with pytest.raises(ValueError, match="tree: every leaf needs the same leading"):
+        rt.shard_leading({"a": jnp.ones((3, 2)), "b": jnp.zeros(4)})
+    with pytest.raises(ValueError, match="columns: every array needs the same leading size"):
+        _sharding.shard_columns(lambda x, y: x, dict(x=jnp.ones(3), y=jnp.ones(4)))
+
+
+def _scaled(x, y, power):
+    return x ** power * y
+
+
+def test_shard_columns_on_one_device_equals_direct_call():
+    x = jnp.linspace(-1.0, 1.0, 7)
+    out = _sharding.shard_columns(_scaled, dict(x=x), dict(y=jnp.asarray(3.0)), dict(power=1))
+    assert np.array_equal(np.asarray(out), np.asarray(x * 3.0))
