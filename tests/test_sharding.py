@@ -36,7 +36,11 @@ def case():
     runs = jnp.arange(8.0)[:, None] * jnp.ones((8, 3))
     placed = rt.shard_leading({"x": runs, "k": jax.random.split(jax.random.PRNGKey(0), 8)})
     f = jax.jit(jax.vmap(lambda x, k: jnp.sum(jnp.sin(x)) + jax.random.normal(k)))
-    out["runs"] = np.asarray(f(placed["x"], placed["k"]))
+    runs = f(placed["x"], placed["k"])
+    if jax.process_count() > 1:  # a global array: every process holds its devices' rows; gather them to read all
+        from jax.experimental import multihost_utils
+        runs = multihost_utils.process_allgather(runs, tiled=True)
+    out["runs"] = np.asarray(runs)
     out["devices"] = np.array([len(jax.devices()), len(proxy.t.sharding.device_set),
                                len(placed["x"].sharding.device_set)])
     return out
@@ -119,3 +123,40 @@ def test_shard_columns_on_one_device_equals_direct_call():
     x = jnp.linspace(-1.0, 1.0, 7)
     out = _sharding.shard_columns(_scaled, dict(x=x), dict(y=jnp.asarray(3.0)), dict(power=1))
     assert np.array_equal(np.asarray(out), np.asarray(x * 3.0))
+
+
+MULTIHOST = """
+import sys, jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
+assert jax.process_count() == 2 and len(jax.devices()) == 4 and len(jax.local_devices()) == 2
+""" + CASE + """
+out = case()
+assert list(out["devices"]) == [4, 4, 4], out["devices"]
+np.savez(sys.argv[3], **{k: v for k, v in out.items() if k != "devices"})
+"""
+
+
+@pytest.mark.skipif(os.environ.get("RMTHEORY_TEST_MULTIHOST") != "1",
+                    reason="two JAX processes over gloo on 127.0.0.1 (~30 s of CPU); set RMTHEORY_TEST_MULTIHOST=1")
+def test_two_processes_match_one_device_bitwise(tmp_path):
+    """jax.distributed.initialize() with 2 processes × 2 forced host devices on this machine (loopback only):
+    time_to_gamma spans all 4 devices of both processes and every process reads the full, identical result; runs
+    placed by shard_leading compute the same numbers."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    procs = [subprocess.Popen([sys.executable, "-c", MULTIHOST, f"127.0.0.1:{port}", str(i), str(tmp_path / f"p{i}.npz")],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    one = _case()
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    for i in range(2):
+        with np.load(tmp_path / f"p{i}.npz") as z:
+            for k in z.files:
+                assert np.array_equal(z[k], one[k]), (i, k)
