@@ -188,6 +188,13 @@ def test_other_settings_on_a_finished_out_are_refused(models, run0, capsys):
     assert "--out" in err and "k: 3 → 2" in err and "--overwrite" in err
 
 
+def test_a_foreign_out_file_is_not_overwritten(models, tmp_path, capsys):
+    out = tmp_path / "mine.csv"
+    out.write_text("prompt_id,sample_id,x\np0,0,1\n")
+    assert cli(_argv(models, out)) == 2
+    assert "--out" in capsys.readouterr().err and out.read_text() == "prompt_id,sample_id,x\np0,0,1\n"
+
+
 @pytest.mark.parametrize("change, message", [
     (("--rm", "noequals"), "--rm: expected NAME=PATH"),
     (("--rm", "a.b=x"), "--rm: invalid name 'a.b'"),

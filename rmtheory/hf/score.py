@@ -330,6 +330,8 @@ def run(s: Settings, prompts: list[dict], pairs: list[dict] | None, out: str, de
         if diff and not overwrite:
             raise ScoreError(f"--out: {out} was written with other settings ({'; '.join(diff[:3])}); "
                              "use another --out or --overwrite")
+    if os.path.exists(out) and not os.path.exists(paths["manifest"]) and not overwrite:
+        raise ScoreError(f"--out: {out} exists and was not written by rmtheory score; use another --out or --overwrite")
     if os.path.exists(parts):
         old = rio.load_json(os.path.join(parts, "manifest.json")) if os.path.exists(
             os.path.join(parts, "manifest.json")) else {}
