@@ -218,6 +218,16 @@ def test_bad_prompts_file_names_the_line(models, tmp_path, capsys):
     assert "--prompts" in err and "line 2" in err and "'prompt' must be a string" in err
 
 
+def test_pairs_without_prompt_id_take_the_prompts_id(models, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": PROMPTS[2], "chosen": "a", "rejected": "b"}) + "\n")
+    prompts = S.read_prompts(models["prompts"])
+    assert S.read_pairs(str(pairs), prompts)[0]["prompt_id"] == "p2"
+    pairs.write_text(json.dumps({"prompt": "not a prompt", "chosen": "a", "rejected": "b"}) + "\n")
+    with pytest.raises(S.ScoreError, match="--off-policy: .* line 1: no prompt_id"):
+        S.read_pairs(str(pairs), prompts)
+
+
 def test_readme_commands_run_as_written(tmp_path):
     """The README section "Evaluate your own reward models": its bash block runs in an empty directory (the
     install line is skipped: the extra is installed here)."""

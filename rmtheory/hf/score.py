@@ -20,8 +20,8 @@ sorted by length within a chunk) are padded; a score equals the reward model's f
 alone up to float rounding (~1e-6 relative in float32).
 
 Input files (JSON Lines, one object per line): ``--prompts``: ``{"prompt_id": "p0", "prompt": "..."}``
-(``prompt_id`` optional: the line number); ``--off-policy``: ``{"prompt_id": ..., "prompt": ..., "chosen": ...,
-"rejected": ...}``.
+(``prompt_id`` optional: the 0-based row number); ``--off-policy``: ``{"prompt_id": ..., "prompt": ...,
+"chosen": ..., "rejected": ...}`` (``prompt_id`` optional when the prompt text is one of ``--prompts``).
 
 Without a chat template a reward model reads ``prompt + " " + response`` (no space added when one side already
 has it); see :func:`rm_input`.
@@ -83,7 +83,10 @@ def _read_jsonl(path: str, option: str, fields: tuple[str, ...]) -> list[dict]:
             for k in fields:
                 if not isinstance(obj.get(k), str):
                     raise ScoreError(f"{option}: {path} line {line_no}: field '{k}' must be a string")
-            pid = obj.get("prompt_id", str(len(rows)))
+            pid = obj.get("prompt_id", str(len(rows)) if option == "--prompts" else None)
+            if pid is None:  # a pair without an id: resolved from its prompt text by read_pairs
+                rows.append({"prompt_id": None, "line": line_no, **{k: obj[k] for k in fields}})
+                continue
             if not isinstance(pid, (str, int)) or isinstance(pid, bool) or str(pid).strip() == "":
                 raise ScoreError(f"{option}: {path} line {line_no}: prompt_id must be a non-empty string or integer")
             pid = str(pid).strip()
@@ -102,9 +105,20 @@ def read_prompts(path: str) -> list[dict]:
     return _read_jsonl(path, "--prompts", ("prompt",))
 
 
-def read_pairs(path: str) -> list[dict]:
-    """Rows ``{"prompt_id", "prompt", "chosen", "rejected"}`` of an off-policy pairs JSONL file."""
-    return _read_jsonl(path, "--off-policy", ("prompt", "chosen", "rejected"))
+def read_pairs(path: str, prompts: list[dict] | None = None) -> list[dict]:
+    """Rows ``{"prompt_id", "prompt", "chosen", "rejected"}`` of an off-policy pairs JSONL file. A pair without
+    ``prompt_id`` takes the id of the prompt in ``prompts`` with the same text (an error if there is none)."""
+    rows = _read_jsonl(path, "--off-policy", ("prompt", "chosen", "rejected"))
+    by_text = {}
+    for p in prompts or []:
+        by_text.setdefault(p["prompt"], p["prompt_id"])
+    for r in rows:
+        line = r.pop("line", None)
+        if r["prompt_id"] is None:
+            r["prompt_id"] = by_text.get(r["prompt"])
+            if r["prompt_id"] is None:
+                raise ScoreError(f"--off-policy: {path} line {line}: no prompt_id, and its prompt is not in --prompts")
+    return rows
 
 
 def _sha256(path: str) -> str:
@@ -503,7 +517,7 @@ def main(args) -> int:
     transformers.utils.logging.disable_progress_bar()
     try:
         prompts = read_prompts(args.prompts)
-        pairs = read_pairs(args.off_policy) if args.off_policy else None
+        pairs = read_pairs(args.off_policy, prompts) if args.off_policy else None
         device = resolve_device(args.device)
         s = _settings(args, args.prompts, args.off_policy, device, resolve_dtype(args.dtype, device))
         paths = run(s, prompts, pairs, args.out, device, overwrite=args.overwrite, progress=not args.no_progress)
