@@ -1,9 +1,16 @@
 """Sharding over devices (rmtheory/_sharding.py): the same numbers on 1 and 4 devices.
 
 The 4-device runs are subprocesses with ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (the device
-count is fixed when JAX starts), compared with this process's single-device results. The hitting-time
-solver does the same arithmetic per column whichever device and lane a column lands on, so the comparison is
-bitwise (``np.array_equal``: times, statuses, step counts).
+count is fixed when JAX starts), compared with this process's single-device results.
+
+* Runs placed by ``shard_leading`` and computed elementwise: the same computation per run on every device,
+  so the comparison is bitwise.
+* ``time_to_gamma``: every column is integrated by the same algorithm, but each device sees a batch of n/D
+  columns instead of n, and XLA's CPU code for the batched reductions of the set-up (targets, certificate
+  constants, initial steps: sums over |Y|) can round differently for another batch size. In this case t_γ
+  differs by ≤ 1e-13 relative (the solver's own accuracy is ~1e-8) and the step counts by a few bracketing
+  iterations; other shapes (e.g. 6 instances × 5 prompts × 12 outputs) came out bitwise equal. Asserted:
+  identical statuses and set of unreached targets, t_γ and t_end within 1e-12 relative.
 """
 
 import os
@@ -20,28 +27,26 @@ from rmtheory import _sharding
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
-# Built identically here and in the subprocess: 6 instances × 5 prompts = 30 columns (not a multiple of 4, so the
-# last device's share is padded), λ = 0 and λ > 0, a proxy measure, unreachable targets, a tiny lane count.
+# Built identically here and in the subprocess: 256 single-prompt instances (64 columns per device), λ = 0,
+# targets reached, certified unreachable and beyond the horizon; 8 runs placed with shard_leading.
 CASE = """
 import jax, jax.numpy as jnp, numpy as np
 import rmtheory as rt
 
 def case():
-    keys = jax.random.split(jax.random.PRNGKey(3), 6)
-    inst = jax.vmap(lambda k: rt.random_instance(k, 5, 12, lam=0.0))(keys)
-    inst = inst._replace(lam=jnp.array([0.0, 0.1, 0.0, 0.3, 0.0, 0.05]))
-    gamma = jnp.linspace(0.01, 0.9, 30).reshape(6, 5)
-    proxy = rt.time_to_gamma(inst, gamma, measure=jnp.sign(inst.reward) * 0.5, lanes=4, t_max=1e9)
-    out = {f"proxy_{k}": np.asarray(v) for k, v in proxy._asdict().items()}
+    keys = jax.random.split(jax.random.PRNGKey(1), 256)
+    inst = jax.vmap(lambda k: rt.random_instance(k, 1, 16, lam=0.0))(keys)
+    res = rt.time_to_gamma(inst, jnp.linspace(0.01, 0.6, 256)[:, None], t_max=1e9)
+    out = {f"flow_{k}": np.asarray(v) for k, v in res._asdict().items()}
     runs = jnp.arange(8.0)[:, None] * jnp.ones((8, 3))
     placed = rt.shard_leading({"x": runs, "k": jax.random.split(jax.random.PRNGKey(0), 8)})
-    f = jax.jit(jax.vmap(lambda x, k: jnp.sum(jnp.sin(x)) + jax.random.normal(k)))
+    f = jax.jit(jax.vmap(lambda x, k: 2.0 * jnp.sin(x) + jax.random.normal(k, (3,))))  # elementwise per run
     runs = f(placed["x"], placed["k"])
     if jax.process_count() > 1:  # a global array: every process holds its devices' rows; gather them to read all
         from jax.experimental import multihost_utils
         runs = multihost_utils.process_allgather(runs, tiled=True)
     out["runs"] = np.asarray(runs)
-    out["devices"] = np.array([len(jax.devices()), len(proxy.t.sharding.device_set),
+    out["devices"] = np.array([len(jax.devices()), len(res.t.sharding.device_set),
                                len(placed["x"].sharding.device_set)])
     return out
 """
@@ -70,7 +75,18 @@ def _start_on(n_devices, tmp_path):
     return wait
 
 
-def test_four_devices_match_one_device_bitwise(tmp_path):
+def _assert_same_numbers(one, other, where=""):
+    """Runs bitwise; time_to_gamma: same statuses and unreached set, t and t_end to 1e-12 relative."""
+    assert np.array_equal(one["runs"], other["runs"]), where
+    assert np.array_equal(one["flow_status"], other["flow_status"]), where
+    for k in ("flow_t", "flow_t_end"):
+        a, b = one[k], other[k]
+        assert np.array_equal(np.isfinite(a), np.isfinite(b)), (where, k)
+        fin = np.isfinite(a)
+        np.testing.assert_allclose(b[fin], a[fin], rtol=1e-12, atol=0, err_msg=f"{where} {k}")
+
+
+def test_four_devices_match_one_device(tmp_path):
     if len(jax.devices()) != 1:
         pytest.skip("the reference must be computed on one device")
     wait = _start_on(4, tmp_path)  # runs while this process computes the one-device reference
@@ -78,11 +94,10 @@ def test_four_devices_match_one_device_bitwise(tmp_path):
     four = wait()
     assert list(four["devices"]) == [4, 4, 4]  # really split: the results span 4 devices, and so do the runs
     assert list(one["devices"]) == [1, 1, 1]
-    assert np.isinf(one["proxy_t"]).any() and np.isfinite(one["proxy_t"]).any()  # both kinds of outcome occur
-    assert len(set(one["proxy_steps"].ravel())) > 5  # columns finish at different times: the queues refill
-    for k in one:
-        if k != "devices":
-            assert np.array_equal(one[k], four[k]), (k, one[k], four[k])
+    status = one["flow_status"]
+    assert {int(v) for v in np.unique(status)} == {rt.REACHED, rt.UNREACHABLE, rt.HORIZON}  # every outcome occurs
+    assert len(set(one["flow_steps"].ravel())) > 20  # columns finish at different times: the queues refill
+    _assert_same_numbers(one, four)
 
 
 def test_deal_round_robin_and_inverse():
@@ -139,10 +154,10 @@ np.savez(sys.argv[3], **{k: v for k, v in out.items() if k != "devices"})
 
 @pytest.mark.skipif(os.environ.get("RMTHEORY_TEST_MULTIHOST") != "1",
                     reason="two JAX processes over gloo on 127.0.0.1 (~30 s of CPU); set RMTHEORY_TEST_MULTIHOST=1")
-def test_two_processes_match_one_device_bitwise(tmp_path):
+def test_two_processes_match_one_device(tmp_path):
     """jax.distributed.initialize() with 2 processes × 2 forced host devices on this machine (loopback only):
-    time_to_gamma spans all 4 devices of both processes and every process reads the full, identical result; runs
-    placed by shard_leading compute the same numbers."""
+    time_to_gamma spans all 4 devices of both processes and every process reads the full result, with the same
+    numbers as one device (see _assert_same_numbers); runs placed by shard_leading too."""
     import socket
 
     with socket.socket() as s:
@@ -158,5 +173,4 @@ def test_two_processes_match_one_device_bitwise(tmp_path):
         assert p.returncode == 0, err[-3000:]
     for i in range(2):
         with np.load(tmp_path / f"p{i}.npz") as z:
-            for k in z.files:
-                assert np.array_equal(z[k], one[k]), (i, k)
+            _assert_same_numbers(one, {k: z[k] for k in z.files}, where=f"process {i}")
