@@ -92,6 +92,7 @@ from ._constructions import (  # noqa: E402
     thm6_bounds,
     weak_orders,
 )
+from ._sharding import shard_leading  # noqa: E402
 from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value  # noqa: E402
 from ._neural import MLP, TabularAR, jacobian_norm, jacobian_norms, trajectory_jacobian_norm  # noqa: E402
 from ._neural import time_to_gamma as neural_time_to_gamma  # noqa: E402

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from . import _checks
+from . import _checks, _sharding
 from ._instance import Instance
 from ._objective import lemma7_column
 from ._solver import HitResult, first_hitting_time, first_hitting_times, integrate
@@ -150,9 +150,27 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
     batch = inst.logits.shape[:-1]
     theta0, reward, logref, lam, n_prompts = _flat_columns(inst)
     gam = jnp.broadcast_to(jnp.asarray(gamma, jnp.float64), batch).reshape(-1)
+    if _sharding.column_devices(theta0.shape[0]) > 1:  # several devices: one lane-refill queue per device
+        return _sharded_time_to_gamma(batch, theta0, reward, logref, lam, n_prompts, measure, gam, rtol, atol, t_max,
+                                      max_steps, lanes)
     res = _batched_columns(theta0, reward, logref, lam, n_prompts, measure.reshape(theta0.shape), gam,
                            rtol, atol, t_max, max_steps, lanes=min(int(lanes), theta0.shape[0]),
                            with_kl=not _checks.is_concrete(lam) or bool(np.any(np.asarray(lam) > 0)))
+    return HitResult(*(jnp.reshape(a, batch) for a in res))
+
+
+def _sharded_time_to_gamma(batch, theta0, reward, logref, lam, n_prompts, measure, gam, rtol, atol, t_max, max_steps,
+                           lanes) -> HitResult:
+    """:func:`time_to_gamma`'s batch on every device (``jax.devices()``): the flattened (instance, prompt) columns
+    are dealt over the devices by :func:`rmtheory._sharding.shard_columns`, each device running
+    :func:`_batched_columns` (its own lane-refill queue) on its share; same per-column results as one device."""
+    res = _sharding.shard_columns(
+        _batched_columns,
+        columns=dict(theta0=theta0, reward=reward, logref=logref, lam=lam, measure=measure.reshape(theta0.shape),
+                     gamma=gam),
+        shared=dict(n_prompts=n_prompts, rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps),
+        static=dict(lanes=min(int(lanes), _sharding.per_device(theta0.shape[0])),
+                    with_kl=not _checks.is_concrete(lam) or bool(np.any(np.asarray(lam) > 0))))
     return HitResult(*(jnp.reshape(a, batch) for a in res))
 
 

@@ -1,0 +1,130 @@
+"""Spread batch-parallel work over every device with JAX's own SPMD (``jax.sharding`` + ``shard_map``).
+
+Two helpers, no scheduler of our own:
+
+* :func:`shard_columns` runs a per-column batch function (e.g. the lane-refilled hitting-time solver behind
+  :func:`rmtheory.time_to_gamma`) on every device at once. The n columns are dealt round-robin (column i to
+  device i mod D, so a batch sorted by difficulty is still balanced), each device runs the function on its own
+  block with its own ``while_loop`` (its own lane-refill queue: no cross-device synchronisation inside the
+  loop), and the results come back in the original order, replicated on every device (so every process of a
+  multi-host run can read them). Every column runs the same algorithm as on one device; only the batch
+  size changes (n/D per device), and XLA may round batched reductions (sums over a column's outputs)
+  differently for another batch size, so results agree bitwise or to the last few bits (t_γ within ~1e-13
+  relative in ``tests/test_sharding.py``; step counts can differ by a few event-bracketing steps).
+* :func:`shard_leading` places the leading axis (e.g. runs = sources × seeds) of every array of a pytree
+  across devices; ``jit``/``vmap`` computations on the result then run SPMD over the devices (GSPMD
+  propagates the sharding); a computation that is elementwise over runs gives bitwise the same numbers.
+
+Both use ``jax.devices()``: after ``jax.distributed.initialize()`` that is every device of every process (see
+the README, "Many devices"), and on one device they are no-ops.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+__all__ = ["column_devices", "per_device", "shard_columns", "shard_leading", "leading_devices"]
+
+_AXIS = "columns"
+
+
+def column_devices(n: int, devices=None) -> int:
+    """How many devices :func:`shard_columns` uses for n columns: min(n, #devices) (at least 1)."""
+    devs = jax.devices() if devices is None else list(devices)
+    return max(1, min(int(n), len(devs)))
+
+
+def per_device(n: int, devices=None) -> int:
+    """Columns per device (the block size each device's function call sees), ⌈n / D⌉."""
+    d = column_devices(n, devices)
+    return -(-int(n) // d)
+
+
+def _deal(n: int, d: int):
+    """(gather, scatter) index arrays of the round-robin deal: device k's block is gather[k*m:(k+1)*m] =
+    columns k, k+d, k+2d, … (padded with the last column); out[scatter] restores the original order."""
+    m = -(-n // d)
+    k, j = np.meshgrid(np.arange(d), np.arange(m), indexing="ij")
+    gather = np.minimum(j * d + k, n - 1).reshape(-1)
+    i = np.arange(n)
+    scatter = (i % d) * m + i // d
+    return gather, scatter
+
+
+@functools.partial(jax.jit, static_argnames=("fn", "devs", "static"))
+def _sharded(fn, columns, shared, devs, static):
+    n = jax.tree_util.tree_leaves(columns)[0].shape[0]
+    gather, scatter = _deal(n, len(devs))
+    mesh = Mesh(np.asarray(devs), (_AXIS,))
+    dealt = jax.tree_util.tree_map(lambda a: a[gather], columns)
+    shared_specs = jax.tree_util.tree_map(lambda _: P(), shared)
+
+    def block(cols, sh):
+        return fn(**cols, **sh, **dict(static))
+
+    out = jax.shard_map(block, mesh=mesh, in_specs=(P(_AXIS), shared_specs), out_specs=P(_AXIS),
+                        check_vma=False)(dealt, shared)
+    out = jax.tree_util.tree_map(lambda a: a[scatter], out)
+    return jax.lax.with_sharding_constraint(out, NamedSharding(mesh, P()))
+
+
+def shard_columns(fn, columns: dict, shared: dict | None = None, static: dict | None = None, *, devices=None):
+    """``fn(**columns, **shared, **static)`` with the leading axis n of every ``columns`` array split over
+    the devices; returns what one call on all n columns returns (a pytree of arrays with leading axis n).
+
+    ``fn`` must treat columns independently (row i of the output depends only on row i of the inputs) and be
+    a stable, hashable callable (a module-level function or ``jax.jit`` object: it is a compile-cache key);
+    ``shared`` are arrays/scalars given whole to every device; ``static`` are hashable Python values (e.g. a
+    lane count, which should be at most :func:`per_device` (n)). ``devices`` defaults to ``jax.devices()``;
+    the first :func:`column_devices` (n) of them are used.
+    """
+    shared = {} if shared is None else dict(shared)
+    static = {} if static is None else dict(static)
+    leaves = jax.tree_util.tree_leaves(columns)
+    if not leaves:
+        raise ValueError("columns must hold at least one array")
+    n = leaves[0].shape[0]
+    if n == 0:
+        raise ValueError("columns must have at least one row")
+    bad = [a.shape for a in leaves if a.shape[:1] != (n,)]
+    if bad:
+        raise ValueError(f"columns: every array needs the same leading size {n}; got shapes {bad}")
+    devs = jax.devices() if devices is None else list(devices)
+    d = column_devices(n, devs)
+    shared = jax.tree_util.tree_map(jnp.asarray, shared)
+    return _sharded(fn, columns, shared, tuple(devs[:d]), tuple(sorted(static.items())))
+
+
+def leading_devices(n: int, devices=None) -> int:
+    """How many devices :func:`shard_leading` uses for a leading axis of size n: the largest D' ≤ #devices
+    that divides n (a sharded axis must split evenly)."""
+    devs = jax.devices() if devices is None else list(devices)
+    return max(d for d in range(1, max(1, min(int(n), len(devs))) + 1) if int(n) % d == 0)
+
+
+def shard_leading(tree, devices=None):
+    """Place every array leaf of ``tree`` with its leading axis split over the devices (runs axis → devices).
+
+    All leaves must share the leading size n; the first :func:`leading_devices` (n) devices are used (all of
+    them when n is a multiple of the device count). ``jit``-ted and ``vmap``-ped functions applied to the result
+    run SPMD, each device computing its own runs; results are the same arrays as on one device. Returns the
+    tree unchanged (apart from placement) when only one device is used.
+    """
+    leaves = jax.tree_util.tree_leaves(tree)
+    if not leaves:
+        return tree
+    sizes = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(f"tree: every leaf needs the same leading (runs) axis; got leading sizes {sorted(map(str, sizes))}")
+    n = sizes.pop()
+    devs = jax.devices() if devices is None else list(devices)
+    d = leading_devices(n, devs)
+    if d == 1:
+        return tree
+    sharding = NamedSharding(Mesh(np.asarray(devs[:d]), ("runs",)), P("runs"))
+    return jax.device_put(tree, sharding)
