@@ -288,7 +288,9 @@ def stage_rl(cfg: Config, run: RunDir, log=print, stop_after_epoch: int | None =
         e0 = prog["epoch"]
         policies, opt_states = run.load_tree(os.path.join("rl", f"state_e{e0}.eqx"), (policies, opt_states))
         log(f"  resuming RL from epoch {e0}")
-    else:
+    # the runs axis over every device (a no-op on one device; elementwise over runs, so the same numbers)
+    policies, opt_states, run_rms, consts = rmtheory.shard_leading((policies, opt_states, run_rms, consts))
+    if not os.path.exists(prog_p):
         t = time.time()
         m0 = evaluate(policies, run_rms, consts)
         prog = {"epoch": 0, "eval": [{s: tolist(m0[s]) for s in EVAL_SETS}], "train": []}
