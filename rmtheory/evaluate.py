@@ -25,11 +25,13 @@ errors. Malformed input raises :class:`InputError` (the CLI exits with status 2 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import re
 import sys
 import time
 import warnings as _pywarnings
@@ -37,9 +39,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import io as _io
 from ._bounds import prop3_time_lower_bound
-from ._metrics import sample_variance
-from ._rm_eval import EPS, SCHEMES, normalisation_stats, rm_report
+from ._rm_eval import SCHEMES, combined_measures, pooled_normalisation_stats, rm_report
 
 MEASURES = ("var", "acc_on", "acc_off", "on_off", "var_acc")
 MEASURE_LABELS = {"var": "Var", "acc_on": "acc_on", "acc_off": "acc_off", "on_off": "On&Off", "var_acc": "Var&Acc"}
@@ -56,7 +58,20 @@ class InputError(ValueError):
 
 # --------------------------------------------------------------------------------------------------------
 # Reading tables
+#
+# Rules (the same for every reader path; README "Accepted input"):
+# * CSV/TSV: UTF-8 (a leading BOM is ignored), optionally gzip-compressed (.gz); a header line of unique,
+#   non-empty column names; every data row has exactly as many fields as the header (quote a field that
+#   contains the delimiter); blank lines are skipped. A score is a decimal number (_NUMBER: optional sign,
+#   digits with an optional decimal point, optional exponent; surrounding spaces allowed): no NaN/inf, no
+#   digit separators ("1_000", "1,000"), no hex. An empty cell is a missing score.
+# * JSONL: one JSON object per line; the columns are the union of the keys over the whole file; an absent
+#   key or null is a missing score.
+# * ids (prompt_id, sample_id): see _normalise_id.
 # --------------------------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
 
 @dataclass
 class _Table:
@@ -67,7 +82,45 @@ class _Table:
     ids: dict            # name -> list[str]
     values: dict         # name -> np.ndarray float64 (NaN = missing)
     n: int
-    row_kind: str = "row"   # messages: "row N" = N-th data row (1-based)
+
+
+def _normalise_id(v):
+    """The one rule for ids (prompt_id, sample_id), in every format: the id as text, or None if invalid.
+
+    * text is used as is, without surrounding whitespace (so CSV cells ``1`` and ``1.0`` are different ids);
+    * a number from a typed format (JSON, Parquet, an in-memory table) stands for its value: integral values
+      as the integer (``1``, ``1.0`` and ``"1"`` are the same id), others as Python's shortest repr
+      (``0.5`` → ``"0.5"``);
+    * missing/empty values, booleans, NaN/inf, lists and objects are invalid.
+    """
+    if isinstance(v, str):
+        v = v.strip()
+        return v or None
+    if isinstance(v, (bool, np.bool_)) or v is None:
+        return None
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if not math.isfinite(v):
+            return None
+        return str(int(v)) if v.is_integer() else repr(v)
+    return None
+
+
+def _ids(source, col, name, where):
+    out = []
+    for k, v in enumerate(col):
+        s = _normalise_id(v)
+        if s is None:
+            raise InputError(f"{source}: {where(k)}, column '{name}': invalid or missing id {_short(v)}")
+        out.append(s)
+    return out
+
+
+def _short(v, n=40):
+    r = repr(v)
+    return r if len(r) <= n else r[:n - 1] + "…"
 
 
 def _detect_format(path: str, fmt: str | None) -> str:
@@ -84,66 +137,100 @@ def _detect_format(path: str, fmt: str | None) -> str:
 def _open_text(path):
     if path.lower().endswith(".gz"):
         import gzip
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """Turn decoding and decompression failures into an InputError naming the file."""
+    import gzip
+    import zlib
+    try:
+        yield
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (invalid byte 0x{e.object[e.start]:02x}); "
+                         "save the file as UTF-8") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise InputError(f"{path}: corrupt or truncated gzip file ({e})") from None
+    except csv.Error as e:   # e.g. a NUL byte or a field over the csv module's size limit
+        raise InputError(f"{path}: malformed CSV ({e})") from None
 
 
 def _numeric_error(source, where, col, cell):
     if cell is None or (isinstance(cell, str) and cell.strip() == ""):
         what = "missing value"
     else:
-        what = f"value {cell!r}"
+        what = f"value {_short(cell)}"
     return InputError(f"{source}: {where}, column '{col}': {what} is not a finite number"
                       + (" (leave the cell empty to mark a missing score)" if what != "missing value" else ""))
 
 
 def _parse_float_cell(cell: str):
-    """float or None (missing); raises ValueError on junk or non-finite."""
+    """float or None (missing); raises ValueError on anything but a finite decimal number (_NUMBER)."""
     s = cell.strip()
     if s == "":
         return None
+    if not _NUMBER.fullmatch(s):
+        raise ValueError
     v = float(s)
     if not math.isfinite(v):
         raise ValueError
     return v
 
 
-def _read_csv(path, numeric_cols, id_cols, delimiter=","):
-    """Fast path: numpy's C parser (np.loadtxt); anything unusual (empty cells, junk, NaN, ragged rows) is
-    re-read by the exact, slower csv-module path that reports the offending line."""
-    with _open_text(path) as f:
+def _read_csv_header(path, delimiter):
+    with _reading(path), _open_text(path) as f:
         header = next(csv.reader(f, delimiter=delimiter), None)
-    if header is None:
+    if header is None or not any(h.strip() for h in header):
         raise InputError(f"{path}: empty file (no header line)")
     header = [h.strip() for h in header]
+    other, other_fmt = ("\t", "tsv") if delimiter == "," else (",", "csv")
+    if len(header) == 1 and other in header[0]:
+        raise InputError(f"{path}: the header has no '{_DELIM_NAMES[delimiter]}' but contains "
+                         f"'{_DELIM_NAMES[other]}': is it a {other_fmt.upper()} file? Use --format {other_fmt}")
+    for i, h in enumerate(header):
+        if h == "":
+            hint = " (a trailing delimiter?)" if i == len(header) - 1 else ""
+            raise InputError(f"{path}: column {i + 1} of the header has an empty name{hint}")
+    return header
+
+
+_DELIM_NAMES = {",": "comma", "\t": "tab"}
+
+
+def _read_csv(path, header, numeric_cols, id_cols, delimiter=","):
+    """Fast paths (pyarrow if installed, else numpy's C parser) that return None on anything unusual; then
+    the exact csv-module path, which reports the offending line. The fast paths check the field count of
+    every row like the exact path does."""
     _check_header(path, header, id_cols, numeric_cols)
-    col_ix = {h: i for i, h in enumerate(header)}
-    wanted = [c for c in id_cols] + [c for c in numeric_cols]
-    usecols = [col_ix[c] for c in wanted]
-    table = _read_csv_arrow(path, id_cols, numeric_cols, delimiter)
+    table = _read_csv_arrow(path, header, id_cols, numeric_cols, delimiter)
     if table is not None:
         return table
     if not path.lower().endswith(".gz"):
-        table = _read_csv_fast(path, id_cols, numeric_cols, usecols, delimiter)
+        table = _read_csv_fast(path, header, id_cols, numeric_cols, delimiter)
         if table is not None:
             return table
     return _read_csv_slow(path, header, id_cols, numeric_cols, delimiter)
 
 
-def _read_csv_arrow(path, id_cols, numeric_cols, delimiter):
-    """Fastest path when the optional pyarrow is installed (multi-threaded C++ CSV reader). Returns None on
-    anything unusual so that the exact csv-module path reports it."""
+def _read_csv_arrow(path, header, id_cols, numeric_cols, delimiter):
+    """Fastest path when the optional pyarrow is installed (multi-threaded C++ CSV reader). Every column is
+    parsed (so ragged rows and invalid UTF-8 anywhere are noticed); returns None on anything unusual so that
+    the exact path reports it."""
     try:
         import pyarrow as pa
         import pyarrow.csv as pacsv
     except ImportError:
         return None
-    types = {**{c: pa.string() for c in id_cols}, **{c: pa.float64() for c in numeric_cols}}
+    types = {h: pa.string() for h in header}
+    types.update({c: pa.float64() for c in numeric_cols})
     try:
-        tbl = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        tbl = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+                             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
                              convert_options=pacsv.ConvertOptions(
-                                 include_columns=list(types), column_types=types, null_values=[""],
-                                 strings_can_be_null=True, quoted_strings_can_be_null=True))
+                                 column_types=types, null_values=[""], strings_can_be_null=True,
+                                 quoted_strings_can_be_null=True, check_utf8=True))
     except Exception:  # noqa: BLE001 - any parse problem: let the exact path explain it
         return None
     if tbl.num_rows == 0:
@@ -167,30 +254,36 @@ def _read_csv_arrow(path, id_cols, numeric_cols, delimiter):
     return _Table(path, ids, values, tbl.num_rows)
 
 
-def _read_csv_fast(path, id_cols, numeric_cols, usecols, delimiter):
+def _read_csv_fast(path, header, id_cols, numeric_cols, delimiter):
+    """numpy's C parser over *every* column (unused ones as 1-character strings), so that a row with a
+    wrong number of fields fails here as on the exact path."""
     width = 64
+    kind = {c: ("i", j) for j, c in enumerate(id_cols)}
+    kind.update({c: ("v", j) for j, c in enumerate(numeric_cols)})
     for _ in range(3):
-        dtype = [(f"i{j}", f"U{width}") for j in range(len(id_cols))] + \
-                [(f"v{j}", "f8") for j in range(len(numeric_cols))]
+        dtype = []
+        for i, h in enumerate(header):
+            k = kind.get(h)
+            dtype.append((f"{k[0]}{k[1]}", f"U{width}" if k[0] == "i" else "f8") if k else (f"x{i}", "U1"))
         try:
             with _pywarnings.catch_warnings():
                 _pywarnings.simplefilter("ignore")
-                arr = np.loadtxt(path, delimiter=delimiter, skiprows=1, usecols=usecols, dtype=dtype,
-                                 comments=None, quotechar='"', ndmin=1, encoding="utf-8")
+                arr = np.loadtxt(path, delimiter=delimiter, skiprows=1, dtype=dtype, comments=None,
+                                 quotechar='"', ndmin=1, encoding="utf-8-sig")
         except (ValueError, IndexError, UnicodeDecodeError):
             return None
         lens = [np.char.str_len(arr[f"i{j}"]) for j in range(len(id_cols))]
-        if any(l.size and l.max() >= width for l in lens):
+        if any(ln.size and ln.max() >= width for ln in lens):
             width *= 8      # an id may have been truncated: retry wider
             continue
-        if any(l.size and l.min() == 0 for l in lens):
+        if arr.size == 0:
+            raise InputError(f"{path}: no data rows")
+        ids = {c: np.char.strip(arr[f"i{j}"]).tolist() for j, c in enumerate(id_cols)}
+        if any(not all(v) for v in ids.values()):
             return None     # empty id -> exact error from the slow path
         values = {c: np.ascontiguousarray(arr[f"v{j}"]) for j, c in enumerate(numeric_cols)}
         if any(not np.all(np.isfinite(v)) for v in values.values()):
             return None     # NaN/inf -> exact error from the slow path
-        ids = {c: np.char.strip(arr[f"i{j}"]).tolist() for j, c in enumerate(id_cols)}
-        if arr.size == 0:
-            raise InputError(f"{path}: no data rows")
         return _Table(path, ids, values, int(arr.size))
     return None
 
@@ -201,7 +294,7 @@ def _read_csv_slow(path, header, id_cols, numeric_cols, delimiter):
     vals = {c: [] for c in numeric_cols}
     nfields = len(header)
     n = 0
-    with _open_text(path) as f:
+    with _reading(path), _open_text(path) as f:
         reader = csv.reader(f, delimiter=delimiter)
         next(reader)
         for row in reader:
@@ -210,7 +303,8 @@ def _read_csv_slow(path, header, id_cols, numeric_cols, delimiter):
             n += 1
             where = f"line {reader.line_num} (data row {n})"
             if len(row) != nfields:
-                raise InputError(f"{path}: {where}: expected {nfields} fields (as in the header), got {len(row)}")
+                raise InputError(f"{path}: {where}: expected {nfields} fields (as in the header), got {len(row)}"
+                                 " (quote a field that contains the delimiter)")
             for c in id_cols:
                 v = row[col_ix[c]].strip()
                 if v == "":
@@ -236,49 +330,44 @@ def _check_header(source, header, id_cols, numeric_cols):
         seen.add(h)
     for c in list(id_cols) + list(numeric_cols):
         if c not in seen:
-            raise InputError(f"{source}: missing column '{c}' (columns: {', '.join(header)})")
+            raise InputError(f"{source}: missing column '{c}' (columns: {', '.join(map(str, header))})")
 
 
-def _read_jsonl(path, numeric_cols, id_cols):
-    with _open_text(path) as f:
+def _read_jsonl_records(path):
+    """All records of a JSONL file and their line numbers (1-based)."""
+    with _reading(path), _open_text(path) as f:
         lines = f.read().splitlines()
     idx = [i for i, ln in enumerate(lines) if ln.strip()]
     if not idx:
         raise InputError(f"{path}: empty file (no JSON records)")
     try:
         records = json.loads("[" + ",".join(lines[i] for i in idx) + "]")
-        bad = None
-    except json.JSONDecodeError:
-        bad = True
-    if bad:
+    except ValueError:   # JSONDecodeError, or e.g. an integer with more digits than Python converts
+        records = None
+    if records is None:
         for i in idx:
             try:
                 json.loads(lines[i])
             except json.JSONDecodeError as e:
                 raise InputError(f"{path}: line {i + 1}: invalid JSON ({e.msg})") from None
-        raise InputError(f"{path}: invalid JSON lines")   # pragma: no cover (e.g. a record split over lines)
+            except ValueError as e:
+                raise InputError(f"{path}: line {i + 1}: invalid JSON ({e})") from None
+        raise InputError(f"{path}: invalid JSON lines (a record split over several lines?)")
     for k, r in enumerate(records):
         if not isinstance(r, dict):
             raise InputError(f"{path}: line {idx[k] + 1}: each line must be a JSON object")
-    return _table_from_records(path, records, numeric_cols, id_cols, lambda k: f"line {idx[k] + 1}")
+    return records, [i + 1 for i in idx]
+
+
+def _union_of_keys(records):
+    keys = {}
+    for r in records:
+        keys.update(dict.fromkeys(r))
+    return list(keys)
 
 
 def _table_from_records(source, records, numeric_cols, id_cols, where):
-    keys = {}
-    for r in records[:1000]:
-        keys.update(dict.fromkeys(r))
-    for c in list(id_cols) + list(numeric_cols):
-        if c not in keys and not any(c in r for r in records):
-            raise InputError(f"{source}: missing column '{c}' (keys: {', '.join(map(str, keys))})")
-    ids = {}
-    for c in id_cols:
-        col = [r.get(c) for r in records]
-        out = []
-        for k, v in enumerate(col):
-            if v is None or v == "" or isinstance(v, (dict, list, bool)):
-                raise InputError(f"{source}: {where(k)}, column '{c}': invalid or missing id {v!r}")
-            out.append(v if isinstance(v, str) else str(v))
-        ids[c] = out
+    ids = {c: _ids(source, [r.get(c) for r in records], c, where) for c in id_cols}
     values = {c: _numeric_column(source, [r.get(c) for r in records], c, where) for c in numeric_cols}
     return _Table(source, ids, values, len(records))
 
@@ -287,9 +376,15 @@ def _numeric_column(source, col, name, where):
     types = set(map(type, col))
     if not types <= {int, float, type(None), np.float64, np.float32, np.int64, np.int32}:
         for k, v in enumerate(col):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer))):
+            if v is not None and (isinstance(v, (bool, np.bool_))
+                                  or not isinstance(v, (int, float, np.floating, np.integer))):
                 raise _numeric_error(source, where(k), name, v)
-    arr = np.array(col, dtype=np.float64)       # None -> NaN (missing)
+    try:
+        arr = np.array(col, dtype=np.float64)       # None -> NaN (missing)
+    except OverflowError:                           # an integer beyond the float64 range
+        k = next(k for k, v in enumerate(col) if isinstance(v, int) and abs(v) > _MAX_INT_AS_FLOAT)
+        raise InputError(f"{source}: {where(k)}, column '{name}': value {_short(col[k])} is outside the "
+                         "float64 range (|x| < 1.8e308)") from None
     nonfinite = ~np.isfinite(arr)
     if nonfinite.any():
         is_none = np.fromiter((v is None for v in col), bool, len(col))
@@ -299,12 +394,11 @@ def _numeric_column(source, col, name, where):
     return arr
 
 
+_MAX_INT_AS_FLOAT = int(np.finfo(np.float64).max)
+
+
 def _read_parquet(path, numeric_cols, id_cols):
-    try:
-        import pyarrow.parquet as pq
-        import pyarrow as pa
-    except ImportError:
-        raise InputError(f"{path}: reading Parquet needs pyarrow, which is not installed: pip install pyarrow") from None
+    pq, pa = _pyarrow_parquet(path)
     try:
         table = pq.read_table(path, columns=list(id_cols) + list(numeric_cols))
     except Exception as e:  # noqa: BLE001 - pyarrow raises many types (missing column, bad file)
@@ -313,13 +407,7 @@ def _read_parquet(path, numeric_cols, id_cols):
     if n == 0:
         raise InputError(f"{path}: no data rows")
     where = lambda k: f"row {k + 1}"  # noqa: E731
-    ids = {}
-    for c in id_cols:
-        col = table.column(c).to_pylist()
-        for k, v in enumerate(col):
-            if v is None or v == "":
-                raise InputError(f"{path}: {where(k)}, column '{c}': missing id")
-        ids[c] = [v if isinstance(v, str) else str(v) for v in col]
+    ids = {c: _ids(path, table.column(c).to_pylist(), c, where) for c in id_cols}
     values = {}
     for c in numeric_cols:
         col = table.column(c)
@@ -335,59 +423,68 @@ def _read_parquet(path, numeric_cols, id_cols):
     return _Table(path, ids, values, n)
 
 
-def _header_of(path, fmt):
-    """Column names of a table file (to decide which columns are reward models)."""
-    if fmt in ("csv", "tsv"):
-        try:
-            with _open_text(path) as f:
-                header = next(csv.reader(f, delimiter="\t" if fmt == "tsv" else ","), None)
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not a UTF-8 text file") from None
-        if header is None or not any(h.strip() for h in header):
-            raise InputError(f"{path}: empty file (no header line)")
-        return [h.strip() for h in header]
-    if fmt == "jsonl":
-        with _open_text(path) as f:
-            for i, line in enumerate(f):
-                if line.strip():
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise InputError(f"{path}: line {i + 1}: invalid JSON ({e.msg})") from None
-                    if not isinstance(rec, dict):
-                        raise InputError(f"{path}: line {i + 1}: each line must be a JSON object")
-                    return list(rec)
-        raise InputError(f"{path}: empty file (no JSON records)")
-    if fmt == "parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise InputError(f"{path}: reading Parquet needs pyarrow, which is not installed: "
-                             "pip install pyarrow") from None
-        try:
-            return list(pq.read_schema(path).names)
-        except Exception as e:  # noqa: BLE001
-            raise InputError(f"{path}: cannot read Parquet: {str(e).splitlines()[0]}") from None
-    raise InputError(f"unknown format {fmt!r}; use csv, tsv, jsonl or parquet")
+def _pyarrow_parquet(path):
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(f"{path}: reading Parquet needs pyarrow, which is not installed: pip install pyarrow") from None
+    return pq, pa
 
 
-def _read(source, numeric_cols, id_cols, fmt=None) -> _Table:
-    """Read the named columns of a file or of an in-memory mapping."""
-    if not isinstance(source, (str, os.PathLike)):
-        try:
-            records_cols = {str(k): source[k] for k in source.keys()}
-        except AttributeError:
-            raise InputError("a table must be a path or a mapping column name -> values") from None
-        return _table_from_columns(records_cols, numeric_cols, id_cols)
-    path = os.fspath(source)
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file")
-    fmt = _detect_format(path, fmt)
-    if fmt in ("csv", "tsv"):
-        return _read_csv(path, numeric_cols, id_cols, "\t" if fmt == "tsv" else ",")
-    if fmt == "jsonl":
-        return _read_jsonl(path, numeric_cols, id_cols)
-    return _read_parquet(path, numeric_cols, id_cols)
+class _Source:
+    """One input table (a file or an in-memory mapping): its column names, then the columns needed.
+
+    A JSONL file is parsed once (its columns are the union of the keys of every record)."""
+
+    def __init__(self, source, fmt=None):
+        self._records = self._mapping = None
+        if not isinstance(source, (str, os.PathLike)):
+            try:
+                self._mapping = {str(k): source[k] for k in source.keys()}
+            except AttributeError:
+                raise InputError("a table must be a path or a mapping column name -> values") from None
+            self.name, self.path, self.fmt = "<table>", None, "mapping"
+            self.columns = list(self._mapping)
+            return
+        path = self.name = self.path = os.fspath(source)
+        if not os.path.exists(path):
+            raise InputError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise InputError(f"{path}: is a directory, not a table file")
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: is a pipe or device; reading from a pipe is not supported: "
+                             "save the data to a file first")
+        self.fmt = _detect_format(path, fmt)
+        if self.fmt in ("csv", "tsv"):
+            self.delimiter = "\t" if self.fmt == "tsv" else ","
+            self.columns = _read_csv_header(path, self.delimiter)
+        elif self.fmt == "jsonl":
+            self._records, self._lines = _read_jsonl_records(path)
+            self.columns = _union_of_keys(self._records)
+        elif self.fmt == "parquet":
+            pq, _ = _pyarrow_parquet(path)
+            try:
+                self.columns = list(pq.read_schema(path).names)
+            except Exception as e:  # noqa: BLE001
+                raise InputError(f"{path}: cannot read Parquet: {str(e).splitlines()[0]}") from None
+        else:
+            raise InputError(f"unknown format {fmt!r}; use csv, tsv, jsonl or parquet")
+
+    def read(self, numeric_cols, id_cols) -> _Table:
+        """The named columns (ids as normalised text, scores as float64 with NaN = missing)."""
+        if self._mapping is not None:
+            return _table_from_columns(self._mapping, numeric_cols, id_cols)
+        if self.fmt in ("csv", "tsv"):
+            return _read_csv(self.path, self.columns, numeric_cols, id_cols, self.delimiter)
+        if self.fmt == "jsonl":
+            for c in list(id_cols) + list(numeric_cols):
+                if c not in self.columns:
+                    raise InputError(f"{self.path}: missing column '{c}' (keys: {', '.join(map(str, self.columns))})")
+            lines = self._lines
+            return _table_from_records(self.path, self._records, numeric_cols, id_cols,
+                                       lambda k: f"line {lines[k]}")
+        return _read_parquet(self.path, numeric_cols, id_cols)
 
 
 def _table_from_columns(cols, numeric_cols, id_cols):
@@ -401,13 +498,7 @@ def _table_from_columns(cols, numeric_cols, id_cols):
         if c not in cols:
             raise InputError(f"<table>: missing column '{c}' (columns: {', '.join(cols)})")
     where = lambda k: f"row {k + 1}"  # noqa: E731
-    ids = {}
-    for c in id_cols:
-        col = list(cols[c])
-        for k, v in enumerate(col):
-            if v is None or (isinstance(v, str) and v == "") or (isinstance(v, float) and math.isnan(v)):
-                raise InputError(f"<table>: {where(k)}, column '{c}': missing id")
-        ids[c] = [v if isinstance(v, str) else str(v) for v in col]
+    ids = {c: _ids("<table>", list(cols[c]), c, where) for c in id_cols}
     values = {}
     for c in numeric_cols:
         col = cols[c]
@@ -420,18 +511,6 @@ def _table_from_columns(cols, numeric_cols, id_cols):
         else:
             values[c] = _numeric_column("<table>", list(col), c, where)
     return _Table("<table>", ids, values, n)
-
-
-def _columns_of(source, fmt):
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise InputError(f"{path}: no such file")
-        return _header_of(path, _detect_format(path, fmt))
-    try:
-        return [str(k) for k in source.keys()]
-    except AttributeError:
-        raise InputError("a table must be a path or a mapping column name -> values") from None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -461,17 +540,7 @@ class ModelResult:
                                             "mean", "std", *MEASURES, "t_gamma_lower_bound",
                                             "n_zero_variance_prompts")}
         d["ci"] = {k: [lo, hi] for k, (lo, hi) in self.ci.items()}
-        return {k: _json_num(v) for k, v in d.items()}
-
-
-def _json_num(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, dict):
-        return {k: _json_num(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_json_num(x) for x in v]
-    return v
+        return _io.to_jsonable(d)   # strict JSON: non-finite -> None (the reason is in the warnings)
 
 
 @dataclass
@@ -489,10 +558,11 @@ class Report:
 
     def to_dict(self):
         return {"models": [m.as_dict() for m in self.models], "rankings": self.rankings,
-                "warnings": list(self.warnings), "meta": _json_num(dict(self.meta)), "note": PROP3_NOTE}
+                "warnings": list(self.warnings), "meta": _io.to_jsonable(dict(self.meta)), "note": PROP3_NOTE}
 
-    def to_json(self, **kw):
-        return json.dumps(self.to_dict(), **kw)
+    def to_json(self, indent=None, sort_keys: bool = False) -> str:
+        """Strict JSON (non-finite numbers are null; see :mod:`rmtheory.io`)."""
+        return _io.dumps(self.to_dict(), indent=indent, sort_keys=sort_keys)
 
     def to_csv(self) -> str:
         buf = io.StringIO()
@@ -645,8 +715,8 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
     t_start = time.perf_counter()
 
     # ---- which columns --------------------------------------------------------------------------------
-    columns = _columns_of(rewards, fmt)
-    src = os.fspath(rewards) if isinstance(rewards, (str, os.PathLike)) else "<table>"
+    source = _Source(rewards, fmt)
+    columns, src = source.columns, source.name
     for c in ID_COLUMNS:
         if c not in columns:
             raise InputError(f"{src}: missing column '{c}' (columns: {', '.join(columns)})")
@@ -681,7 +751,7 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
         warnings.append("no ground-truth column: on-policy accuracy, On&Off and Var&Acc are not computed "
                         f"(name one with --ground-truth; default '{DEFAULT_GT}')")
     numeric = model_names + ([gt] if gt is not None else [])
-    table = _read(rewards, numeric, ID_COLUMNS, fmt)
+    table = source.read(numeric, ID_COLUMNS)
     timings["read"] = time.perf_counter() - t_start
 
     # ---- rows, prompts, duplicates ---------------------------------------------------------------------
@@ -782,8 +852,8 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
 
 
 def _load_off_policy(source, sources, gt, fmt, warnings, prompt_index):
-    cols = _columns_of(source, fmt)
-    osrc = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<table>"
+    source = _Source(source, fmt)
+    cols, osrc = source.columns, source.name
     if "prompt_id" not in cols:
         raise InputError(f"{osrc}: missing column 'prompt_id' (columns: {', '.join(cols)})")
     for c in cols:
@@ -800,7 +870,7 @@ def _load_off_policy(source, sources, gt, fmt, warnings, prompt_index):
                         "(not a model being evaluated)")
     used = [b for b in bases if b in sources or b == gt]
     numeric = [f"{b}.{s}" for b in used for s in ("chosen", "rejected")]
-    t = _read(source, numeric, ("prompt_id",), fmt)
+    t = source.read(numeric, ("prompt_id",))
     absent = [m for m in sources if m not in used and m != gt]
     if absent:
         warnings.append(f"off-policy file has no columns for {', '.join(map(repr, absent))}: "
@@ -863,11 +933,15 @@ def _evaluate_model(name, is_gt, vals, gt_vals, grouping, off, scheme, gamma, n_
         res = ModelResult(name, is_gt, 0, 0, n_off, nan, nan, nan, nan, nan, nan, nan, nan)
         return res, None
     has_gt = gt_vals is not None
-    reports = []
+    reports, constant = [], []
     for gi, (prompts, idx) in enumerate(grouping.groups):
         s = vals[idx]
         g = gt_vals[idx] if has_gt else None
-        reports.append(rm_report(s, g, scheme=scheme, **(off_args if gi == 0 else {})))
+        try:
+            reports.append(rm_report(s, g, scheme=scheme, **(off_args if gi == 0 else {})))
+        except ValueError as e:   # inputs are validated; what is left is scores beyond the float64 range
+            raise InputError(f"model '{name}': {e}") from None
+        constant.append(np.all(s == s[:, :1], axis=1))
     if len(reports) == 1:
         rep = reports[0]
         var_p, acc_p = rep.variance, rep.on_accuracy
@@ -878,12 +952,10 @@ def _evaluate_model(name, is_gt, vals, gt_vals, grouping, off, scheme, gamma, n_
         # Unequal K: rm_report normalises each K-group by that group's own statistics, but the paper's
         # protocol uses one (μ, σ) per reward source over all its samples. Per-prompt variances scale as
         # 1/σ², so rescale them to the all-sample σ; accuracies are invariant to the positive affine map.
-        all_s = np.concatenate([vals[idx].ravel() for _, idx in grouping.groups])   # prompts with K >= 2 only
-        if scheme == "global":
-            mean, std = normalisation_stats(all_s[None, :], "global")
-        else:
-            tot = sum(float(np.sum(np.asarray(sample_variance(vals[idx], ddof=1)))) for _, idx in grouping.groups)
-            mean, std = float(all_s.mean()), float(np.sqrt(tot / n_used + EPS))
+        try:
+            mean, std = pooled_normalisation_stats([vals[idx] for _, idx in grouping.groups], scheme)
+        except ValueError as e:
+            raise InputError(f"model '{name}': {e}") from None
         var_p = np.concatenate([rep.variance * (rep.std / std) ** 2 for rep in reports])
         acc_p = np.concatenate([rep.on_accuracy for rep in reports])
         prompts_order = np.concatenate([p for p, _ in grouping.groups])
@@ -891,10 +963,9 @@ def _evaluate_model(name, is_gt, vals, gt_vals, grouping, off, scheme, gamma, n_
         acc_on = float(np.mean(acc_p))
         off_c = reports[0].off_correct
         acc_off = float(np.mean(off_c)) if off_c.size else math.nan
-        on_off = 0.5 * (acc_on + acc_off)
-        var_acc = 0.5 * (var + on_off)
+        on_off, var_acc = combined_measures(var, acc_on, acc_off).values()
     off_correct = reports[0].off_correct
-    n_zero = int(np.sum(var_p == 0))
+    n_zero = int(np.sum(np.concatenate(constant)))   # from the raw scores (tiny scores underflow var_p)
     if n_zero == n_used:
         warnings.append(f"model '{name}': constant rewards within every prompt (zero reward variance); "
                         "Var = 0 and the Proposition 3 bound is infinite")
@@ -947,8 +1018,7 @@ def _bootstrap(results, unit_cols, n_units, n_boot, seed, ci):
         if has_off:
             stats["acc_off"] = off[:, j]
         if has_gt and has_off:
-            stats["on_off"] = 0.5 * (acc[:, j] + off[:, j])
-            stats["var_acc"] = 0.5 * (var[:, j] + stats["on_off"])
+            stats.update(combined_measures(var[:, j], acc[:, j], off[:, j]))
         for m, x in stats.items():
             x = x[np.isfinite(x)]
             r.ci[m] = tuple(float(v) for v in np.quantile(x, q)) if x.size else (math.nan, math.nan)

@@ -1,0 +1,149 @@
+"""``rmtheory evaluate`` on hostile input (issue 12): no silently wrong report card, no traceback, no hang.
+
+Every CSV case runs on each reader path (pyarrow when importable, numpy's C parser, the exact csv-module
+path): the paths must apply the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rmtheory import cli
+from rmtheory import evaluate as E
+from rmtheory.evaluate import InputError, evaluate
+
+FIX = Path(__file__).parent / "fixtures" / "evaluate"
+
+
+def _strict_loads(text):
+    def bad(c):
+        raise ValueError(f"non-standard JSON constant {c}")
+    return json.loads(text, parse_constant=bad)
+
+
+@pytest.fixture(params=["arrow", "numpy", "exact"])
+def csv_path(request, monkeypatch):
+    """Select one CSV reader path: pyarrow (skipped when not installed), numpy's loadtxt, or the csv module."""
+    if request.param == "arrow":
+        pytest.importorskip("pyarrow.csv")
+    else:
+        monkeypatch.setitem(sys.modules, "pyarrow", None)
+        monkeypatch.setitem(sys.modules, "pyarrow.csv", None)
+    if request.param == "exact":
+        monkeypatch.setattr(E, "_read_csv_fast", lambda *a, **k: None)
+    return request.param
+
+
+def _run(argv, capsys):
+    rc = cli.main(["evaluate", *map(str, argv)])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err.strip()
+
+
+def _one_line_error(argv, capsys):
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2, (out, err)
+    assert len(err.splitlines()) == 1 and err.startswith("rmtheory evaluate: error:"), err
+    assert out == ""
+    return err
+
+
+# ---- silently wrong results ---------------------------------------------------------------------------
+
+HEADER4 = "prompt_id,sample_id,rm_a,ground_truth\n"
+
+
+@pytest.mark.parametrize("row", ["p0,1,0,7,0.9", "p0,1,0,7,"])
+def test_extra_fields_rejected_on_every_path(tmp_path, csv_path, row):
+    p = tmp_path / "r.csv"
+    p.write_text(HEADER4 + "p0,0,1,1\n" + row + "\np1,0,1,1\np1,1,0,0\n")
+    with pytest.raises(InputError, match=r"line 3 \(data row 2\): expected 4 fields \(as in the header\), got 5"):
+        evaluate(p, bootstrap=0)
+
+
+def test_unquoted_comma_in_text_column_rejected(tmp_path, csv_path):
+    p = tmp_path / "r.csv"
+    p.write_text("prompt_id,sample_id,response,rm_a,ground_truth\n"
+                 "p0,0,\"hello, world\",1,1\np0,1,hello, world,0,0\n")
+    with pytest.raises(InputError, match=r"line 3 \(data row 2\): expected 5 fields"):
+        evaluate(p, models=["rm_a"], bootstrap=0)
+    p.write_text("prompt_id,sample_id,response,rm_a,ground_truth\n"
+                 "p0,0,\"hello, world\",1,1\np0,1,\"hello, \"\"world\"\"\",0,0\n")
+    rep = evaluate(p, models=["rm_a"], bootstrap=0)
+    assert rep["rm_a"].acc_on == 1.0 and rep["rm_a"].n_samples == 2
+
+
+def test_jsonl_columns_are_the_union_of_keys(tmp_path):
+    p = tmp_path / "r.jsonl"
+    recs = [{"prompt_id": "p0", "sample_id": 0, "rm_a": 1},                 # no rm_b, no ground truth
+            {"prompt_id": "p0", "sample_id": 1, "rm_a": 0, "rm_b": 0, "ground_truth": 0},
+            {"prompt_id": "p0", "sample_id": 2, "rm_a": 2, "rm_b": 2, "ground_truth": 2},
+            {"prompt_id": "p0", "sample_id": 3, "rm_a": 3, "rm_b": 1, "ground_truth": 3}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    rep = evaluate(p, bootstrap=0)
+    assert [m.name for m in rep.models] == ["rm_a", "rm_b", "ground_truth"]
+    assert rep.meta["ground_truth"] == "ground_truth"
+    assert rep["rm_a"].acc_on == 1.0 and rep["rm_b"].acc_on == pytest.approx(2 / 3)
+    assert any("ground truth 'ground_truth' missing on 1 row(s) (first: row 1)" in w for w in rep.warnings)
+    assert evaluate(p, ground_truth="ground_truth", bootstrap=0)["rm_b"].n_samples == 3
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e300, 1.7e308])
+def test_huge_scores_do_not_overflow(tmp_path, scale):
+    """±1e200: σ overflowed to inf (Var 0, accuracy 0, a false 'constant rewards' warning)."""
+    rows = [("p0", 0, -1.0, 0), ("p0", 1, 1.0, 1), ("p1", 0, 1.0, 1), ("p1", 1, -1.0, 0)]
+    cols = {"prompt_id": [r[0] for r in rows], "sample_id": [r[1] for r in rows],
+            "m": [r[2] * scale for r in rows], "ground_truth": [float(r[3]) for r in rows]}
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")     # no leaked numpy RuntimeWarning
+        rep = evaluate(cols, bootstrap=0)
+    m = rep["m"]
+    assert m.acc_on == 1.0 and m.var == pytest.approx(2.0, rel=1e-12)   # 1e-8 in σ² is negligible here
+    assert m.std == pytest.approx(scale, rel=1e-12) and math.isfinite(m.t_gamma_lower_bound)
+    assert not any("constant" in w for w in rep.warnings)
+    # the same through the unequal-K path and prompt_variance normalisation
+    cols3 = {k: v + [v[-1]] for k, v in cols.items()}
+    cols3["sample_id"][-1] = 2
+    for scheme in ("global", "prompt_variance"):
+        if scale > 1e300 and scheme == "prompt_variance":   # the mean unbiased variance exceeds 1.8e308²
+            with pytest.raises(InputError, match="model 'm': scores too large: .* float64 range"):
+                evaluate(cols3, normalisation=scheme, bootstrap=0)
+            continue
+        r3 = evaluate(cols3, normalisation=scheme, bootstrap=0)["m"]
+        assert math.isfinite(r3.var) and r3.var > 0 and math.isfinite(r3.std) and r3.acc_on == 1.0
+
+
+def test_one_huge_score_does_not_collapse_the_others_into_ties():
+    """One score of 1e17 made the others equal after z-scoring; accuracy must use the raw scores."""
+    cols = {"prompt_id": ["p0"] * 3 + ["p1"] * 3, "sample_id": [0, 1, 2] * 2,
+            "m": [1.0, 2.0, 3.0, 4.0, 5.0, 1e17], "ground_truth": [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]}
+    m = evaluate(cols, bootstrap=0)["m"]
+    assert m.acc_on == 1.0
+
+
+def test_rm_report_accuracy_uses_raw_scores():
+    from rmtheory import rm_report
+    s = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 1e17]])
+    g = np.array([[1.0, 2.0, 3.0]] * 2)
+    rep = rm_report(s, g)
+    assert rep.acc_on == 1.0 and list(rep.on_accuracy) == [1.0, 1.0]
+
+
+def test_json_output_is_strict_json(capsys):
+    """--json wrote the string "inf" next to numbers; non-finite must be null."""
+    rc, out, err = _run([FIX / "messy.csv", "--ground-truth", "gold", "--bootstrap", "20", "--json"], capsys)
+    assert rc == 0
+    d = _strict_loads(out)
+    flat = next(m for m in d["models"] if m["name"] == "flat")
+    assert flat["t_gamma_lower_bound"] is None and flat["var"] == 0
+    assert any("Var = 0 and the Proposition 3 bound is infinite" in w for w in d["warnings"])
+    assert "inf" not in out.replace("infinite", "")
+    assert "NaN" not in out and "Infinity" not in out
