@@ -614,8 +614,10 @@ class Report:
                   + f" Here |S| = {meta['n_prompts_bound'] or 'the number of evaluated prompts of each model'}."]
         return "\n".join(lines)
 
-    def plot(self, path, accuracy: str = "acc_on"):
-        """Scatter of reward variance against accuracy, one labelled point per reward model."""
+    def plot(self, path, accuracy: str = "acc_on") -> str:
+        """Scatter of reward variance against accuracy, one labelled point per reward model. A path without
+        an extension gets ``.png``; returns the path written."""
+        path = plot_path(path)
         import matplotlib
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
@@ -638,9 +640,30 @@ class Report:
         ax.set_ylabel(label.get(accuracy, accuracy))
         ax.set_title("Reward models: variance vs accuracy")
         ax.grid(alpha=0.3)
-        fig.savefig(path, dpi=150)
-        plt.close(fig)
+        try:
+            _io.save_figure(fig, path, dpi=150)
+        finally:
+            plt.close(fig)
         return path
+
+
+PLOT_FORMATS = ("png", "pdf", "svg")
+
+
+def plot_path(path) -> str:
+    """The path a plot is written to (``.png`` added when there is no extension), checked before any work:
+    a known extension and an existing, writable directory. Raises InputError."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if not ext:
+        path, ext = path + ".png", "png"
+    if ext not in PLOT_FORMATS:
+        raise InputError(f"--plot {path}: unknown extension '.{ext}' (use {', '.join('.' + f for f in PLOT_FORMATS)})")
+    try:
+        _io.check_writable(path)
+    except ValueError as e:
+        raise InputError(f"--plot {e}") from None
+    return path
 
 
 def _f(v):
@@ -683,6 +706,33 @@ class _Grouping:
         self.used = np.flatnonzero(self.counts >= 2)
 
 
+MAX_BOOTSTRAP = 100_000   # resamples; the statistics of every resample are kept for the percentiles
+MAX_BOOTSTRAP_DRAWS = 10**10   # resamples × prompts (the cost of the bootstrap), about 2 minutes on one core
+
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_real(x):
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_options(normalisation, bootstrap, seed, ci, gamma, n_prompts):
+    if normalisation not in SCHEMES:
+        raise InputError(f"--normalisation must be one of {', '.join(SCHEMES)}; got {normalisation!r}")
+    if not _is_int(bootstrap) or not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        raise InputError(f"--bootstrap must be an integer in [0, {MAX_BOOTSTRAP}] (resamples); got {bootstrap!r}")
+    if not _is_int(seed) or seed < 0:
+        raise InputError(f"--seed must be an integer >= 0; got {seed!r}")
+    if not _is_real(ci) or not 0 < ci < 1:
+        raise InputError(f"--ci must lie in (0, 1); got {ci!r}")
+    if not _is_real(gamma) or not (math.isfinite(gamma) and gamma > 0):
+        raise InputError(f"--gamma must be a finite number > 0; got {gamma!r}")
+    if n_prompts is not None and (not _is_int(n_prompts) or n_prompts <= 0):
+        raise InputError(f"--n-prompts must be an integer > 0; got {n_prompts!r}")
+
+
 def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", models=None,
              include_ground_truth: bool = True, normalisation: str = "global", bootstrap: int = 1000,
              seed: int = 0, ci: float = 0.95, gamma: float = 1.0, n_prompts: int | None = None,
@@ -700,16 +750,7 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
       bootstrap, seed, ci: percentile bootstrap over prompts (0 disables).
       gamma, n_prompts: Proposition 3 bound; |S| defaults to each model's number of evaluated prompts.
     """
-    if normalisation not in SCHEMES:
-        raise InputError(f"--normalisation must be one of {', '.join(SCHEMES)}; got {normalisation!r}")
-    if bootstrap < 0:
-        raise InputError("--bootstrap must be >= 0")
-    if not 0 < ci < 1:
-        raise InputError("--ci must lie in (0, 1)")
-    if not gamma > 0:
-        raise InputError("--gamma must be > 0")
-    if n_prompts is not None and n_prompts <= 0:
-        raise InputError("--n-prompts must be > 0")
+    _check_options(normalisation, bootstrap, seed, ci, gamma, n_prompts)
     warnings: list[str] = []
     timings = {}
     t_start = time.perf_counter()
@@ -800,6 +841,10 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
         off, extra_prompts = _load_off_policy(off_policy, sources, gt, off_policy_fmt, warnings,
                                                {p: i for i, p in enumerate(prompt_names)})
     n_units = n_p + len(extra_prompts)
+    if bootstrap * n_units > MAX_BOOTSTRAP_DRAWS:   # refuse before the work
+        raise InputError(f"--bootstrap {bootstrap} over {n_units} prompts is {bootstrap * n_units:.3g} draws, above "
+                         f"the limit of {MAX_BOOTSTRAP_DRAWS:.0e} (minutes of work); use --bootstrap "
+                         f"{MAX_BOOTSTRAP_DRAWS // n_units} or fewer")
     timings["prepare"] = time.perf_counter() - t_start - timings["read"]
     t0 = time.perf_counter()
 
@@ -989,36 +1034,37 @@ def _evaluate_model(name, is_gt, vals, gt_vals, grouping, off, scheme, gamma, n_
 
 def _bootstrap(results, unit_cols, n_units, n_boot, seed, ci):
     """Percentile bootstrap over prompts, all models and measures at once: each resample is a vector of
-    prompt multiplicities (counts), and every statistic is a ratio of count-weighted sums (one matmul)."""
+    prompt multiplicities (counts), and every statistic is a ratio of count-weighted sums (one matmul).
+
+    Resamples are drawn in chunks (at most 128 resamples and 1e7 counts at a time); what is kept is one row
+    of sums per resample (n_boot × distinct columns, bounded by MAX_BOOTSTRAP)."""
     live = [(i, c) for i, c in enumerate(unit_cols) if c is not None]
     if not live:
         return
     A = np.concatenate([c[0] for _, c in live], axis=1)          # [U, 5 * models]
     A, inverse = np.unique(A, axis=1, return_inverse=True)         # shared columns (e.g. weights) once
+    inverse = inverse.reshape(len(live), 5)
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_boot, 128, int(1e7 // n_units)))
     counts = np.empty((chunk, n_units))
-    sums = []
+    S = np.empty((n_boot, A.shape[1]))
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         for i in range(b):   # row by row: the draws and their histogram stay in cache
             counts[i] = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)
-        sums.append(counts[:b] @ A)
-    S = np.concatenate(sums)[:, inverse.reshape(-1)].reshape(n_boot, len(live), 5)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = S[..., 1] / S[..., 0]
-        acc = S[..., 2] / S[..., 0]
-        off = S[..., 4] / S[..., 3]
+        S[start:start + b] = counts[:b] @ A
     q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
     for j, (i, (_, has_gt, has_off)) in enumerate(live):
-        r = results[i]
-        stats = {"var": var[:, j]}
-        if has_gt:
-            stats["acc_on"] = acc[:, j]
-        if has_off:
-            stats["acc_off"] = off[:, j]
+        w, wv, wa, n_off, n_ok = (S[:, k] for k in inverse[j])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats = {"var": wv / w}
+            if has_gt:
+                stats["acc_on"] = wa / w
+            if has_off:
+                stats["acc_off"] = n_ok / n_off
         if has_gt and has_off:
-            stats.update(combined_measures(var[:, j], acc[:, j], off[:, j]))
+            stats.update(combined_measures(stats["var"], stats["acc_on"], stats["acc_off"]))
+        r = results[i]
         for m, x in stats.items():
             x = x[np.isfinite(x)]
             r.ci[m] = tuple(float(v) for v in np.quantile(x, q)) if x.size else (math.nan, math.nan)
@@ -1065,19 +1111,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
+    from .cli import fail
+
     try:
+        plot = plot_path(args.plot) if args.plot else None     # before the work, not after the report
         gt = None if args.no_ground_truth else args.ground_truth
         models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
         report = evaluate(args.rewards, off_policy=args.off_policy, ground_truth=gt, models=models,
                           include_ground_truth=not args.exclude_ground_truth, normalisation=args.normalisation,
                           bootstrap=args.bootstrap, seed=args.seed, ci=args.ci, gamma=args.gamma,
                           n_prompts=args.n_prompts, fmt=args.fmt, off_policy_fmt=None)
-    except InputError as e:
-        print(f"rmtheory evaluate: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    except (OSError, UnicodeDecodeError) as e:
-        print(f"rmtheory evaluate: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+    except (InputError, OSError) as e:
+        return fail("evaluate", e)
     for w in report.warnings:
         print(f"rmtheory evaluate: warning: {w}", file=sys.stderr)
     if args.json:
@@ -1086,9 +1131,8 @@ def main(args) -> int:
         sys.stdout.write(report.to_csv())
     else:
         print(report.format_table())
-    if args.plot:
-        report.plot(args.plot, accuracy=args.plot_accuracy)
-        print(f"rmtheory evaluate: wrote {args.plot}", file=sys.stderr)
+    if plot:
+        print(f"rmtheory evaluate: wrote {report.plot(plot, accuracy=args.plot_accuracy)}", file=sys.stderr)
     return 0
 
 

@@ -71,7 +71,7 @@ def test_extra_fields_rejected_on_every_path(tmp_path, csv_path, row):
 def test_unquoted_comma_in_text_column_rejected(tmp_path, csv_path):
     p = tmp_path / "r.csv"
     p.write_text("prompt_id,sample_id,response,rm_a,ground_truth\n"
-                 "p0,0,\"hello, world\",1,1\np0,1,hello, world,0,0\n")
+                 "p0,0,\"x, 9\",1,1\np0,1,x, 9,0,0\n")      # read shifted: rm_a = 9, ground truth = 0
     with pytest.raises(InputError, match=r"line 3 \(data row 2\): expected 5 fields"):
         evaluate(p, models=["rm_a"], bootstrap=0)
     p.write_text("prompt_id,sample_id,response,rm_a,ground_truth\n"
@@ -147,3 +147,86 @@ def test_json_output_is_strict_json(capsys):
     assert any("Var = 0 and the Proposition 3 bound is infinite" in w for w in d["warnings"])
     assert "inf" not in out.replace("infinite", "")
     assert "NaN" not in out and "Infinity" not in out
+
+
+# ---- tracebacks -> one-line errors with exit code 2 ----------------------------------------------------
+
+TINY = FIX / "tiny.csv"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--seed", "-1"], "--seed must be an integer >= 0; got -1"),
+    (["--gamma", "inf"], "--gamma must be a finite number > 0; got inf"),
+    (["--gamma", "nan"], "--gamma must be a finite number > 0; got nan"),
+    (["--ci", "nan"], "--ci must lie in (0, 1)"),
+    (["--bootstrap", "1000000000000"], "--bootstrap must be an integer in [0, 100000] (resamples)"),
+    (["--n-prompts", "0"], "--n-prompts must be an integer > 0"),
+])
+def test_bad_numeric_options(args, needle, capsys):
+    assert needle in _one_line_error([TINY, *args], capsys)
+
+
+def test_bootstrap_cost_is_bounded_before_the_work(monkeypatch, capsys):
+    monkeypatch.setattr(E, "MAX_BOOTSTRAP_DRAWS", 1000)
+    monkeypatch.setattr(E, "_evaluate_model", lambda *a, **k: pytest.fail("metrics computed before refusing"))
+    err = _one_line_error([TINY, "--bootstrap", "600"], capsys)
+    assert "--bootstrap 600 over 2 prompts is 1.2e+03 draws, above the limit of 1e+03" in err
+    assert "use --bootstrap 500 or fewer" in err
+
+
+def test_bootstrap_matches_a_direct_resampling_reference(tmp_path):
+    """Chunked count-vector bootstrap = resampling prompts directly with the same draws."""
+    rng = np.random.default_rng(5)
+    P, K, B = 7, 3, 300
+    cols = {"prompt_id": [f"p{p}" for p in range(P) for _ in range(K)], "sample_id": list(range(K)) * P,
+            "m": rng.normal(size=P * K), "ground_truth": rng.normal(size=P * K)}
+    rep = evaluate(cols, bootstrap=B, seed=11)
+    s, g = cols["m"].reshape(P, K), cols["ground_truth"].reshape(P, K)
+    full = __import__("rmtheory").rm_report(s, g)
+    draws = np.random.default_rng(11)
+    var_b, acc_b = [], []
+    for _ in range(B):
+        idx = draws.integers(0, P, P)
+        var_b.append(full.variance[idx].mean())
+        acc_b.append(full.on_accuracy[idx].mean())
+    for name, x in (("var", var_b), ("acc_on", acc_b)):
+        np.testing.assert_allclose(rep["m"].ci[name], np.quantile(x, [0.025, 0.975]), rtol=1e-12, atol=1e-15)
+
+
+def test_jsonl_integer_beyond_float64(tmp_path, capsys):
+    p = tmp_path / "r.jsonl"
+    p.write_text('{"prompt_id": "p", "sample_id": 0, "m": 1}\n'
+                 '{"prompt_id": "p", "sample_id": 1, "m": 1' + "0" * 310 + "}\n")
+    err = _one_line_error([p], capsys)
+    assert "line 2, column 'm': value 1000000000" in err and "outside the float64 range" in err
+
+
+@pytest.mark.parametrize("plot, needle", [
+    ("{tmp}/missing/card.png", "does not exist"),
+    ("/proc/card.png", "cannot write there"),
+    ("{tmp}/card.foo", "unknown extension '.foo' (use .png, .pdf, .svg)"),
+])
+def test_plot_path_checked_before_the_work(tmp_path, capsys, plot, needle):
+    err = _one_line_error([TINY, "--bootstrap", "0", "--plot", plot.format(tmp=tmp_path)], capsys)
+    assert "--plot" in err and needle in err
+
+
+def test_plot_without_extension_says_what_was_written(tmp_path, capsys):
+    rc, out, err = _run([TINY, "--bootstrap", "0", "--plot", tmp_path / "cardnoext"], capsys)
+    assert rc == 0 and f"wrote {tmp_path / 'cardnoext.png'}" in err
+    assert (tmp_path / "cardnoext.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "cardnoext").exists()
+    assert not list(tmp_path.glob(".tmp*"))
+
+
+def test_verify_and_figures_bad_arguments_fail_first(tmp_path, monkeypatch, capsys):
+    from rmtheory import _figures_cli, _verify
+    monkeypatch.setattr(_verify, "run_checks", lambda *a, **k: pytest.fail("ran checks with a bad seed"))
+    monkeypatch.setattr(_figures_cli, "find_experiments", lambda *a, **k: pytest.fail("started the figures"))
+    (tmp_path / "afile").write_text("x")
+    for argv, needle in [(["verify", "--seed", "-1"], "rmtheory verify: error: --seed must be >= 0; got -1"),
+                         (["figures", "--seed", "-1"], "rmtheory figures: error: --seed must be >= 0; got -1"),
+                         (["figures", "--out", "/proc/nope"], "rmtheory figures: error: --out /proc/nope: cannot write"),
+                         (["figures", "--out", str(tmp_path / "afile")], "exists and is not a directory")]:
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
