@@ -230,3 +230,93 @@ def test_verify_and_figures_bad_arguments_fail_first(tmp_path, monkeypatch, caps
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and needle in err, err
+
+
+# ---- messages -----------------------------------------------------------------------------------------
+
+def test_bom_is_stripped(tmp_path, csv_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + TINY.read_bytes())
+    assert evaluate(p, bootstrap=0)["a"].var == evaluate(TINY, bootstrap=0)["a"].var
+    j = tmp_path / "bom.jsonl"
+    j.write_bytes(b"\xef\xbb\xbf" + (FIX / "tiny.jsonl").read_bytes())
+    assert evaluate(j, bootstrap=0)["a"].var == evaluate(TINY, bootstrap=0)["a"].var
+
+
+def test_delimiter_hint(tmp_path, capsys):
+    p = tmp_path / "tabs.csv"
+    p.write_text(TINY.read_text().replace(",", "\t"))
+    assert "is it a TSV file? Use --format tsv" in _one_line_error([p], capsys)
+    assert evaluate(p, fmt="tsv", bootstrap=0)["a"].var == evaluate(TINY, bootstrap=0)["a"].var
+    q = tmp_path / "commas.tsv"
+    q.write_text(TINY.read_text())
+    assert "is it a CSV file? Use --format csv" in _one_line_error([q], capsys)
+
+
+def test_trailing_comma_in_header_rejected(tmp_path, capsys):
+    p = tmp_path / "r.csv"
+    p.write_text("prompt_id,sample_id,a,\np,0,1,\np,1,2,\n")
+    assert "column 4 of the header has an empty name (a trailing delimiter?)" in _one_line_error([p], capsys)
+
+
+def test_digit_separators_rejected_on_every_path(tmp_path, csv_path):
+    """Decided: a score is a plain decimal number; '1_000' (which Python's float() accepts) is an error."""
+    p = tmp_path / "r.csv"
+    for bad in ("1_000", "１", "0x10", "1,000"):
+        p.write_text(f'prompt_id,sample_id,a\np,0,"{bad}"\np,1,2\n')
+        with pytest.raises(InputError, match=r"line 2 \(data row 1\), column 'a': value '.*' is not a finite number"):
+            evaluate(p, bootstrap=0)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"garbage, not gzip\n", "corrupt or truncated gzip file"),
+    (None, "corrupt or truncated gzip file"),          # a truncated real gzip stream
+])
+def test_bad_gzip_names_the_file(tmp_path, capsys, content, needle):
+    import gzip
+    p = tmp_path / "r.csv.gz"
+    if content is None:
+        full = gzip.compress(TINY.read_bytes() * 50)
+        content = full[:len(full) // 2]
+    p.write_bytes(content)
+    err = _one_line_error([p], capsys)
+    assert str(p) in err and needle in err
+
+
+def test_non_utf8_late_in_a_large_file_names_the_file(tmp_path, capsys, csv_path):
+    p = tmp_path / "r.csv"
+    body = "".join(f"q{i},{k},{i % 7 + k}\n" for i in range(3000) for k in range(2))
+    p.write_bytes(b"prompt_id,sample_id,a\n" + body.encode() + b"q\xff,0,1\n")
+    err = _one_line_error([p], capsys)
+    assert str(p) in err and "not UTF-8 text (invalid byte 0xff)" in err
+
+
+def test_pipe_is_refused_with_a_message(tmp_path, capsys):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    err = _one_line_error([fifo], capsys)     # refused without opening it (opening a FIFO would block)
+    assert "is a pipe or device; reading from a pipe is not supported" in err
+
+
+def test_jsonl_ids_normalised_once(tmp_path):
+    """1, "1" and 1.0 are one prompt id; sample ids 0 and 0.0 are duplicates."""
+    p = tmp_path / "r.jsonl"
+    recs = [{"prompt_id": 1, "sample_id": 0, "m": 1.0, "ground_truth": 1.0},
+            {"prompt_id": "1", "sample_id": 1, "m": 2.0, "ground_truth": 2.0},
+            {"prompt_id": 1.0, "sample_id": 2, "m": 3.0, "ground_truth": 3.0},
+            {"prompt_id": " 1 ", "sample_id": 0.0, "m": 9.0, "ground_truth": 0.0}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    rep = evaluate(p, bootstrap=0)
+    assert rep["m"].n_prompts == 1 and rep["m"].n_samples == 3 and rep["m"].acc_on == 1.0
+    assert any("1 duplicated (prompt_id, sample_id) row(s), e.g. row 4 (prompt '1', sample '0')" in w
+               for w in rep.warnings)
+    assert [E._normalise_id(v) for v in (1, "1", 1.0, np.int64(1), np.float32(1.0), 0.5, " a ")] == \
+        ["1", "1", "1", "1", "1", "0.5", "a"]
+    assert [E._normalise_id(v) for v in (None, "", " ", True, math.nan, math.inf, [1], {})] == [None] * 8
+
+
+def test_csv_ids_are_text(tmp_path, csv_path):
+    """In a CSV every id is text: '1' and '1.0' are different prompts."""
+    p = tmp_path / "r.csv"
+    p.write_text("prompt_id,sample_id,m\n1,0,1\n1,1,2\n1.0,0,1\n1.0,1,2\n")
+    assert evaluate(p, ground_truth=None, bootstrap=0)["m"].n_prompts == 2
