@@ -62,7 +62,10 @@ def pooled_normalisation_stats(groups, scheme: str = "global"):
         else:
             var = sum(float(np.sum(np.asarray(sample_variance(g, ddof=1)))) for g in groups) / sum(
                 g.shape[0] for g in groups)
-    sigma = float(np.sqrt(var + EPS / (c * c))) * c
+    if c == 1.0:
+        sigma = float(np.sqrt(var + EPS))
+    else:   # sqrt(c²·var + EPS) without forming c²·var (which may overflow) or EPS/c² (which underflows)
+        sigma = math.hypot(math.sqrt(var) * c, math.sqrt(EPS))
     if not math.isfinite(sigma):
         raise ValueError("scores too large: the normalisation scale σ exceeds the float64 range (1.8e308); "
                          "divide the scores by a constant (rankings and normalised variances do not change)")
@@ -88,7 +91,10 @@ def normalise(scores, stats):
     c = _scale_of(s, np.asarray([mu, sigma]))
     if c == 1.0:
         return (s - mu) / sigma
-    return (s / c - mu / c) / (sigma / c)
+    d, r = s / c - mu / c, sigma / c
+    if r >= 1e-200:
+        return d / r
+    return (d * c) / sigma   # σ ≪ c only when the scores are (nearly) all equal: d·c is small
 
 
 def combined_measures(var, acc_on, acc_off) -> dict:

@@ -34,8 +34,7 @@ def csv_path(request, monkeypatch):
     if request.param == "arrow":
         pytest.importorskip("pyarrow.csv")
     else:
-        monkeypatch.setitem(sys.modules, "pyarrow", None)
-        monkeypatch.setitem(sys.modules, "pyarrow.csv", None)
+        monkeypatch.setitem(sys.modules, "pyarrow.csv", None)    # Parquet still readable
     if request.param == "exact":
         monkeypatch.setattr(E, "_read_csv_fast", lambda *a, **k: None)
     return request.param
@@ -119,6 +118,18 @@ def test_huge_scores_do_not_overflow(tmp_path, scale):
             continue
         r3 = evaluate(cols3, normalisation=scheme, bootstrap=0)["m"]
         assert math.isfinite(r3.var) and r3.var > 0 and math.isfinite(r3.std) and r3.acc_on == 1.0
+
+
+def test_huge_equal_scores_keep_the_eps_floor():
+    """Found by the fuzz test: a prompt of equal scores -1e200 next to a prompt of zeros (unequal K); σ of
+    the constant group must be sqrt(1e-8), not 0 (EPS/c² underflowed), and Var = 0, not NaN."""
+    cols = {"prompt_id": ["a"] * 4 + ["b"] * 2, "sample_id": [0, 1, 2, 3, 0, 1],
+            "m": [0.0] * 4 + [-1e200] * 2, "ground_truth": [0.0] * 6}
+    m = evaluate(cols, bootstrap=0)["m"]
+    assert m.var == 0 and m.acc_on == 1.0 and m.t_gamma_lower_bound == math.inf
+    from rmtheory import normalisation_stats, normalise
+    stats = normalisation_stats(np.full((1, 2), -1e200))
+    assert stats == (-1e200, math.sqrt(1e-8)) and np.all(normalise(np.full((1, 2), -1e200), stats) == 0)
 
 
 def test_one_huge_score_does_not_collapse_the_others_into_ties():
@@ -320,3 +331,139 @@ def test_csv_ids_are_text(tmp_path, csv_path):
     p = tmp_path / "r.csv"
     p.write_text("prompt_id,sample_id,m\n1,0,1\n1,1,2\n1.0,0,1\n1.0,1,2\n")
     assert evaluate(p, ground_truth=None, bootstrap=0)["m"].n_prompts == 2
+
+
+# ---- fuzz: random tables written as CSV/TSV/JSONL/Parquet, with random quoting and damage ------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ID_CHARS = st.sampled_from(list("abcXYZ019_-. ,;\"'\té✓"))
+_SCORES = st.one_of(st.integers(-3, 3).map(float), st.sampled_from([0.5, -2.25, 1e-3, 7e10, -1e200, 1e-310]),
+                    st.floats(allow_nan=False, allow_infinity=False, width=64))
+
+
+@st.composite
+def _clean_tables(draw):
+    """A valid table as {column: list}: ids as (already normalised) text, scores as floats or None (missing)."""
+    names = draw(st.sampled_from([["m0"], ["m0", "ground_truth"], ["m0", "m1", "ground_truth"]]))
+    prompts = draw(st.lists(st.text(_ID_CHARS, min_size=1, max_size=4).map(str.strip).filter(bool),
+                            min_size=1, max_size=4, unique=True))
+    rows = []
+    for p in prompts:
+        for k in range(draw(st.integers(1, 4))):
+            rows.append([p, str(k)] + [draw(st.one_of(_SCORES, st.none()) if draw(st.booleans()) else _SCORES)
+                                       for _ in names])
+    rows = draw(st.permutations(rows))
+    cols = ["prompt_id", "sample_id", *names]
+    return {c: [r[j] for r in rows] for j, c in enumerate(cols)}
+
+
+def _num_text(draw, v):
+    if v is None:
+        return ""
+    return draw(st.sampled_from([repr(v), f"{v:.17g}", f"{v:+.17e}", f" {v!r} "]))
+
+
+def _cell(draw, text, delim):
+    must = any(ch in text for ch in (delim, '"', "\n", "\r")) or text != text.strip()
+    if must or draw(st.booleans()):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+@st.composite
+def _written_tables(draw, formats):
+    """(clean table, format, file bytes, damaged?) — damage always makes the file invalid."""
+    table = draw(_clean_tables())
+    fmt = draw(st.sampled_from(formats))
+    cols = list(table)
+    n = len(table["prompt_id"])
+    damage = draw(st.sampled_from([None, None, "extra_field", "missing_field", "junk_line", "bad_number"]))
+    at = draw(st.integers(0, n - 1))
+    if fmt in ("csv", "tsv"):
+        d = "," if fmt == "csv" else "\t"
+        lines = [d.join(_cell(draw, c, d) for c in cols)]
+        for i in range(n):
+            cells = [_cell(draw, table[c][i], d) for c in cols[:2]]
+            cells += [_cell(draw, _num_text(draw, table[c][i]), d) for c in cols[2:]]
+            if i == at and damage == "extra_field":
+                cells.append(draw(st.sampled_from(["", "0", "7", "x"])))
+            elif i == at and damage == "missing_field":
+                cells.pop()
+            elif i == at and damage == "bad_number":
+                cells[-1] = draw(st.sampled_from(["abc", "nan", "inf", "1_000", "0x1", "1e", "--1"]))
+            lines.append(d.join(cells))
+            if draw(st.integers(0, 9)) == 0:
+                lines.append("")                                   # blank lines are skipped
+            if i == at and damage == "junk_line":
+                lines.append(draw(st.sampled_from(["junk", "# comment", "§§§"])))
+        eol = draw(st.sampled_from(["\n", "\r\n"]))
+        bom = draw(st.sampled_from(["", "\ufeff"]))
+        data = (bom + eol.join(lines) + draw(st.sampled_from([eol, ""]))).encode()
+    elif fmt == "jsonl":
+        out = []
+        for i in range(n):
+            rec = {"prompt_id": table["prompt_id"][i],
+                   "sample_id": draw(st.sampled_from([table["sample_id"][i], int(table["sample_id"][i])]))}
+            for c in cols[2:]:
+                v = table[c][i]
+                if v is not None or draw(st.booleans()):
+                    rec[c] = v                                      # absent key or null = missing
+            if i == at and damage == "bad_number":
+                rec[cols[-1]] = draw(st.sampled_from(["1.5", True, [1], {"v": 1}]))
+            keys = draw(st.permutations(list(rec)))
+            out.append(json.dumps({k: rec[k] for k in keys}, ensure_ascii=draw(st.booleans())))
+            if i == at and damage in ("junk_line", "extra_field", "missing_field"):
+                out.append(draw(st.sampled_from(["junk", "[1, 2]", "{\"prompt_id\": ", "null"])))
+        data = ("\n".join(out) + "\n").encode()
+        order = {}                   # the columns of a JSONL file are its keys in order of first appearance
+        for line in out:
+            rec = json.loads(line) if line.startswith("{") and line.endswith("}") else {}
+            order.update(dict.fromkeys(k for k in rec if k in table))
+        table = {k: table[k] for k in order} if set(order) == set(table) else table
+    else:   # parquet
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        damage = None
+        sink = pa.BufferOutputStream()
+        arrays = {c: pa.array(table[c], pa.string()) for c in cols[:2]}
+        arrays.update({c: pa.array(table[c], pa.float64()) for c in cols[2:]})
+        pq.write_table(pa.table(arrays), sink)
+        data = sink.getvalue().to_pybytes()
+    gz = fmt != "parquet" and draw(st.integers(0, 3)) == 0
+    return table, fmt, data, damage, gz
+
+
+def _outcome(source, **kw):
+    try:
+        rep = evaluate(source, bootstrap=20, seed=1, **kw)
+    except InputError:
+        return "InputError"
+    d = rep.to_dict()
+    for k in ("source", "timings_s"):
+        d["meta"].pop(k)
+    return d
+
+
+_FORMATS = ["csv", "tsv", "jsonl"]
+try:
+    import pyarrow.parquet  # noqa: F401
+    _FORMATS.append("parquet")
+except ImportError:
+    pass
+
+
+@settings(max_examples=3 * settings.default.max_examples, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=_written_tables(_FORMATS))
+def test_fuzz_readers(case, csv_path, tmp_path_factory):
+    """Either a clear InputError, or exactly the report of the clean in-memory table; damage is an error."""
+    import gzip
+    table, fmt, data, damage, gz = case
+    path = tmp_path_factory.mktemp("fuzz") / (f"r.{fmt}" + (".gz" if gz else ""))
+    path.write_bytes(gzip.compress(data) if gz else data)
+    got = _outcome(path)
+    if damage is not None:
+        assert got == "InputError", (damage, data[:300])
+    else:
+        assert got == _outcome(table), data[:300]
