@@ -20,6 +20,8 @@ Python API::
 ``rewards`` may also be an in-memory table: a mapping column name → sequence (a dict, or e.g. a pandas
 DataFrame). Missing scores are empty CSV cells, JSON ``null``/absent keys or Parquet nulls; NaN/inf are
 errors. Malformed input raises :class:`InputError` (the CLI exits with status 2 and a one-line message).
+The accepted formats, the number syntax and the id rule (:func:`_normalise_id`) are listed under "Reading
+tables" below and in the README ("Accepted input").
 """
 
 from __future__ import annotations

@@ -467,3 +467,15 @@ def test_fuzz_readers(case, csv_path, tmp_path_factory):
         assert got == "InputError", (damage, data[:300])
     else:
         assert got == _outcome(table), data[:300]
+
+
+def test_readme_documents_the_input_rules():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    section = " ".join(text[text.index("## Reward-model report card"):text.index("## The miniature LM task")].split())
+    assert "**Accepted input.**" in section
+    assert f"{E.MAX_BOOTSTRAP:,} resamples" in section
+    assert f"{E.MAX_BOOTSTRAP_DRAWS:.0e}".replace("e+", "e") + " resamples × prompts" in section
+    for fmt in E.PLOT_FORMATS:
+        assert f"`.{fmt}`" in section
+    for phrase in ("union of the keys", "`1_000`", "BOM", "pipe", "`0` and `0.0` are duplicates"):
+        assert phrase in section, phrase
