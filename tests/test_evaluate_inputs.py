@@ -17,6 +17,7 @@ import pytest
 
 from rmtheory import cli
 from rmtheory import evaluate as E
+from rmtheory.evaluate import _compute, _prepare, _tables
 from rmtheory.evaluate import InputError, evaluate
 
 FIX = Path(__file__).parent / "fixtures" / "evaluate"
@@ -36,7 +37,7 @@ def csv_path(request, monkeypatch):
     else:
         monkeypatch.setitem(sys.modules, "pyarrow.csv", None)    # Parquet still readable
     if request.param == "exact":
-        monkeypatch.setattr(E, "_read_csv_fast", lambda *a, **k: None)
+        monkeypatch.setattr(_tables, "_read_csv_fast", lambda *a, **k: None)
     return request.param
 
 
@@ -169,7 +170,7 @@ TINY = FIX / "tiny.csv"
     (["--seed", "-1"], "--seed must be an integer >= 0; got -1"),
     (["--gamma", "inf"], "--gamma must be a finite number > 0; got inf"),
     (["--gamma", "nan"], "--gamma must be a finite number > 0; got nan"),
-    (["--ci", "nan"], "--ci must lie in (0, 1)"),
+    (["--ci", "nan"], "--ci must be in (0, 1); got nan"),
     (["--bootstrap", "1000000000000"], "--bootstrap must be an integer in [0, 100000] (resamples)"),
     (["--n-prompts", "0"], "--n-prompts must be an integer > 0"),
 ])
@@ -177,9 +178,22 @@ def test_bad_numeric_options(args, needle, capsys):
     assert needle in _one_line_error([TINY, *args], capsys)
 
 
+@pytest.mark.parametrize("kw, needle", [
+    (dict(n_prompts=0), "n_prompts must be an integer > 0; got 0"),
+    (dict(seed=-1), "seed must be an integer >= 0; got -1"),
+    (dict(bootstrap=10**12), "bootstrap must be an integer in [0, 100000] (resamples); got 1000000000000"),
+    (dict(gamma=math.inf), "gamma must be a finite number > 0; got inf"),
+    (dict(normalisation="zscore"), "normalisation must be one of global, prompt_variance; got 'zscore'"),
+])
+def test_python_api_errors_name_the_parameter(kw, needle):
+    with pytest.raises(InputError) as ei:
+        evaluate(TINY, **kw)
+    assert str(ei.value) == needle and ei.value.param == next(iter(kw))
+
+
 def test_bootstrap_cost_is_bounded_before_the_work(monkeypatch, capsys):
-    monkeypatch.setattr(E, "MAX_BOOTSTRAP_DRAWS", 1000)
-    monkeypatch.setattr(E, "_evaluate_model", lambda *a, **k: pytest.fail("metrics computed before refusing"))
+    monkeypatch.setattr(_prepare, "MAX_BOOTSTRAP_DRAWS", 1000)
+    monkeypatch.setattr(_compute, "_evaluate_model", lambda *a, **k: pytest.fail("metrics computed before refusing"))
     err = _one_line_error([TINY, "--bootstrap", "600"], capsys)
     assert "--bootstrap 600 over 2 prompts is 1.2e+03 draws, above the limit of 1e+03" in err
     assert "use --bootstrap 500 or fewer" in err
@@ -321,9 +335,9 @@ def test_jsonl_ids_normalised_once(tmp_path):
     assert rep["m"].n_prompts == 1 and rep["m"].n_samples == 3 and rep["m"].acc_on == 1.0
     assert any("1 duplicated (prompt_id, sample_id) row(s), e.g. row 4 (prompt '1', sample '0')" in w
                for w in rep.warnings)
-    assert [E._normalise_id(v) for v in (1, "1", 1.0, np.int64(1), np.float32(1.0), 0.5, " a ")] == \
+    assert [_tables._normalise_id(v) for v in (1, "1", 1.0, np.int64(1), np.float32(1.0), 0.5, " a ")] == \
         ["1", "1", "1", "1", "1", "0.5", "a"]
-    assert [E._normalise_id(v) for v in (None, "", " ", True, math.nan, math.inf, [1], {})] == [None] * 8
+    assert [_tables._normalise_id(v) for v in (None, "", " ", True, math.nan, math.inf, [1], {})] == [None] * 8
 
 
 def test_csv_ids_are_text(tmp_path, csv_path):
