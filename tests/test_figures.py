@@ -333,3 +333,15 @@ def test_save_json_writes_non_finite_as_null(tmp_path, capsys):
     text = (tmp_path / "x.json").read_text()
     assert json.loads(text, parse_constant=_reject_constant) == {"t": [1.5, None, None], "rho": None, "n": 3}
     assert not list(tmp_path.glob(".tmp*"))
+
+
+def test_make_figures_checks_out_before_computing(monkeypatch, capsys):
+    """`python experiments/make_figures.py --out /proc/nope` fails at once (it used to compute for 20 s first)."""
+    import make_figures
+
+    monkeypatch.setattr(make_figures, "run_all", lambda *a, **k: pytest.fail("computed before checking --out"))
+    for argv, needle in [(["--out", "/proc/nope"], "--out /proc/nope: cannot write there"),
+                         (["--seed", "-1"], "--seed must be >= 0; got -1")]:
+        with pytest.raises(SystemExit) as ei:
+            make_figures.main(argv)
+        assert ei.value.code == 2 and needle in capsys.readouterr().err
