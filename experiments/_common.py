@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import time
 
 import numpy as np
 
+from rmtheory import io
 from rmtheory.io import atomic
 
 # Flow-time horizon of every t_γ solve in the figures. With λ = 0 a finite t_γ can be astronomically large
@@ -68,32 +68,9 @@ def save_figure(fig, out: str, name: str) -> str:
     return path
 
 
-def _clean(x):
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        x = float(x)
-        return x if np.isfinite(x) else ("inf" if x > 0 else ("-inf" if x < 0 else "nan"))
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 def save_json(obj, out: str, name: str) -> str:
-    """JSON with non-finite floats written as the strings "inf"/"-inf"/"nan" (strict JSON)."""
-    text = json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n"
-
-    def write(p):
-        with open(p, "w") as f:
-            f.write(text)
-
-    path = atomic(write, os.path.join(out, name))
+    """Strict JSON (rmtheory.io's rule: non-finite floats are written as null), atomically."""
+    path = io.save_json(os.path.join(out, name), obj, sort_keys=False)
     print(f"wrote {path}")
     return path
 

@@ -14,6 +14,7 @@ import sys
 import time
 
 from rmtheory._figures_cli import configure  # the options of `rmtheory figures`, defined once
+from rmtheory.io import check_writable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -79,6 +80,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     configure(p)
     a = p.parse_args(argv)
+    if a.seed < 0:
+        p.error(f"--seed must be >= 0; got {a.seed}")
+    try:
+        check_writable(a.out, directory=True)   # before minutes of computing
+    except ValueError as e:
+        p.error(f"--out {e}")
     run_all(a.quick, a.seed, a.out, a.only)
     return 0
 

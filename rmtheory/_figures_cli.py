@@ -39,6 +39,15 @@ def configure(p: argparse.ArgumentParser):
 
 
 def main(args) -> int:
+    from . import io
+    from .cli import fail
+
+    if args.seed < 0:
+        return fail("figures", f"--seed must be >= 0; got {args.seed}")
+    try:
+        io.check_writable(args.out, directory=True)   # before minutes of computing
+    except ValueError as e:
+        return fail("figures", f"--out {e}")
     exp = find_experiments()
     if exp is None:
         print("rmtheory figures: cannot find the experiments/ directory (with make_figures.py). Run this from the "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -26,28 +27,82 @@ _variance = jax.jit(functools.partial(sample_variance, ddof=1))
 EPS = 1e-8  # the authors' code: σ = sqrt(var + 1e-8)
 
 
+# Scores up to this magnitude are used as given (their squares and sums stay far inside float64). Larger
+# ones are divided by a power of two first (exact), so that ±1e200 does not overflow σ to inf.
+_SAFE_MAGNITUDE = 1e100
+
+
+def _scale_of(*arrays) -> float:
+    """1.0 when every |score| ≤ _SAFE_MAGNITUDE (the arithmetic is then exactly as written), else the
+    power of two c with max|s|/c in [1, 2)."""
+    m = max((float(np.max(np.abs(a))) for a in arrays if a.size), default=0.0)
+    return 1.0 if m <= _SAFE_MAGNITUDE else math.ldexp(1.0, math.frexp(m)[1] - 1)
+
+
+def pooled_normalisation_stats(groups, scheme: str = "global"):
+    """(μ, σ) of one reward source from several score matrices [P_k, K_k] (prompts grouped by their
+    number of samples K_k ≥ 2), pooled as if they were one matrix: μ over all scores; ``global``: σ² =
+    the population variance of all scores; ``prompt_variance``: σ² = the mean over *all prompts* of the
+    unbiased per-prompt variance; σ = sqrt(σ² + 1e-8) in the scores' own units, computed without overflow."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}; got {scheme!r}")
+    groups = [np.asarray(g, np.float64) for g in groups]
+    c = _scale_of(*groups)
+    if c != 1.0:
+        groups = [g / c for g in groups]
+    if len(groups) == 1:
+        s = groups[0]
+        mu = float(s.mean())
+        var = float(s.var()) if scheme == "global" else float(np.mean(np.asarray(_variance(jnp.asarray(s)))))
+    else:
+        flat = np.concatenate([g.ravel() for g in groups])
+        mu = float(flat.mean())
+        if scheme == "global":
+            var = float(flat.var())
+        else:
+            var = sum(float(np.sum(np.asarray(sample_variance(g, ddof=1)))) for g in groups) / sum(
+                g.shape[0] for g in groups)
+    if c == 1.0:
+        sigma = float(np.sqrt(var + EPS))
+    else:   # sqrt(c²·var + EPS) without forming c²·var (which may overflow) or EPS/c² (which underflows)
+        sigma = math.hypot(math.sqrt(var) * c, math.sqrt(EPS))
+    if not math.isfinite(sigma):
+        raise ValueError("scores too large: the normalisation scale σ exceeds the float64 range (1.8e308); "
+                         "divide the scores by a constant (rankings and normalised variances do not change)")
+    return mu * c, sigma
+
+
 def normalisation_stats(scores, scheme: str = "global"):
     """(μ, σ) of a reward source from its [P, K] score matrix under the initial policy.
 
     * ``global`` (the paper's default): μ, σ over all P·K scores, σ = sqrt(var + 1e-8).
     * ``prompt_variance`` (Table 9): μ over all scores, σ = sqrt(mean over prompts of the unbiased
       per-prompt variance + 1e-8). The shift is irrelevant to variances, accuracies and increases.
+
+    Scores beyond ±1e100 are scaled by a power of two before squaring, so σ stays finite.
     """
-    s = np.asarray(scores, np.float64)
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}; got {scheme!r}")
-    mu = float(s.mean())
-    if scheme == "global":
-        var = float(s.var())
-    else:
-        var = float(np.mean(np.asarray(_variance(jnp.asarray(s)))))
-    return mu, float(np.sqrt(var + EPS))
+    return pooled_normalisation_stats([scores], scheme)
 
 
 def normalise(scores, stats):
-    """r̃ = (r − μ)/σ."""
+    """r̃ = (r − μ)/σ (computed in scaled units when the scores are huge, so that r − μ cannot overflow)."""
     mu, sigma = stats
-    return (np.asarray(scores, np.float64) - mu) / sigma
+    s = np.asarray(scores, np.float64)
+    c = _scale_of(s, np.asarray([mu, sigma]))
+    if c == 1.0:
+        return (s - mu) / sigma
+    d, r = s / c - mu / c, sigma / c
+    if r >= 1e-200:
+        return d / r
+    return (d * c) / sigma   # σ ≪ c only when the scores are (nearly) all equal: d·c is small
+
+
+def combined_measures(var, acc_on, acc_off) -> dict:
+    """The paper's combined measures: On&Off = (acc_on + acc_off)/2 and Var&Acc = (Var + On&Off)/2.
+
+    Works elementwise on arrays (e.g. bootstrap resamples) as on floats."""
+    on_off = 0.5 * (acc_on + acc_off)
+    return {"on_off": on_off, "var_acc": 0.5 * (var + on_off)}
 
 
 class RMReport(NamedTuple):
@@ -92,7 +147,9 @@ def rm_report(scores, ground_truth=None, off_chosen=None, off_rejected=None, off
         g = np.asarray(ground_truth, np.float64)
         _checks.same_shape(scores=s, ground_truth=g)
         _checks.finite("ground_truth", g)
-        on = np.asarray(_accuracy(jnp.asarray(z), jnp.asarray(g)))
+        # on the raw scores: ranking is invariant to the positive affine normalisation, and rounding in
+        # (s − μ)/σ could turn distinct scores into ties (one score of 1e17 among scores of order 1)
+        on = np.asarray(_accuracy(jnp.asarray(s), jnp.asarray(g)))
     else:
         on = np.full(s.shape[0], np.nan)
     if off_chosen is not None:
@@ -110,5 +167,5 @@ def rm_report(scores, ground_truth=None, off_chosen=None, off_rejected=None, off
     var = float(np.mean(variance))
     acc_on = float(np.mean(on))
     acc_off = float(np.mean(off)) if off.size else float("nan")
-    on_off = 0.5 * (acc_on + acc_off)
-    return RMReport(variance, on, off, stats[0], stats[1], var, acc_on, acc_off, on_off, 0.5 * (var + on_off))
+    comb = combined_measures(var, acc_on, acc_off)
+    return RMReport(variance, on, off, stats[0], stats[1], var, acc_on, acc_off, comb["on_off"], comb["var_acc"])

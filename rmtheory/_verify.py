@@ -491,6 +491,9 @@ def configure(parser) -> None:
 
 
 def main(args) -> int:
+    if args.seed < 0:
+        from .cli import fail
+        return fail("verify", f"--seed must be >= 0; got {args.seed}")
     print(f"rmtheory verify: scale={args.scale} seed={args.seed}", file=sys.stderr)
     rows = run_checks(args.scale, args.seed, progress=lambda s: print(s, file=sys.stderr, flush=True))
     print(format_table(rows))

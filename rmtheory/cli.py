@@ -21,6 +21,12 @@ SUBCOMMANDS = {
 }
 
 
+def fail(command: str, message) -> int:
+    """Report bad input on one line, ``rmtheory <command>: error: <message>``, and return exit status 2."""
+    print(f"rmtheory {command}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rmtheory", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

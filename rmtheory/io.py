@@ -19,7 +19,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["atomic", "to_jsonable", "dumps", "save_json", "load_json", "save_csv", "save_text", "save_npz",
+__all__ = ["atomic", "check_writable", "to_jsonable", "dumps", "save_json", "load_json", "save_csv", "save_text", "save_npz",
            "load_npz", "save_tree", "load_tree", "save_figure"]
 
 
@@ -32,6 +32,26 @@ def _tmp(path: str) -> str:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the artifact the usual permissions
     return tmp
+
+
+def check_writable(path: str, *, directory: bool = False) -> str:
+    """Check, before any work, that artifacts can be written: ``path`` is a directory (created if missing)
+    when ``directory``, else a file path whose directory must already exist. A probe file is created and
+    removed there. Returns the directory; raises ValueError naming the path and the reason."""
+    d = path if directory else (os.path.dirname(os.path.abspath(path)) or ".")
+    try:
+        if directory:
+            if os.path.exists(d) and not os.path.isdir(d):
+                raise ValueError(f"{path}: exists and is not a directory")
+            os.makedirs(d, exist_ok=True)
+        elif not os.path.isdir(d):
+            raise ValueError(f"{path}: directory {d} does not exist")
+        fd, probe = tempfile.mkstemp(dir=d, prefix=".tmp-probe-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot write there ({e.strerror or e})") from None
+    return d
 
 
 def atomic(write, path: str) -> str:

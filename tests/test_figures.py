@@ -10,6 +10,7 @@ the quick run; it changes results only at the rounding level (compared below aga
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -96,8 +97,12 @@ def _csv(d: Path, fig: str):
 
 
 def _f(x):
-    """A JSON number (non-finite floats are stored as strings)."""
-    return float(x)
+    """A JSON number; non-finite floats are stored as null (rmtheory.io's strict rule), read back as NaN."""
+    return math.nan if x is None else float(x)
+
+
+def _reject_constant(c):
+    raise ValueError(f"non-standard JSON constant {c}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,7 +188,9 @@ def test_png_and_data_written(quick, fig):
     for ext in DATA_EXT[fig]:
         path = quick / f"{FIGURES[fig]}.{ext}"
         assert path.is_file() and path.stat().st_size > 0
-    json.loads((quick / f"{FIGURES[fig]}.json").read_text())  # strict JSON (no NaN literals)
+    text = (quick / f"{FIGURES[fig]}.json").read_text()
+    json.loads(text, parse_constant=_reject_constant)  # strict JSON (no NaN/Infinity literals)
+    assert '"inf"' not in text and '"nan"' not in text and '"-inf"' not in text  # non-finite -> null
     assert not list(quick.glob("*.tmp*")), "atomic writes left temporary files"
 
 
@@ -318,3 +325,23 @@ def test_fig5_flow_vs_practice(quick):
     rescaled = d["rm_set"] == "rescaled"
     np.testing.assert_allclose(d["t_flow"][rescaled] * d["scale"][rescaled],
                                d["t_flow"][rescaled][-1] * d["scale"][rescaled][-1], rtol=1e-6)
+
+
+def test_save_json_writes_non_finite_as_null(tmp_path, capsys):
+    """Figure data follow rmtheory.io's strict rule (they used to hold the strings "inf"/"nan")."""
+    C.save_json({"t": [1.5, float("inf"), -np.inf], "rho": np.float64("nan"), "n": np.int64(3)}, str(tmp_path), "x.json")
+    text = (tmp_path / "x.json").read_text()
+    assert json.loads(text, parse_constant=_reject_constant) == {"t": [1.5, None, None], "rho": None, "n": 3}
+    assert not list(tmp_path.glob(".tmp*"))
+
+
+def test_make_figures_checks_out_before_computing(monkeypatch, capsys):
+    """`python experiments/make_figures.py --out /proc/nope` fails at once (it used to compute for 20 s first)."""
+    import make_figures
+
+    monkeypatch.setattr(make_figures, "run_all", lambda *a, **k: pytest.fail("computed before checking --out"))
+    for argv, needle in [(["--out", "/proc/nope"], "--out /proc/nope: cannot write there"),
+                         (["--seed", "-1"], "--seed must be >= 0; got -1")]:
+        with pytest.raises(SystemExit) as ei:
+            make_figures.main(argv)
+        assert ei.value.code == 2 and needle in capsys.readouterr().err

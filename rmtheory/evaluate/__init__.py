@@ -1,0 +1,106 @@
+"""``rmtheory evaluate``: a reward-model report card for any policy.
+
+Reads rewards exported from any framework — a CSV, JSONL or Parquet table with columns ``prompt_id``,
+``sample_id`` and one column per reward model (scores of K samples per prompt from *your* policy),
+optionally a ground-truth column — and an optional table of off-policy chosen/rejected pairs (columns
+``prompt_id``, ``M.chosen``, ``M.rejected`` per model M, optionally ``<ground-truth>.chosen/.rejected``).
+
+For every reward source it reports, with bootstrap confidence intervals over prompts: the reward variance
+under the policy after the paper's normalisation (Definition 2, Section 3.2), on-policy accuracy over all
+sample pairs (Definition 1, ties included), off-policy accuracy, On&Off, Var&Acc, the ranking by each
+measure, and the Proposition 3 lower bound on t_γ implied by the variance. Every metric comes from the
+shared implementation :func:`rmtheory.rm_report` (the LM pipeline's evaluation stage uses the same one).
+
+Python API::
+
+    from rmtheory.evaluate import evaluate
+    report = evaluate("rewards.csv", off_policy="pairs.csv", bootstrap=1000, seed=0)
+    print(report.format_table()); report.to_dict(); report.plot("rm_card.png")
+
+``rewards`` may also be an in-memory table: a mapping column name → sequence (a dict, or e.g. a pandas
+DataFrame). Missing scores are empty CSV cells, JSON ``null``/absent keys or Parquet nulls; NaN/inf are
+errors. Malformed input raises :class:`InputError` (the CLI exits with status 2 and a one-line message).
+The accepted formats, the number syntax and the id rule (``_tables._normalise_id``) are listed in
+``_tables.py`` and in the README ("Accepted input"). Errors about a parameter name it (``n_prompts``); the
+CLI names its flag (``--n-prompts``).
+
+Layout: ``_tables`` (readers) → ``_prepare`` (options, columns, rows, off-policy pairs) → ``_compute``
+(metrics, bootstrap) → ``_report`` (results, table/JSON/CSV/plot); ``cli`` (the command line).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ._compute import bootstrap as _bootstrap, evaluate_models
+from ._prepare import (DEFAULT_GT, ID_COLUMNS, MAX_BOOTSTRAP, MAX_BOOTSTRAP_DRAWS, check_bootstrap_cost, check_options,
+                       index_rows, load_off_policy, select_columns)
+from ._report import MEASURE_LABELS, MEASURES, PLOT_FORMATS, PROP3_NOTE, ModelResult, Report, plot_path, rankings
+from ._tables import InputError, _Source
+from .cli import configure, main
+
+__all__ = ["evaluate", "InputError", "Report", "ModelResult", "MEASURES", "MEASURE_LABELS", "PROP3_NOTE",
+           "DEFAULT_GT", "ID_COLUMNS", "MAX_BOOTSTRAP", "MAX_BOOTSTRAP_DRAWS", "PLOT_FORMATS", "plot_path",
+           "configure", "main"]
+
+
+def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", models=None,
+             include_ground_truth: bool = True, normalisation: str = "global", bootstrap: int = 1000,
+             seed: int = 0, ci: float = 0.95, gamma: float = 1.0, n_prompts: int | None = None,
+             fmt: str | None = None, off_policy_fmt: str | None = None) -> Report:
+    """Reward-model report card (see the module docstring).
+
+    Args:
+      rewards: path (CSV/TSV/JSONL/Parquet, optionally .gz for text) or mapping column -> values.
+      off_policy: optional path or mapping of off-policy chosen/rejected pairs.
+      ground_truth: name of the ground-truth column; ``"auto"`` uses ``ground_truth`` if present; ``None``
+        means there is none (no on-policy accuracy).
+      models: reward-model columns to evaluate (default: every other column).
+      include_ground_truth: also report the ground-truth column as a reward source.
+      normalisation: ``global`` (the paper's default) or ``prompt_variance`` (Table 9).
+      bootstrap, seed, ci: percentile bootstrap over prompts (0 disables).
+      gamma, n_prompts: Proposition 3 bound; |S| defaults to each model's number of evaluated prompts.
+    """
+    check_options(normalisation, bootstrap, seed, ci, gamma, n_prompts)
+    warnings: list[str] = []
+    clock = _Clock()
+    source = _Source(rewards, fmt)
+    cols = select_columns(source, ground_truth, models, include_ground_truth, warnings)
+    table = source.read(cols.numeric, ID_COLUMNS)
+    clock.lap("read")
+    rows = index_rows(table, cols.numeric, cols.gt, warnings)
+    off, extra_prompts = None, []
+    if off_policy is not None:
+        off, extra_prompts = load_off_policy(off_policy, cols.sources, cols.gt, off_policy_fmt, warnings,
+                                             {p: i for i, p in enumerate(rows.prompt_names)})
+    n_units = len(rows.prompt_names) + len(extra_prompts)
+    check_bootstrap_cost(bootstrap, n_units)
+    clock.lap("prepare")
+    results, unit_cols = evaluate_models(table, cols, rows, off, normalisation, gamma, n_prompts, n_units, warnings)
+    clock.lap("metrics")
+    if bootstrap > 0 and n_units >= 2:
+        _bootstrap(results, unit_cols, n_units, bootstrap, seed, ci)
+    clock.lap("bootstrap")
+    k = rows.k_used
+    if k.min() != k.max():
+        warnings.append(f"prompts have unequal numbers of samples (K = {int(k.min())}..{int(k.max())}); "
+                        "handled per prompt (grouped by K, one normalisation per model over all samples)")
+    meta = {"source": table.source, "off_policy": (os.fspath(off_policy) if isinstance(off_policy, (str, os.PathLike))
+                                                 else ("<table>" if off_policy is not None else None)),
+            "n_rows": table.n, "n_prompts": int(k.size), "k_min": int(k.min()), "k_max": int(k.max()),
+            "ground_truth": cols.gt, "normalisation": normalisation, "bootstrap": int(bootstrap), "seed": int(seed),
+            "ci": float(ci), "gamma": float(gamma), "n_prompts_bound": n_prompts,
+            "n_off_prompts_not_in_rewards": len(extra_prompts), "timings_s": clock.laps}
+    return Report(results, rankings(results), warnings, meta)
+
+
+class _Clock:
+    """Wall time of each named step (meta["timings_s"])."""
+
+    def __init__(self):
+        self.laps, self._t = {}, time.perf_counter()
+
+    def lap(self, name):
+        t = time.perf_counter()
+        self.laps[name], self._t = t - self._t, t

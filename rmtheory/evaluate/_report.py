@@ -1,0 +1,183 @@
+"""Results of ``rmtheory evaluate``: one :class:`ModelResult` per reward source, the :class:`Report` and its
+table, JSON, CSV and plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass, field
+
+from .. import io as _io
+from ._tables import InputError
+
+MEASURES = ("var", "acc_on", "acc_off", "on_off", "var_acc")
+MEASURE_LABELS = {"var": "Var", "acc_on": "acc_on", "acc_off": "acc_off", "on_off": "On&Off", "var_acc": "Var&Acc"}
+PROP3_NOTE = ("t_gamma_lower_bound: Proposition 3 lower bound 2|S|(1-exp(-gamma/2))/sqrt(Var) on the time to a "
+              "gamma-increase, in units of the paper's gradient flow; it assumes a tabular policy and rewards in "
+              "the normalised scale (the theorem's constants assume rewards in [-1, 1]); |S| = n_prompts.")
+
+
+@dataclass
+class ModelResult:
+    name: str
+    is_ground_truth: bool
+    n_prompts: int          # prompts with >= 2 usable samples
+    n_samples: int          # usable rows
+    n_off_pairs: int
+    mean: float             # normalisation shift μ
+    std: float              # normalisation scale σ
+    var: float
+    acc_on: float
+    acc_off: float
+    on_off: float
+    var_acc: float
+    t_gamma_lower_bound: float
+    ci: dict = field(default_factory=dict)            # measure -> (lo, hi)
+    n_zero_variance_prompts: int = 0
+
+    def as_dict(self):
+        d = {k: getattr(self, k) for k in ("name", "is_ground_truth", "n_prompts", "n_samples", "n_off_pairs",
+                                            "mean", "std", *MEASURES, "t_gamma_lower_bound",
+                                            "n_zero_variance_prompts")}
+        d["ci"] = {k: [lo, hi] for k, (lo, hi) in self.ci.items()}
+        return _io.to_jsonable(d)   # strict JSON: non-finite -> None (the reason is in the warnings)
+
+
+@dataclass
+class Report:
+    models: list
+    rankings: dict          # measure -> [model names, best first] (models with NaN left out)
+    warnings: list
+    meta: dict
+
+    def __getitem__(self, name) -> ModelResult:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def to_dict(self):
+        return {"models": [m.as_dict() for m in self.models], "rankings": self.rankings,
+                "warnings": list(self.warnings), "meta": _io.to_jsonable(dict(self.meta)), "note": PROP3_NOTE}
+
+    def to_json(self, indent=None, sort_keys: bool = False) -> str:
+        """Strict JSON (non-finite numbers are null; see :mod:`rmtheory.io`)."""
+        return _io.dumps(self.to_dict(), indent=indent, sort_keys=sort_keys)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        cols = ["model", "is_ground_truth", "n_prompts", "n_samples", "n_off_pairs", "norm_mean", "norm_std"]
+        for m in MEASURES:
+            cols += [m, f"{m}_lo", f"{m}_hi", f"{m}_rank"]
+        cols += ["t_gamma_lower_bound"]
+        w.writerow(cols)
+        ranks = {k: {name: i + 1 for i, name in enumerate(v)} for k, v in self.rankings.items()}
+        for r in self.models:
+            row = [r.name, int(r.is_ground_truth), r.n_prompts, r.n_samples, r.n_off_pairs, _f(r.mean), _f(r.std)]
+            for m in MEASURES:
+                lo, hi = r.ci.get(m, (math.nan, math.nan))
+                row += [_f(getattr(r, m)), _f(lo), _f(hi), ranks[m].get(r.name, "")]
+            row += [_f(r.t_gamma_lower_bound)]
+            w.writerow(row)
+        return buf.getvalue()
+
+    def format_table(self) -> str:
+        meta = self.meta
+        lines = [f"Reward-model report card: {meta['source']} ({meta['n_rows']} rows, {meta['n_prompts']} prompts, "
+                 f"K={meta['k_min']}" + (f"..{meta['k_max']}" if meta['k_max'] != meta['k_min'] else "")
+                 + f"; normalisation={meta['normalisation']})"]
+        if meta["bootstrap"] > 0:
+            lines.append(f"[lo, hi]: {100 * meta['ci']:g}% percentile bootstrap over prompts "
+                         f"({meta['bootstrap']} resamples, seed {meta['seed']})")
+        head = ["model", "prompts"] + [MEASURE_LABELS[m] for m in MEASURES] + [f"t_γ ≥ (γ={meta['gamma']:g})"]
+        rows = []
+        for r in self.models:
+            cells = [r.name + (" (GT)" if r.is_ground_truth else ""), str(r.n_prompts)]
+            for m in MEASURES:
+                v = getattr(r, m)
+                cell = "—" if math.isnan(v) else f"{v:.4f}"
+                if m in r.ci and not math.isnan(v):
+                    lo, hi = r.ci[m]
+                    cell += f" [{lo:.3f}, {hi:.3f}]" if not (math.isnan(lo) or math.isnan(hi)) else ""
+                cells.append(cell)
+            cells.append(f"{r.t_gamma_lower_bound:.4g}")
+            rows.append(cells)
+        widths = [max(len(h), *(len(c[i]) for c in rows)) for i, h in enumerate(head)]
+        fmt = lambda cs: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cs, widths)))  # noqa: E731
+        lines += ["", fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in rows]
+        lines += ["", "Ranking (best first):"]
+        for m in MEASURES:
+            if self.rankings.get(m):
+                lines.append(f"  {MEASURE_LABELS[m]:8s} " + " > ".join(self.rankings[m]))
+        lines += ["", "Note: " + PROP3_NOTE.replace("t_gamma_lower_bound", "t_γ ≥")
+                  + f" Here |S| = {meta['n_prompts_bound'] or 'the number of evaluated prompts of each model'}."]
+        return "\n".join(lines)
+
+    def plot(self, path, accuracy: str = "acc_on") -> str:
+        """Scatter of reward variance against accuracy, one labelled point per reward model. A path without
+        an extension gets ``.png``; returns the path written."""
+        path = plot_path(path)
+        import matplotlib
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+        pts = [r for r in self.models if not (math.isnan(r.var) or math.isnan(getattr(r, accuracy)))]
+        if not pts and accuracy == "acc_on":
+            accuracy = "acc_off"
+            pts = [r for r in self.models if not (math.isnan(r.var) or math.isnan(r.acc_off))]
+        fig, ax = plt.subplots(figsize=(6, 4.5), constrained_layout=True)
+        for r in pts:
+            x, y = r.var, getattr(r, accuracy)
+            xerr = yerr = None
+            if "var" in r.ci and not any(map(math.isnan, r.ci["var"])):
+                xerr = [[max(x - r.ci["var"][0], 0)], [max(r.ci["var"][1] - x, 0)]]
+            if accuracy in r.ci and not any(map(math.isnan, r.ci[accuracy])):
+                yerr = [[max(y - r.ci[accuracy][0], 0)], [max(r.ci[accuracy][1] - y, 0)]]
+            ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="*" if r.is_ground_truth else "o", capsize=3)
+            ax.annotate(r.name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=9)
+        label = {"acc_on": "on-policy accuracy", "acc_off": "off-policy accuracy", "on_off": "On&Off accuracy"}
+        ax.set_xlabel(f"reward variance under the policy (normalisation: {self.meta['normalisation']})")
+        ax.set_ylabel(label.get(accuracy, accuracy))
+        ax.set_title("Reward models: variance vs accuracy")
+        ax.grid(alpha=0.3)
+        try:
+            _io.save_figure(fig, path, dpi=150)
+        finally:
+            plt.close(fig)
+        return path
+
+
+PLOT_FORMATS = ("png", "pdf", "svg")
+
+
+def plot_path(path) -> str:
+    """The path a plot is written to (``.png`` added when there is no extension), checked before any work:
+    a known extension and an existing, writable directory. Raises InputError."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if not ext:
+        path, ext = path + ".png", "png"
+    if ext not in PLOT_FORMATS:
+        raise InputError(lambda name: f"{name} {path}: unknown extension '.{ext}' "
+                         f"(use {', '.join('.' + f for f in PLOT_FORMATS)})", "plot")
+    try:
+        _io.check_writable(path)
+    except ValueError as e:
+        why = str(e)
+        raise InputError(lambda name: f"{name} {why}", "plot") from None
+    return path
+
+
+def _f(v):
+    return "" if isinstance(v, float) and math.isnan(v) else repr(float(v))
+
+
+def rankings(results) -> dict:
+    """measure -> model names, best first (models without a value left out)."""
+    out = {}
+    for m in MEASURES:
+        vals = [(getattr(r, m), r.name) for r in results if not math.isnan(getattr(r, m))]
+        out[m] = [name for _, name in sorted(vals, key=lambda t: -t[0])]
+    return out
