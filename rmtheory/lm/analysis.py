@@ -19,6 +19,7 @@ import numpy as np
 import rmtheory
 
 from .. import io
+from .._rm_eval import combined_measures
 from .config import RM_SOURCES, SOURCES
 from .rundir import RunDir
 
@@ -30,9 +31,10 @@ N_BOOT = 2000  # bootstrap resamples over seeds (seeded, rng 0)
 
 
 def measures(var, on, off):
-    """The RM measures of theory.md 3.6: On&Off = (on+off)/2, Var&Acc = (Var + On&Off)/2 (plain means)."""
-    on_off = 0.5 * (on + off)
-    return {"Var": var, "On": on, "Off": off, "On&Off": on_off, "Var&Acc": 0.5 * (var + on_off),
+    """The RM measures of theory.md 3.6 (On&Off and Var&Acc from :func:`rmtheory.combined_measures`) and
+    Table 8's (Var + On)/2."""
+    c = combined_measures(var, on, off)
+    return {"Var": var, "On": on, "Off": off, "On&Off": c["on_off"], "Var&Acc": c["var_acc"],
             "(Var+On)/2": 0.5 * (var + on)}
 
 
