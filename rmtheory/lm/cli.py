@@ -17,7 +17,7 @@ import sys
 import time
 
 from .config import CONFIGS, get_config
-from .pipeline import STAGES, run, run_stage
+from .pipeline import STAGES, catching_sigint, run, run_stage
 from .rundir import RunDir
 
 
@@ -61,6 +61,16 @@ def main(args) -> int:
 
     t = time.time()
     try:
+        with catching_sigint():
+            return _main(args, log, t)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished stages are kept in {args.out}: re-run the same command to resume",
+              file=sys.stderr, flush=True)
+        return 130
+
+
+def _main(args, log, t) -> int:
+    try:
         rd = RunDir(args.out)
         cfg = _cfg(args, rd)
         rd.check_config(cfg)
@@ -75,9 +85,5 @@ def main(args) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished stages are kept in {args.out}: re-run the same command to resume",
-              file=sys.stderr, flush=True)
-        return 130
     log(f"done in {time.time() - t:.1f}s; artifacts in {args.out}")
     return 0

@@ -28,6 +28,47 @@ from .rundir import RunDir
 from .sampling import sample
 from .sft import train_sft
 
+class Interrupted:
+    """A SIGINT remembered until the next stage or RL-epoch boundary.
+
+    Python turns SIGINT into a KeyboardInterrupt wherever the main thread is, and a KeyboardInterrupt raised
+    inside a callback that swallows exceptions (JAX's GC callback does: "Exception ignored in
+    _xla_gc_callback") is lost, so the run would go on. :func:`catching_sigint` records the signal here too,
+    and :func:`check` raises at the next boundary."""
+
+    flag = False
+
+    @classmethod
+    def check(cls):
+        if cls.flag:
+            raise KeyboardInterrupt
+
+
+class catching_sigint:
+    """Context manager (main thread only): SIGINT raises KeyboardInterrupt and sets :class:`Interrupted`."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        Interrupted.flag = False
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                Interrupted.flag = True
+                raise KeyboardInterrupt
+            self.old = signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+        Interrupted.flag = False
+        return False
+
+
 STAGES = ("data", "sft", "samples", "rm", "perfect", "evaluate", "rl", "analyze")
 # reference scores reported beside the RMs (not RL reward sources)
 BASELINES = ("sft_likelihood", "correct_letters", "correct_letters_len")
@@ -316,6 +357,7 @@ def stage_rl(cfg: Config, run: RunDir, log=print, stop_after_epoch: int | None =
         log(f"  rl epoch {e}/{cfg.rl_epochs} ({time.time() - t:.1f}s, ETA {eta:.0f}s) proxy/GT increase: {msg}")
         if stop_after_epoch is not None and e >= stop_after_epoch:
             return
+        Interrupted.check()
     inc, inc_test = increases(prog), increases(prog, "test")
     kl_train = np.zeros((cfg.rl_epochs + 1, R))
     w = min(cfg.kl_window, cfg.rollouts_per_epoch)
@@ -379,6 +421,7 @@ def run(cfg: Config, out, log=print, until: str | None = None, figures_dir: str 
     for i, st in enumerate(STAGES):
         t = time.time()
         log(f"[{st}] stage {i + 1}/{len(STAGES)}")
+        Interrupted.check()
         summary = run_stage(cfg, rd, st, log, figures_dir)
         log(f"[{st}] done in {time.time() - t:.1f}s (total {time.time() - t0:.1f}s)")
         if st == until:
