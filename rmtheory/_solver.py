@@ -35,6 +35,7 @@ Array = jax.Array
 REACHED, UNREACHABLE, HORIZON, MAX_STEPS = 0, 1, 2, 3
 STATUS_NAMES = {REACHED: "reached", UNREACHABLE: "unreachable", HORIZON: "horizon", MAX_STEPS: "max_steps"}
 _RUNNING = -1
+_REFILL_SLOTS = 8  # lanes refilled per loop iteration at most (see first_hitting_times)
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980), FSAL.
 _A = (
@@ -304,6 +305,7 @@ def first_hitting_times(
     queue = jnp.argsort(~running, stable=True)  # running problems first
     n_run = jnp.sum(running)
     n_lanes = max(1, min(int(lanes), n))
+    n_slots = min(n_lanes, _REFILL_SLOTS)
     pos = jnp.arange(n_lanes)
     take = lambda tree, idx: jax.tree_util.tree_map(lambda a: a[idx], tree)  # noqa: E731
     idx0 = queue[jnp.minimum(pos, n - 1)]
@@ -313,23 +315,29 @@ def first_hitting_times(
         return jnp.any(c[1])
 
     def body(c):
-        idx, active, state, nxt, out = c
-        state = jax.vmap(advance_one)(take(params, idx), state)
+        idx, active, state, lane_params, nxt, out = c
+        state = jax.vmap(advance_one)(lane_params, state)
         done = active & (state.status != _RUNNING)
         res = _result(state)
         dest = jnp.where(done, idx, n)  # n = out of bounds, dropped
         out = jax.tree_util.tree_map(lambda o, r: o.at[dest].set(r, mode="drop"), out, res)
-        q = nxt + jnp.cumsum(done) - 1
-        load = done & (q < n_run)
-        new_idx = jnp.where(load, queue[jnp.minimum(q, n - 1)], idx)
-        fresh = take(init, new_idx)
-        state = jax.tree_util.tree_map(
-            lambda f, s: jnp.where(jnp.reshape(load, load.shape + (1,) * (s.ndim - 1)), f, s), fresh, state)
+        # refill at most n_slots free lanes per iteration (a lane left free waits one iteration): only the
+        # loaded rows are gathered, not a full [lanes, ...] copy of the parameters and initial states
+        free = ~active | done
+        rank = jnp.cumsum(free) - 1
+        load = free & (rank < n_slots) & (nxt + rank < n_run)
+        slot_lane = jnp.nonzero(load, size=n_slots, fill_value=n_lanes)[0]  # lanes in rank order
+        slot_prob = queue[jnp.minimum(nxt + jnp.arange(n_slots), n - 1)]
+        put = lambda dst, src: jax.tree_util.tree_map(  # noqa: E731
+            lambda d, s_: d.at[slot_lane].set(s_, mode="drop"), dst, src)
+        state = put(state, take(init, slot_prob))
+        lane_params = put(lane_params, take(params, slot_prob))
+        idx = idx.at[slot_lane].set(slot_prob, mode="drop")
         active = (active & ~done) | load
-        return new_idx, active, state, nxt + jnp.sum(done), out
+        return idx, active, state, lane_params, nxt + jnp.sum(load), out
 
-    carry = (idx0, active0, take(init, idx0), jnp.asarray(n_lanes), out)
-    return jax.lax.while_loop(cond, body, carry)[4]
+    carry = (idx0, active0, take(init, idx0), take(params, idx0), jnp.asarray(n_lanes), out)
+    return jax.lax.while_loop(cond, body, carry)[5]
 
 
 def integrate(rhs: Callable[[Array], Array], y0: Array, t1, *, rtol: float = 1e-10, atol: float = 1e-10,
