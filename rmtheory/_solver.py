@@ -149,11 +149,12 @@ def _advance(rhs_for, event, certify, s: _State, rtol, atol, t_max, max_steps, x
     that starts at y_start.
     """
     rhs = rhs_for(s.y)
-    # Illinois trial point inside the bracket (a, b); fall back to bisection near the ends.
+    # Illinois trial point inside the bracket (a, b), kept half a tolerance away from either end: a trial that
+    # falls within it (the secant has converged onto one end) then lands just beyond the root, and the bracket
+    # closes in one more step (bisecting there instead made the convergence linear)
     trial = s.b - s.gb * (s.b - s.a) / (s.gb - s.ga)
-    width = s.b - s.a
-    ok = (trial > s.a + 1e-3 * width) & (trial < s.b - 1e-3 * width)
-    trial = jnp.where(ok, trial, 0.5 * (s.a + s.b))
+    delta = jnp.minimum(0.5 * xtol * (s.t + s.b), 0.25 * (s.b - s.a))
+    trial = jnp.where(jnp.isfinite(trial), jnp.clip(trial, s.a + delta, s.b - delta), 0.5 * (s.a + s.b))
     h = jnp.where(s.bracketing, trial, s.h)
     y_new, f_new, err, aux = rk_step(rhs, s.y, s.f, h)
     g_new = event(y_new, aux)
