@@ -25,15 +25,50 @@ Design (why it is fast under ``vmap``):
 
 from __future__ import annotations
 
+import enum
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
-REACHED, UNREACHABLE, HORIZON, MAX_STEPS = 0, 1, 2, 3
-STATUS_NAMES = {REACHED: "reached", UNREACHABLE: "unreachable", HORIZON: "horizon", MAX_STEPS: "max_steps"}
+
+class Status(enum.IntEnum):
+    """Why a hitting-time computation stopped. The values are the integer codes stored in
+    ``HitResult.status`` (compare arrays with the members: ``res.status == Status.REACHED``); every member
+    carries its own explanation, ``Status.HORIZON.message``, and :meth:`describe` maps an array of codes to
+    messages (as diffrax's ``RESULTS`` does)."""
+
+    REACHED = 0
+    UNREACHABLE = 1
+    HORIZON = 2
+    MAX_STEPS = 3
+    OUT_OF_RANGE = 4
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+    @classmethod
+    def describe(cls, status) -> np.ndarray:
+        """The message of every code in ``status`` (any shape; an array of str of the same shape)."""
+        codes = np.asarray(status)
+        return np.vectorize(lambda c: cls(int(c)).message, otypes=[object])(codes).astype(str)
+
+
+_MESSAGES = {
+    Status.REACHED: "reached: the event fired at t (located to the integrator's accuracy)",
+    Status.UNREACHABLE: "unreachable: proven never to fire (certificate, or a stationary start); t = inf",
+    Status.HORIZON: "horizon: not reached by t_max; t = inf only up to the horizon",
+    Status.MAX_STEPS: "max_steps: the step budget ran out before the event or the horizon; t = inf, undecided",
+    Status.OUT_OF_RANGE: ("out_of_range: the dynamics are below float64 resolution (probabilities underflow to 0, "
+                          "so the float right-hand side is 0) although the exact flow moves; t is not computable "
+                          "in float64 and is not proven infinite"),
+}
+REACHED, UNREACHABLE, HORIZON, MAX_STEPS, OUT_OF_RANGE = Status
+STATUS_NAMES = {s: s.name.lower() for s in Status}
 _RUNNING = -1
 _REFILL_SLOTS = 8  # lanes refilled per loop iteration at most (see first_hitting_times)
 
@@ -54,16 +89,21 @@ _E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 4
 class HitResult(NamedTuple):
     """Result of :func:`first_hitting_time` (leaves broadcast over any batch shape).
 
-    ``t``: hitting time, ``inf`` unless ``status == REACHED``; ``status``: REACHED (0), UNREACHABLE (1,
-    proven by the certificate, or a stationary start), HORIZON (2, not reached by ``t_end ≥ t_max``) or
-    MAX_STEPS (3); ``steps``: RK steps taken (including rejected and bracketing steps); ``t_end``: the time
-    the solver stopped at.
+    ``t``: hitting time, ``inf`` unless ``status == REACHED``; ``status``: a :class:`Status` code, REACHED (0),
+    UNREACHABLE (1, proven by the certificate, or a stationary start), HORIZON (2, not reached by
+    ``t_end ≥ t_max``), MAX_STEPS (3) or OUT_OF_RANGE (4, set by callers that can tell a float-stationary start
+    from an exactly stationary one, e.g. :func:`rmtheory.time_to_gamma`); ``steps``: RK steps taken (including
+    rejected and bracketing steps); ``t_end``: the time the solver stopped at.
     """
 
     t: Array
     status: Array
     steps: Array
     t_end: Array
+
+    def messages(self) -> np.ndarray:
+        """The :class:`Status` message of every entry of ``status``."""
+        return Status.describe(self.status)
 
 
 def rk_step(rhs: Callable, y: Array, f0: Array, h: Array):
