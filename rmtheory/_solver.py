@@ -346,7 +346,7 @@ def first_hitting_times(
     queue = jnp.argsort(~running, stable=True)  # running problems first
     n_run = jnp.sum(running)
     n_lanes = max(1, min(int(lanes), n))
-    n_slots = min(n_lanes, _REFILL_SLOTS)
+    n_slots = min(n_lanes, max(_REFILL_SLOTS, n_lanes // 16))
     pos = jnp.arange(n_lanes)
     take = lambda tree, idx: jax.tree_util.tree_map(lambda a: a[idx], tree)  # noqa: E731
     idx0 = queue[jnp.minimum(pos, n - 1)]
