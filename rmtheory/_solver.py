@@ -318,9 +318,10 @@ def first_hitting_times(
     also return a plain ``rhs(y) -> (f, aux)`` in place of ``rhs_for`` (no per-step precomputation).
     Results are those of vmapping :func:`first_hitting_time` (the same algorithm; a differently compiled program
     may round differently), but the cost is not n × (steps of the slowest problem): a lane whose problem
-    finishes is refilled with the next problem in the queue at once, so the batch costs ≈ Σ_i steps_i / lanes
+    finishes is refilled with the next problem in the queue (at most max(8, lanes/16) lanes per iteration, the
+    others in the next one; only the loaded rows are copied), so the batch costs ≈ Σ_i steps_i / lanes
     iterations plus one tail, whatever the spread of step counts (t_γ spanning 1 … 1e12 gives step counts
-    differing by 10×).
+    differing by 10×). Problems are started in the order given: putting the longest first shortens the tail.
     """
     y0 = jnp.asarray(y0, jnp.float64)
     n = y0.shape[0]
