@@ -321,7 +321,7 @@ def first_hitting_times(
     finishes is refilled with the next problem in the queue (at most max(8, lanes/16) lanes per iteration, the
     others in the next one; only the loaded rows are copied), so the batch costs ≈ Σ_i steps_i / lanes
     iterations plus one tail, whatever the spread of step counts (t_γ spanning 1 … 1e12 gives step counts
-    differing by 10×). Problems are started in the order given: putting the longest first shortens the tail.
+    differing by 10×).
     """
     y0 = jnp.asarray(y0, jnp.float64)
     n = y0.shape[0]
