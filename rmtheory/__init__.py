@@ -34,10 +34,12 @@ from ._objective import (  # noqa: E402
 from ._solver import (  # noqa: E402
     HORIZON,
     MAX_STEPS,
+    OUT_OF_RANGE,
     REACHED,
     STATUS_NAMES,
     UNREACHABLE,
     HitResult,
+    Status,
     first_hitting_time,
     first_hitting_times,
 )

@@ -31,7 +31,7 @@ from jax.flatten_util import ravel_pytree
 from . import _checks, _sharding
 from ._instance import Instance
 from ._objective import lemma7_column
-from ._solver import HitResult, first_hitting_time, first_hitting_times, integrate
+from ._solver import OUT_OF_RANGE, UNREACHABLE, HitResult, first_hitting_time, first_hitting_times, integrate
 
 Array = jax.Array
 
@@ -100,20 +100,54 @@ def _column_problem(n_prompts, with_kl):
     return make
 
 
+def _out_of_range(theta0, reward, logref, lam, certify):
+    """True where the float right-hand side at θ0 is exactly 0 (so the solver calls the start stationary) while
+    the exact flow moves: an output with a finite logit whose probability underflowed to 0 has r^KL different
+    from the pivot's, and the certificate does not prove the target unreachable on its own."""
+    k = jnp.argmax(theta0, -1, keepdims=True)
+    g, pi, logp = lemma7_column(theta0, reward, lam, logref, pivot=k)
+    rkl = reward - lam * jnp.where(jnp.isfinite(logp - logref), logp - logref, 0.0)  # log space: no underflow
+    moves = jnp.isfinite(theta0) & (pi == 0) & (rkl != jnp.take_along_axis(rkl, k, -1))
+    certified = certify(theta0, (pi, logp))
+    return jnp.all(g == 0) & jnp.any(moves) & ~certified
+
+
 @functools.partial(jax.jit, static_argnames=("lanes", "with_kl"))
 def _batched_columns(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps, lanes,
                      with_kl=True):
     target = jnp.sum(jax.nn.softmax(theta0) * measure, -1) + gamma
     cert = jax.vmap(_certificate_constants)(logref, reward, lam, measure, target)
     params = dict(logref=logref, reward=reward, lam=lam, measure=measure, target=target, cert=cert)
-    return first_hitting_times(_column_problem(n_prompts, with_kl), params, theta0, lanes=lanes, rtol=rtol, atol=atol,
-                               t_max=t_max, max_steps=max_steps)
+    make = _column_problem(n_prompts, with_kl)
+    # the event bracket only needs to be far below the integration error (~1e3·rtol relative on t_γ); a
+    # narrower one costs iterations at the rounding floor of the event
+    xtol = jnp.maximum(1e-13, 1e-3 * rtol)
+    res = first_hitting_times(make, params, theta0, lanes=lanes, rtol=rtol, atol=atol, t_max=t_max,
+                              max_steps=max_steps, xtol=xtol)
+    oor = jax.vmap(lambda th, r, lr, la, p: _out_of_range(th, r, lr, la, make(p)[2]))(theta0, reward, logref, lam, params)
+    oor = oor & (res.status == UNREACHABLE) & (res.steps == 0)
+    return res._replace(status=jnp.where(oor, OUT_OF_RANGE, res.status))
 
 
-def _validate_gamma(gamma):
+_GAMMA_ROUNDING = 64  # γ must exceed 64× the worst rounding error |Y|·eps·max|r| of E_π[r]
+
+
+def _validate_gamma(gamma, measure=None):
+    """γ finite and > 0; with ``measure`` ([..., |Y|], the timed reward) also above the float64 resolution of
+    E_π[measure]: a target V0 + γ closer to V0 than the rounding error of the sum is not resolvable."""
     _checks.finite("gamma", gamma)
-    if _checks.is_concrete(gamma) and np.any(np.asarray(gamma) <= 0):
-        raise ValueError(f"gamma must be > 0; got {np.min(np.asarray(gamma)):.6g}")
+    if not _checks.is_concrete(gamma):
+        return
+    g = np.asarray(gamma, np.float64)
+    if np.any(g <= 0):
+        raise ValueError(f"gamma must be > 0; got {np.min(g):.6g}")
+    if measure is not None and _checks.is_concrete(measure):
+        m = np.asarray(measure, np.float64)
+        limit = _GAMMA_ROUNDING * m.shape[-1] * np.finfo(np.float64).eps * np.max(np.abs(m), initial=0.0)
+        if np.min(g) < limit:
+            raise ValueError(f"gamma = {np.min(g):.3g} is below the float64 resolution of E_π[r]: gamma must be "
+                             f">= {limit:.3g} (= {_GAMMA_ROUNDING}·|Y|·eps·max|r| with |Y| = {m.shape[-1]}); the "
+                             f"target E_π0[r] + gamma cannot be told apart from E_π0[r]")
 
 
 def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: float = 1e-10,
@@ -140,11 +174,16 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
 
     Returns:
       :class:`HitResult` with fields of shape [..., |S|]; ``t`` is ``inf`` when the target is unreachable.
+      A start whose float64 right-hand side is exactly 0 only because probabilities underflowed (e.g. logits
+      ±1e6; the exact flow moves) has status OUT_OF_RANGE, not UNREACHABLE: nothing is proven there.
+
+    Raises:
+      ValueError: γ ≤ 0, not finite, or below the float64 resolution of E_π[r] (64·|Y|·eps·max|r|).
     """
     measure = inst.reward if measure is None else jnp.asarray(measure, jnp.float64)
     _checks.same_shape(reward=inst.reward, measure=measure)
     _checks.in_range("measure", measure, -1.0, 1.0)
-    _validate_gamma(gamma)
+    _validate_gamma(gamma, measure)
     if int(lanes) < 1:
         raise ValueError(f"lanes must be >= 1; got {lanes}")
     batch = inst.logits.shape[:-1]
@@ -242,7 +281,7 @@ def parametric_time_to_gamma(log_policy_fn: Callable, params0, reward: Array, ga
     _checks.in_range("measure", measure, -1.0, 1.0)
     _checks.same_shape(reward=reward, measure=measure)
     _checks.nonnegative("lam", lam)
-    _validate_gamma(gamma)
+    _validate_gamma(gamma, measure[prompt])
     train_mask = jnp.ones(reward.shape[0]) if train_mask is None else jnp.asarray(train_mask, jnp.float64)
     flat0, unravel = ravel_pytree(params0)
     ref = jax.lax.stop_gradient(log_policy_fn(params0))

@@ -25,16 +25,52 @@ Design (why it is fast under ``vmap``):
 
 from __future__ import annotations
 
+import enum
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
-REACHED, UNREACHABLE, HORIZON, MAX_STEPS = 0, 1, 2, 3
-STATUS_NAMES = {REACHED: "reached", UNREACHABLE: "unreachable", HORIZON: "horizon", MAX_STEPS: "max_steps"}
+
+class Status(enum.IntEnum):
+    """Why a hitting-time computation stopped. The values are the integer codes stored in
+    ``HitResult.status`` (compare arrays with the members: ``res.status == Status.REACHED``); every member
+    carries its own explanation, ``Status.HORIZON.message``, and :meth:`describe` maps an array of codes to
+    messages (as diffrax's ``RESULTS`` does)."""
+
+    REACHED = 0
+    UNREACHABLE = 1
+    HORIZON = 2
+    MAX_STEPS = 3
+    OUT_OF_RANGE = 4
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+    @classmethod
+    def describe(cls, status) -> np.ndarray:
+        """The message of every code in ``status`` (any shape; an array of str of the same shape)."""
+        codes = np.asarray(status)
+        return np.vectorize(lambda c: cls(int(c)).message, otypes=[object])(codes).astype(str)
+
+
+_MESSAGES = {
+    Status.REACHED: "reached: the event fired at t (located to the integrator's accuracy)",
+    Status.UNREACHABLE: "unreachable: proven never to fire (certificate, or a stationary start); t = inf",
+    Status.HORIZON: "horizon: not reached by t_max; t = inf only up to the horizon",
+    Status.MAX_STEPS: "max_steps: the step budget ran out before the event or the horizon; t = inf, undecided",
+    Status.OUT_OF_RANGE: ("out_of_range: the dynamics are below float64 resolution (probabilities underflow to 0, "
+                          "so the float right-hand side is 0) although the exact flow moves; t is not computable "
+                          "in float64 and is not proven infinite"),
+}
+REACHED, UNREACHABLE, HORIZON, MAX_STEPS, OUT_OF_RANGE = Status
+STATUS_NAMES = {s: s.name.lower() for s in Status}
 _RUNNING = -1
+_REFILL_SLOTS = 8  # lanes refilled per loop iteration at most (see first_hitting_times)
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980), FSAL.
 _A = (
@@ -53,16 +89,21 @@ _E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 4
 class HitResult(NamedTuple):
     """Result of :func:`first_hitting_time` (leaves broadcast over any batch shape).
 
-    ``t``: hitting time, ``inf`` unless ``status == REACHED``; ``status``: REACHED (0), UNREACHABLE (1,
-    proven by the certificate, or a stationary start), HORIZON (2, not reached by ``t_end ≥ t_max``) or
-    MAX_STEPS (3); ``steps``: RK steps taken (including rejected and bracketing steps); ``t_end``: the time
-    the solver stopped at.
+    ``t``: hitting time, ``inf`` unless ``status == REACHED``; ``status``: a :class:`Status` code, REACHED (0),
+    UNREACHABLE (1, proven by the certificate, or a stationary start), HORIZON (2, not reached by
+    ``t_end ≥ t_max``), MAX_STEPS (3) or OUT_OF_RANGE (4, set by callers that can tell a float-stationary start
+    from an exactly stationary one, e.g. :func:`rmtheory.time_to_gamma`); ``steps``: RK steps taken (including
+    rejected and bracketing steps); ``t_end``: the time the solver stopped at.
     """
 
     t: Array
     status: Array
     steps: Array
     t_end: Array
+
+    def messages(self) -> np.ndarray:
+        """The :class:`Status` message of every entry of ``status``."""
+        return Status.describe(self.status)
 
 
 def rk_step(rhs: Callable, y: Array, f0: Array, h: Array):
@@ -148,11 +189,12 @@ def _advance(rhs_for, event, certify, s: _State, rtol, atol, t_max, max_steps, x
     that starts at y_start.
     """
     rhs = rhs_for(s.y)
-    # Illinois trial point inside the bracket (a, b); fall back to bisection near the ends.
+    # Illinois trial point inside the bracket (a, b), kept half a tolerance away from either end: a trial that
+    # falls within it (the secant has converged onto one end) then lands just beyond the root, and the bracket
+    # closes in one more step (bisecting there instead made the convergence linear)
     trial = s.b - s.gb * (s.b - s.a) / (s.gb - s.ga)
-    width = s.b - s.a
-    ok = (trial > s.a + 1e-3 * width) & (trial < s.b - 1e-3 * width)
-    trial = jnp.where(ok, trial, 0.5 * (s.a + s.b))
+    delta = jnp.minimum(0.5 * xtol * (s.t + s.b), 0.25 * (s.b - s.a))
+    trial = jnp.where(jnp.isfinite(trial), jnp.clip(trial, s.a + delta, s.b - delta), 0.5 * (s.a + s.b))
     h = jnp.where(s.bracketing, trial, s.h)
     y_new, f_new, err, aux = rk_step(rhs, s.y, s.f, h)
     g_new = event(y_new, aux)
@@ -276,7 +318,8 @@ def first_hitting_times(
     also return a plain ``rhs(y) -> (f, aux)`` in place of ``rhs_for`` (no per-step precomputation).
     Results are those of vmapping :func:`first_hitting_time` (the same algorithm; a differently compiled program
     may round differently), but the cost is not n × (steps of the slowest problem): a lane whose problem
-    finishes is refilled with the next problem in the queue at once, so the batch costs ≈ Σ_i steps_i / lanes
+    finishes is refilled with the next problem in the queue (at most max(8, lanes/16) lanes per iteration, the
+    others in the next one; only the loaded rows are copied), so the batch costs ≈ Σ_i steps_i / lanes
     iterations plus one tail, whatever the spread of step counts (t_γ spanning 1 … 1e12 gives step counts
     differing by 10×).
     """
@@ -304,6 +347,7 @@ def first_hitting_times(
     queue = jnp.argsort(~running, stable=True)  # running problems first
     n_run = jnp.sum(running)
     n_lanes = max(1, min(int(lanes), n))
+    n_slots = min(n_lanes, max(_REFILL_SLOTS, n_lanes // 16))
     pos = jnp.arange(n_lanes)
     take = lambda tree, idx: jax.tree_util.tree_map(lambda a: a[idx], tree)  # noqa: E731
     idx0 = queue[jnp.minimum(pos, n - 1)]
@@ -313,23 +357,29 @@ def first_hitting_times(
         return jnp.any(c[1])
 
     def body(c):
-        idx, active, state, nxt, out = c
-        state = jax.vmap(advance_one)(take(params, idx), state)
+        idx, active, state, lane_params, nxt, out = c
+        state = jax.vmap(advance_one)(lane_params, state)
         done = active & (state.status != _RUNNING)
         res = _result(state)
         dest = jnp.where(done, idx, n)  # n = out of bounds, dropped
         out = jax.tree_util.tree_map(lambda o, r: o.at[dest].set(r, mode="drop"), out, res)
-        q = nxt + jnp.cumsum(done) - 1
-        load = done & (q < n_run)
-        new_idx = jnp.where(load, queue[jnp.minimum(q, n - 1)], idx)
-        fresh = take(init, new_idx)
-        state = jax.tree_util.tree_map(
-            lambda f, s: jnp.where(jnp.reshape(load, load.shape + (1,) * (s.ndim - 1)), f, s), fresh, state)
+        # refill at most n_slots free lanes per iteration (a lane left free waits one iteration): only the
+        # loaded rows are gathered, not a full [lanes, ...] copy of the parameters and initial states
+        free = ~active | done
+        rank = jnp.cumsum(free) - 1
+        load = free & (rank < n_slots) & (nxt + rank < n_run)
+        slot_lane = jnp.nonzero(load, size=n_slots, fill_value=n_lanes)[0]  # lanes in rank order
+        slot_prob = queue[jnp.minimum(nxt + jnp.arange(n_slots), n - 1)]
+        put = lambda dst, src: jax.tree_util.tree_map(  # noqa: E731
+            lambda d, s_: d.at[slot_lane].set(s_, mode="drop"), dst, src)
+        state = put(state, take(init, slot_prob))
+        lane_params = put(lane_params, take(params, slot_prob))
+        idx = idx.at[slot_lane].set(slot_prob, mode="drop")
         active = (active & ~done) | load
-        return new_idx, active, state, nxt + jnp.sum(done), out
+        return idx, active, state, lane_params, nxt + jnp.sum(load), out
 
-    carry = (idx0, active0, take(init, idx0), jnp.asarray(n_lanes), out)
-    return jax.lax.while_loop(cond, body, carry)[4]
+    carry = (idx0, active0, take(init, idx0), take(params, idx0), jnp.asarray(n_lanes), out)
+    return jax.lax.while_loop(cond, body, carry)[5]
 
 
 def integrate(rhs: Callable[[Array], Array], y0: Array, t1, *, rtol: float = 1e-10, atol: float = 1e-10,

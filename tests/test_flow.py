@@ -184,6 +184,7 @@ def test_flow_trajectory_matches_scipy_state():
         (lambda inst: rt.time_to_gamma(inst, 0.0), "gamma must be > 0"),
         (lambda inst: rt.time_to_gamma(inst, -1.0), "gamma must be > 0"),
         (lambda inst: rt.time_to_gamma(inst, np.nan), "gamma must be finite"),
+        (lambda inst: rt.time_to_gamma(inst._replace(reward=jnp.full((2, 3), 0.5)), 1e-16), "below the float64 resolution"),
         (lambda inst: rt.time_to_gamma(inst, 0.1, measure=np.full((2, 3), 2.0)), r"measure must lie in \[-1, 1\]"),
         (lambda inst: rt.time_to_gamma(inst, 0.1, measure=np.zeros((2, 4))), "shapes must agree"),
     ],
@@ -192,3 +193,43 @@ def test_time_to_gamma_bad_input(call, match):
     inst = rt.make_instance(np.zeros((2, 3)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match=match):
         call(inst)
+
+
+@pytest.mark.parametrize("gamma", [1e-16, 1e-20])
+def test_gamma_below_float_resolution_is_rejected(gamma):
+    # E_π r carries a rounding error ~|Y|·eps·max|r|; a smaller γ used to return REACHED with a wrong t
+    # (8.3e-17 for γ = 1e-20). The limit is 64·|Y|·eps·max|r| = 64·2·eps·0.5 here.
+    inst = rt.make_instance(np.array([[0.0, 1.0]]), np.array([[-0.5, 0.5]]))
+    limit = 64 * 2 * np.finfo(float).eps * 0.5
+    with pytest.raises(ValueError, match=rf"gamma = {gamma:.3g} is below .* gamma must be >= {limit:.3g}"):
+        rt.time_to_gamma(inst, gamma)
+    with pytest.raises(ValueError, match="gamma must be >="):
+        rt.parametric_time_to_gamma(lambda p: jax.nn.log_softmax(p)[None], jnp.array([0.0, 1.0]),
+                                    np.array([[-0.5, 0.5]]), gamma, prompt=0)
+    # just above the limit the answer is still the closed form (to the target's rounding)
+    g = 1e-10
+    t = float(rt.time_to_gamma(inst, g).t[0])
+    np.testing.assert_allclose(t, analytic_two_output(-1.0, 1.0, g), rtol=1e-4)
+
+
+def test_extreme_logits_are_out_of_range_not_unreachable():
+    # logits ±1e6, λ = 0: π = (1, 0) in float64, so the float right-hand side is exactly 0, but the exact flow
+    # moves (π_2 = e^{-2e6} > 0, reward 0.5 > −0.5): t_γ is finite in exact arithmetic (≈ e^{2e6}), nothing is
+    # proven. An exactly stationary start and a certified target stay UNREACHABLE.
+    logits = np.array([[1e6, -1e6], [1e6, -1e6], [1e6, -1e6], [1e6, -1e6]])
+    reward = np.array([[-0.5, 0.5], [0.3, 0.3], [0.5, -0.5], [-0.5, 0.5]])
+    gamma = np.array([[0.1, 0.1, 0.1, 1.5]]).T[:, 0]  # last: target above max r (certificate)
+    res = rt.time_to_gamma(rt.make_instance(logits, reward), gamma)
+    assert np.all(np.isinf(np.asarray(res.t)))
+    assert list(np.asarray(res.status)) == [rt.OUT_OF_RANGE, rt.UNREACHABLE, rt.UNREACHABLE, rt.UNREACHABLE]
+    assert res.messages()[0].startswith("out_of_range") and "not proven" in res.messages()[0]
+
+
+def test_status_type_keeps_the_old_names():
+    assert (rt.REACHED, rt.UNREACHABLE, rt.HORIZON, rt.MAX_STEPS, rt.OUT_OF_RANGE) == (0, 1, 2, 3, 4)
+    assert rt.STATUS_NAMES[0] == "reached" and rt.STATUS_NAMES[rt.HORIZON] == "horizon"
+    assert rt.Status(3) is rt.MAX_STEPS and "budget" in rt.MAX_STEPS.message
+    msgs = rt.Status.describe(np.array([[0, 2], [1, 4]]))
+    assert msgs.shape == (2, 2) and msgs[1, 0].startswith("unreachable") and msgs[0, 1].startswith("horizon")
+    st = np.asarray(rt.time_to_gamma(rt.make_instance(np.zeros((2, 2)), np.array([[0.5, -0.5], [0.2, 0.2]])), 0.1).status)
+    assert list(st == rt.Status.REACHED) == [True, False] and st[1] == rt.UNREACHABLE
