@@ -18,9 +18,6 @@ from __future__ import annotations
 import os
 import subprocess
 
-import jax
-import numpy as np
-
 from .. import io
 from .config import Config
 from .task import Prompts
@@ -123,11 +120,3 @@ class RunDir:
 
     def load_tree(self, name, like):
         return io.load_tree(self.path(name), like)
-
-
-def as_jnp(p: Prompts) -> Prompts:
-    return Prompts(*(jax.numpy.asarray(a) for a in p))
-
-
-def np_ids(x) -> np.ndarray:
-    return np.asarray(x, np.int64)

@@ -171,3 +171,23 @@ def test_config_errors_name_the_argument():
         get_config("huge")
     with pytest.raises(ValueError, match="n_heads"):
         Transformer.init(jax.random.PRNGKey(0), 10, 10, 30, 1, 4)
+
+
+def test_teacher_errs_systematically_on_hard_prompts_only():
+    """The SFT teacher applies the confused operation at rate conf_hard on hard prompts, conf_easy on easy ones."""
+    teacher = T.Teacher(conf_hard=0.8, conf_easy=0.05, hard_fraction=0.5, sub=(0.0, 0.0, 0.0), sub_len=0.0, len_noise=0.0)
+    op, m, letters = T.sample_prompt_parts(jax.random.PRNGKey(0), SPEC, 4000)
+    demos = np.asarray(T.teacher_demos(jax.random.PRNGKey(1), SPEC, op, m, letters, teacher))
+    _, target = T.encode(SPEC, op, m, letters)
+    conf_op = jnp.asarray(T.CONFUSED_OP)[op]
+    _, confused = T.encode(SPEC, conf_op, m, letters)
+    target, confused, m = np.asarray(target), np.asarray(confused), np.asarray(m)
+    pos = np.arange(SPEC.m_max)[None] < m[:, None]
+    right = np.all((demos[:, : SPEC.m_max] == target) | ~pos, 1)
+    wrong = np.all((demos[:, : SPEC.m_max] == confused) | ~pos, 1) & ~right
+    hard = np.asarray(letters)[:, 0] < T.hard_cut(SPEC, 0.5)
+    assert np.all(right | wrong)  # no other noise was asked for
+    differ = np.any((target != confused) & pos, 1)  # e.g. palindromes: COPY and REVERSE agree
+    assert abs(wrong[hard & differ].mean() - 0.8) < 0.04 and abs(wrong[~hard & differ].mean() - 0.05) < 0.02
+    pr = T.make_prompts(SPEC, op, m, letters)
+    np.testing.assert_array_equal(pr.hard(SPEC, 0.5), hard)
