@@ -179,6 +179,17 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
 
     Raises:
       ValueError: γ ≤ 0, not finite, or below the float64 resolution of E_π[r] (64·|Y|·eps·max|r|).
+
+    Example (two prompts, three outputs each, uniform start, no KL; the flatter reward takes longer):
+
+    >>> import jax.numpy as jnp
+    >>> import rmtheory as rt
+    >>> inst = rt.make_instance(jnp.zeros((2, 3)), jnp.array([[1.0, 0.0, -1.0], [0.2, 0.0, -0.2]]), lam=0.0)
+    >>> res = rt.time_to_gamma(inst, 0.1)
+    >>> [round(float(t), 4) for t in res.t]
+    [0.9023, 24.8962]
+    >>> [rt.Status(int(s)).name for s in res.status]
+    ['REACHED', 'REACHED']
     """
     measure = inst.reward if measure is None else jnp.asarray(measure, jnp.float64)
     _checks.same_shape(reward=inst.reward, measure=measure)
