@@ -35,6 +35,13 @@ class AscentResult(NamedTuple):
     steps: Array
 
 
+def rloo_advantages(R: Array) -> Array:
+    """Leave-one-out advantages A_i = R_i − mean_{j≠i} R_j over the last axis of R [..., k] (k ≥ 2; they sum
+    to 0 along it). The one implementation, used by :func:`sampled_gradient` and the LM pipeline's RLOO."""
+    k = R.shape[-1]
+    return R - (jnp.sum(R, axis=-1, keepdims=True) - R) / (k - 1)
+
+
 def sampled_gradient(inst: Instance, logits: Array, key, n_samples: int, estimator: str = "rloo") -> Array:
     """A stochastic estimate of ∇_θ φ_RLHF(θ) (1/|S| factor included) from ``n_samples`` outputs per prompt.
 
@@ -47,7 +54,7 @@ def sampled_gradient(inst: Instance, logits: Array, key, n_samples: int, estimat
                                 shape=logits.shape[:-1] + (n_samples,))  # [..., S, n]
     w = jnp.take_along_axis(rkl, ys, axis=-1)
     if estimator == "rloo":
-        w = w - (jnp.sum(w, axis=-1, keepdims=True) - w) / (n_samples - 1)
+        w = rloo_advantages(w)
     onehot = jax.nn.one_hot(ys, logits.shape[-1], dtype=logits.dtype)  # [..., S, n, Y]
     score = onehot - pi[..., None, :]
     g = jnp.mean(w[..., None] * score, axis=-2)

@@ -179,6 +179,17 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
 
     Raises:
       ValueError: γ ≤ 0, not finite, or below the float64 resolution of E_π[r] (64·|Y|·eps·max|r|).
+
+    Example (two prompts, three outputs each, uniform start, no KL; the flatter reward takes longer):
+
+    >>> import jax.numpy as jnp
+    >>> import rmtheory as rt
+    >>> inst = rt.make_instance(jnp.zeros((2, 3)), jnp.array([[1.0, 0.0, -1.0], [0.2, 0.0, -0.2]]), lam=0.0)
+    >>> res = rt.time_to_gamma(inst, 0.1)
+    >>> [round(float(t), 4) for t in res.t]
+    [0.9023, 24.8962]
+    >>> [rt.Status(int(s)).name for s in res.status]
+    ['REACHED', 'REACHED']
     """
     measure = inst.reward if measure is None else jnp.asarray(measure, jnp.float64)
     _checks.same_shape(reward=inst.reward, measure=measure)
@@ -289,17 +300,33 @@ def parametric_time_to_gamma(log_policy_fn: Callable, params0, reward: Array, ga
                            train_mask, jnp.asarray(gamma, jnp.float64), prompt, rtol, atol, t_max, max_steps)
 
 
+def _parametric_rhs(log_policy_fn, unravel, reward, lam, ref, train_mask):
+    """The parametric flow's right-hand side θ ↦ ∇φ_RLHF(θ) on flattened parameters (π_ref given as ``ref``)."""
+    return jax.grad(lambda flat: parametric_objective(log_policy_fn, unravel(flat), reward, lam, ref, train_mask))
+
+
+def _parametric_value(log_policy_fn, unravel, measure, prompt):
+    """θ ↦ E_{π_θ(·|x)}[r(x, ·)] at prompt x = ``prompt`` for the timed reward r = ``measure``."""
+    return lambda flat: jnp.sum(jnp.exp(log_policy_fn(unravel(flat))[prompt]) * measure[prompt])
+
+
+def _parametric_first_hit(log_policy_fn, unravel, flat0, reward, measure, lam, ref, train_mask, target, prompt,
+                          rtol, atol, t_max, max_steps) -> HitResult:
+    """First time E_{π_θ(t)}[r(x, ·)] ≥ ``target`` along the parametric flow from ``flat0`` (traceable: used under
+    ``jit`` here and under ``jit(vmap)`` by :func:`rmtheory._neural.time_to_gamma`); a target ≥ max r(x, ·) is
+    certified unreachable at once."""
+    grad = _parametric_rhs(log_policy_fn, unravel, reward, lam, ref, train_mask)
+    v = _parametric_value(log_policy_fn, unravel, measure, prompt)
+    certify = lambda flat: target >= jnp.max(measure[prompt])  # noqa: E731
+    return first_hitting_time(grad, flat0, lambda y: v(y) - target, certify, rtol=rtol, atol=atol, t_max=t_max,
+                              max_steps=max_steps)
+
+
 def _parametric_hit(log_policy_fn, unravel, flat0, reward, measure, lam, ref, train_mask, gamma, prompt, rtol,
                     atol, t_max, max_steps):
-    def phi(flat):
-        return parametric_objective(log_policy_fn, unravel(flat), reward, lam, ref, train_mask)
-
-    grad = jax.grad(phi)
-    v = lambda flat: jnp.sum(jnp.exp(log_policy_fn(unravel(flat))[prompt]) * measure[prompt])  # noqa: E731
-    target = v(flat0) + gamma
-    certify = lambda flat: target >= jnp.max(measure[prompt])  # noqa: E731
-    run = jax.jit(lambda y0: first_hitting_time(grad, y0, lambda y: v(y) - target, certify, rtol=rtol, atol=atol,
-                                                t_max=t_max, max_steps=max_steps))
+    target = _parametric_value(log_policy_fn, unravel, measure, prompt)(flat0) + gamma
+    run = jax.jit(lambda y0: _parametric_first_hit(log_policy_fn, unravel, y0, reward, measure, lam, ref, train_mask,
+                                                   target, prompt, rtol, atol, t_max, max_steps))
     return run(flat0)
 
 
@@ -311,7 +338,7 @@ def parametric_flow(log_policy_fn: Callable, params0, reward: Array, ts, *, lam=
     train_mask = jnp.ones(reward.shape[0]) if train_mask is None else jnp.asarray(train_mask, jnp.float64)
     flat, unravel = ravel_pytree(params0)
     ref = jax.lax.stop_gradient(log_policy_fn(params0))
-    grad = jax.grad(lambda f: parametric_objective(log_policy_fn, unravel(f), reward, lam, ref, train_mask))
+    grad = _parametric_rhs(log_policy_fn, unravel, reward, lam, ref, train_mask)
     seg = jax.jit(lambda y, dt: integrate(grad, y, dt, rtol=rtol, atol=atol))
     out, t_prev = [], 0.0
     for t in np.asarray(ts, np.float64):

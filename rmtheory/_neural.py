@@ -25,8 +25,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ._autoregressive import num_prefixes, prefix_table
-from ._flow import parametric_objective
-from ._solver import HitResult, first_hitting_time, integrate
+from ._flow import _parametric_first_hit, _parametric_rhs, _parametric_value
+from ._solver import HitResult, integrate
 
 Array = jax.Array
 
@@ -194,15 +194,9 @@ def _hit_fn(policy, unravel_key, rtol, atol, max_steps):
 
     def one(flat0, reward, measure, lam, gamma, prompt, train_mask, t_max):
         ref = jax.lax.stop_gradient(policy.log_probs(unravel(flat0)))
-        grad = jax.grad(lambda f: parametric_objective(policy.log_probs, unravel(f), reward, lam, ref, train_mask))
-
-        def v(f):
-            return jnp.sum(jnp.exp(policy.log_probs(unravel(f))[prompt]) * measure[prompt])
-
-        target = v(flat0) + gamma
-        certify = lambda f: target >= jnp.max(measure[prompt])  # noqa: E731
-        return first_hitting_time(grad, flat0, lambda f: v(f) - target, certify, rtol=rtol, atol=atol,
-                                  t_max=t_max, max_steps=max_steps)
+        target = _parametric_value(policy.log_probs, unravel, measure, prompt)(flat0) + gamma
+        return _parametric_first_hit(policy.log_probs, unravel, flat0, reward, measure, lam, ref, train_mask, target,
+                                     prompt, rtol, atol, t_max, max_steps)
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, None, None)))
 
@@ -246,7 +240,7 @@ def _traj_fn(policy, unravel_key, n_grid, rtol, atol):
 
     def one(flat0, reward, lam, train_mask, t_end):
         ref = jax.lax.stop_gradient(policy.log_probs(unravel(flat0)))
-        grad = jax.grad(lambda f: parametric_objective(policy.log_probs, unravel(f), reward, lam, ref, train_mask))
+        grad = _parametric_rhs(policy.log_probs, unravel, reward, lam, ref, train_mask)
         dt = t_end / n_grid
 
         def step(f, _):

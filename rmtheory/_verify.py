@@ -438,7 +438,28 @@ def check_prop1(rng, cfg):
 # --------------------------------------------------------------------------------------------------
 
 def run_checks(scale: str = "default", seed: int = 0, progress: Callable[[str], None] | None = None) -> list[Row]:
-    """Run every check at ``scale`` ('quick', 'default', 'large') and return the table rows."""
+    """Run every check at ``scale`` ('quick', 'default', 'large') and return the table rows.
+
+    Example (the full run takes about a minute at ``quick`` scale, so it is not executed here):
+
+    >>> from rmtheory._verify import format_table, run_checks
+    >>> rows = run_checks("quick", seed=0)  # doctest: +SKIP
+    >>> sum(r.violations for r in rows)  # doctest: +SKIP
+    0
+
+    Each ``check_*`` function is one row (or a few) of that table and runs on its own; Proposition 1 on two
+    random instances per setting:
+
+    >>> import numpy as np
+    >>> from rmtheory._verify import check_prop1
+    >>> row = check_prop1(np.random.default_rng(0), dict(n=2))
+    >>> row.result, row.tried, row.violations, round(row.ratio, 6)
+    ('Prop 1 (Best-of-N optimum)', 60, 0, 1.0)
+    >>> print(format_table([row]))
+    result                     | tried | violations | tightest ratio | ratio         | note
+    ---------------------------+-------+------------+----------------+---------------+-----
+    Prop 1 (Best-of-N optimum) | 60    | 0          | 1              | (E+1)/(opt+1) |
+    """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}; got {scale!r}")
     cfg = SCALES[scale]

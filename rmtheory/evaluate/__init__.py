@@ -61,6 +61,31 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
       normalisation: ``global`` (the paper's default) or ``prompt_variance`` (Table 9).
       bootstrap, seed, ci: percentile bootstrap over prompts (0 disables).
       gamma, n_prompts: Proposition 3 bound; |S| defaults to each model's number of evaluated prompts.
+
+    Example (a tiny CSV: two prompts, three samples each, two reward models and the ground truth):
+
+    >>> import os, tempfile
+    >>> from rmtheory.evaluate import evaluate
+    >>> path = os.path.join(tempfile.mkdtemp(), "rewards.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("prompt_id,sample_id,rm_a,rm_b,ground_truth\\n"
+    ...                 "p0,0,0.9,0.1,1\\n" "p0,1,0.2,0.8,0\\n" "p0,2,0.5,0.4,0.5\\n"
+    ...                 "p1,0,0.3,0.6,0\\n" "p1,1,0.7,0.5,1\\n" "p1,2,0.1,0.2,0.2\\n")
+    >>> report = evaluate(path, bootstrap=0)
+    >>> for m in report.models:
+    ...     print(m.name, m.n_prompts, round(m.var, 4), round(m.acc_on, 4))
+    rm_a 2 1.3684 0.8333
+    rm_b 2 1.5 0.1667
+    ground_truth 2 1.4791 1.0
+    >>> report.rankings["acc_on"]
+    ['ground_truth', 'rm_a', 'rm_b']
+
+    The same table can be passed in memory, as a mapping column -> values:
+
+    >>> table = {"prompt_id": ["p0"] * 3 + ["p1"] * 3, "sample_id": [0, 1, 2] * 2,
+    ...          "rm_a": [0.9, 0.2, 0.5, 0.3, 0.7, 0.1], "ground_truth": [1, 0, 0.5, 0, 1, 0.2]}
+    >>> round(evaluate(table, bootstrap=0)["rm_a"].acc_on, 4)
+    0.8333
     """
     check_options(normalisation, bootstrap, seed, ci, gamma, n_prompts)
     warnings: list[str] = []

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .._ascent import rloo_advantages  # noqa: F401  (the one RLOO advantage; used below and re-exported)
 from . import task as T
 from .model import sequence_logprob, token_logprobs
 from .sampling import sample
@@ -61,12 +62,6 @@ class Scaled(NamedTuple):
 def raw_reward(rm_score, consts: SourceConsts, gt, scale):
     """raw = w_rm·RM(x, y) + w_gt·r_G(x, y)·s(x) (see SourceConsts)."""
     return consts.w_rm * rm_score + consts.w_gt * gt * jnp.where(consts.use_scale, scale, 1.0)
-
-
-def rloo_advantages(R):
-    """Leave-one-out advantages A_i = R_i − mean_{j≠i} R_j for rewards R [B, k] (sum to 0 per row)."""
-    k = R.shape[-1]
-    return R - (R.sum(-1, keepdims=True) - R) / (k - 1)
 
 
 def grpo_advantages(r):
