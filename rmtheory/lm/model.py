@@ -16,6 +16,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .task import response_mask
 
@@ -169,6 +170,20 @@ class RewardModel(eqx.Module):
         logits = h[:, P - 1 : -1] @ self.u  # [B, L, V]
         tok = jnp.take_along_axis(logits, resp[..., None], axis=-1)[..., 0]
         return jnp.sum(tok * mask, 1) / jnp.sum(mask, 1) + self.b
+
+
+def in_chunks(fn, x, batch: int, axis: int = 0, pad: bool = False):
+    """``fn`` applied to row chunks ``x[i : i + batch]`` (host arrays), outputs concatenated along ``axis``
+    (numpy). ``pad`` repeats the last row so that every call has one shape (one compile); padded outputs are
+    dropped. ``fn`` gets the chunk and its index."""
+    x = np.asarray(x)
+    n = len(x)
+    extra = (-n) % batch if (pad and n > batch) else 0
+    if extra:
+        x = np.concatenate([x, np.repeat(x[-1:], extra, axis=0)])
+    out = np.concatenate([np.asarray(fn(jnp.asarray(x[i : i + batch]), i // batch)) for i in range(0, len(x), batch)],
+                         axis=axis)
+    return np.take(out, np.arange(n), axis=axis)
 
 
 def param_count(model) -> int:

@@ -21,7 +21,7 @@ import rmtheory
 
 from . import task as T
 from .config import MIXES, RM_SOURCES, SOURCES, Config
-from .model import param_count, token_logprobs
+from .model import in_chunks, param_count, token_logprobs
 from .reward_model import CurveSet, build_mixes, score, train_rms, unstack
 from .rloo import Scaled, SourceConsts, make_rl
 from .rundir import RunDir
@@ -116,9 +116,7 @@ _sample_tokens = jax.jit(lambda m, pr, k, L: sample(m, pr, k, L)[0], static_argn
 
 def sample_np(model, prompts, key, cfg, batch=4096):
     """Sample in chunks (each chunk's key is fold_in(key, chunk index)); returns tokens [N, T]."""
-    outs = [np.asarray(_sample_tokens(model, jnp.asarray(prompts[i : i + batch]), jax.random.fold_in(key, i // batch),
-                                      cfg.task.resp_len)) for i in range(0, len(prompts), batch)]
-    return np.concatenate(outs)
+    return in_chunks(lambda p, j: _sample_tokens(model, p, jax.random.fold_in(key, j), cfg.task.resp_len), prompts, batch)
 
 
 def gt_of(cfg, prompts: T.Prompts, resp):
@@ -203,8 +201,7 @@ def baseline_scores(cfg, pol, prompts: T.Prompts, tokens):
     P = cfg.task.prompt_len
     resp = tokens[:, P:]
     mask = np.asarray(T.response_mask(jnp.asarray(resp)), np.float64)
-    lp = np.concatenate([np.asarray(_token_logprobs(pol, jnp.asarray(tokens[i : i + 4096]), P))
-                         for i in range(0, len(tokens), 4096)]).astype(np.float64)
+    lp = in_chunks(lambda t, _: _token_logprobs(pol, t, P), tokens, 4096).astype(np.float64)
     m = prompts.target.shape[-1]
     correct = np.sum(resp[:, :m] == prompts.target, axis=-1).astype(np.float64)
     ylen = np.asarray(T.response_length(jnp.asarray(resp)), np.float64)

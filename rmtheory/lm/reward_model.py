@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from .._metrics import accuracy
-from .model import RewardModel
+from .model import RewardModel, in_chunks
 from .sft import warmup_cosine
 
 
@@ -114,8 +114,7 @@ def train_rms(cfg, policy, chosen, rejected, curve: CurveSet | None = None, log=
     score_all = eqx.filter_jit(lambda m, t: jax.vmap(lambda r: r(t))(m))
 
     def score_fn(tokens, batch=2048):
-        return np.concatenate([np.asarray(score_all(rms, jnp.asarray(tokens[i : i + batch])))
-                               for i in range(0, len(tokens), batch)], axis=1)
+        return in_chunks(lambda t, _: score_all(rms, t), tokens, batch, axis=1)
 
     losses, curve_rows = [], []
     every = cfg.rm_curve_every
@@ -145,9 +144,4 @@ def _score(rm, tokens):
 
 def score(rm: RewardModel, tokens, batch: int = 2048):
     """RM scores of many sequences [N, T] in jitted chunks (the last chunk padded to the same shape)."""
-    tokens = np.asarray(tokens)
-    n = len(tokens)
-    pad = (-n) % batch if n > batch else 0
-    tokens = np.concatenate([tokens, np.repeat(tokens[-1:], pad, axis=0)]) if pad else tokens
-    out = np.concatenate([np.asarray(_score(rm, jnp.asarray(tokens[i : i + batch]))) for i in range(0, len(tokens), batch)])
-    return out[:n]
+    return in_chunks(lambda t, _: _score(rm, t), tokens, batch, pad=True)

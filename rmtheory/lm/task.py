@@ -345,8 +345,7 @@ def teacher_demos(key, spec: TaskSpec, op, m, letters, teacher: Teacher):
         p_conf = jnp.where(hard, teacher.conf_hard, teacher.conf_easy)
         o_used = jnp.where(jax.random.bernoulli(kc, p_conf), jnp.asarray(CONFUSED_OP, jnp.int32)[o], o)
         tl = FIRST_CONTENT + _apply_op(spec, o_used, mm, lt)
-        seq = jnp.where(jnp.arange(L) < mm, jnp.concatenate([tl, jnp.full((L - spec.m_max,), FIRST_CONTENT, jnp.int32)]),
-                        FIRST_CONTENT)
+        seq = jnp.where(jnp.arange(L) < mm, _padded_target(spec, tl), FIRST_CONTENT)
         p_sub = jnp.clip(subs[o] + teacher.sub_len * (mm - spec.m_min), 0.0, 1.0)
         seq = _substitute(ks, spec, seq, p_sub)
         do = jax.random.bernoulli(kl, teacher.len_noise)
