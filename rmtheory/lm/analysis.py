@@ -242,6 +242,11 @@ def _plt():
     return plt
 
 
+def _seed_std(a):
+    """Std over the seed axis (ddof 1, as in the tables; 0 for a single seed). a: [E, S]."""
+    return a.std(1, ddof=1) if a.shape[1] > 1 else np.zeros(a.shape[0])
+
+
 def _plots(figs, proxy, gt, kl, by):
     plt = _plt()
     colors = dict(zip(SOURCES, ["#08306b", "#2171b5", "#6baed6", "#9ecae1", "#c6dbef", "#d62728", "#2ca02c"]))
@@ -249,7 +254,7 @@ def _plots(figs, proxy, gt, kl, by):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, a, title in ((axes[0], proxy, "proxy reward increase"), (axes[1], gt, "ground-truth reward increase")):
         for s in SOURCES:
-            m, sd = a[:, by[s]].mean(1), a[:, by[s]].std(1, ddof=1) if len(by[s]) > 1 else 0 * a[:, 0]
+            m, sd = a[:, by[s]].mean(1), _seed_std(a[:, by[s]])
             ax.plot(epochs, m, marker="o", ms=3, color=colors[s], label=LABELS[s])
             ax.fill_between(epochs, m - sd, m + sd, color=colors[s], alpha=0.15)
         ax.set_xlabel("epoch")
@@ -264,7 +269,7 @@ def _plots(figs, proxy, gt, kl, by):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, a, title in ((axes[0], proxy, "proxy reward increase"), (axes[1], gt, "ground-truth reward increase")):
         for s in SOURCES:
-            ax.errorbar(kl[:, by[s]].mean(1), a[:, by[s]].mean(1), yerr=a[:, by[s]].std(1), marker="o", ms=3,
+            ax.errorbar(kl[:, by[s]].mean(1), a[:, by[s]].mean(1), yerr=_seed_std(a[:, by[s]]), marker="o", ms=3,
                         color=colors[s], label=LABELS[s], capsize=2)
         ax.set_xlabel("KL(π‖π_ref) (sequence log-ratio, last batches of each epoch)")
         ax.set_ylabel("increase (normalised reward)")

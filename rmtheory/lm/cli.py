@@ -17,7 +17,7 @@ import sys
 import time
 
 from .config import CONFIGS, get_config
-from .pipeline import STAGES, catching_sigint, run, run_stage
+from .pipeline import STAGES, catching_sigint, check_inputs, run, run_stage
 from .rundir import RunDir
 
 
@@ -77,8 +77,6 @@ def _main(args, log, t) -> int:
         if args.lm_command == "run":
             run(cfg, rd, log, until=args.until, figures_dir=args.figures_dir)
         else:
-            from .pipeline import check_inputs
-
             check_inputs(rd, args.lm_command)  # before anything is written
             rd.save_config(cfg)
             run_stage(cfg, rd, args.lm_command, log, args.figures_dir)

@@ -284,7 +284,8 @@ def get_config(name_or_path: str) -> Config:
         d = io.load_json(name_or_path)
         if not isinstance(d, dict):
             raise ValueError(f"{name_or_path}: the config must be a JSON object; got {type(d).__name__}")
-        base = CONFIGS.get(d.get("name"), CONFIGS["small"]).to_dict() if isinstance(d.get("name"), str) else CONFIGS["small"].to_dict()
+        name = d.get("name")
+        base = CONFIGS[name if isinstance(name, str) and name in CONFIGS else "small"].to_dict()
         _merge(base, d)
         return Config.from_dict(base, where=name_or_path)
     raise ValueError(f"--config must be one of {sorted(CONFIGS)} or a path to a .json file; got {name_or_path!r}")
