@@ -110,8 +110,9 @@ class RunDir:
         from .config import RM_SOURCES
         from .model import RewardModel
         from .reward_model import stack
+        from .sft import init_policy
 
-        pol = self.policy(cfg)
+        pol = init_policy(cfg)  # structure only: every leaf is read from rms.eqx
         like = stack([RewardModel.from_policy(pol, cfg.task.prompt_len, cfg.rm_readout) for _ in RM_SOURCES])
         return io.load_tree(self.path("rms.eqx"), like)
 
