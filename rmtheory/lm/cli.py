@@ -3,6 +3,9 @@
     rmtheory lm run --config small --out runs/small [--figures-dir figures] [--set key=value ...]
     rmtheory lm run --config path/to/config.json --out runs/mine
     rmtheory lm {data,sft,samples,rm,perfect,evaluate,rl,analyze} --out runs/small
+    rmtheory lm grid --out runs/grid [--quick] [--figures-dir figures]         (Section 4.2: policies × RMs)
+    rmtheory lm paradox --out runs/paradox [--quick] [--figures-dir figures]   (the Accuracy Paradox sweep)
+    rmtheory lm reportcard --grid runs/grid --paradox runs/paradox --out runs/reportcard [--figures-dir figures]
 
 Every stage writes its artifacts atomically and is skipped when they exist, so re-running resumes. The run
 dir's ``config.json`` is the one source of truth on resume; a different config is refused. A command that
@@ -13,6 +16,7 @@ finished stages and RL epochs are kept, and re-running the same command resumes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -35,6 +39,19 @@ def configure(parser: argparse.ArgumentParser):
         p.add_argument("--figures-dir", default=None, help="also copy figures/tables here (e.g. figures)")
         if name == "run":
             p.add_argument("--until", default=None, choices=STAGES, help="stop after this stage")
+    for name, help_ in (("grid", "Section 4.2 analogue: initial policies × reward models (RLOO and GRPO)"),
+                        ("paradox", "the Accuracy Paradox sweep: RLOO with RM checkpoints along training")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--out", required=True, help="run directory")
+        p.add_argument("--quick", action="store_true", help="the tiny base config and a small study (CI, ~2 min)")
+        p.add_argument("--config", default=None, help="base pipeline config (default: small, or tiny with --quick)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base config value")
+        p.add_argument("--figures-dir", default=None, help="also copy the tables and figure here (e.g. figures)")
+    p = sub.add_parser("reportcard", help="validate `rmtheory evaluate` as a predictor of the teacher on grid + paradox cells")
+    p.add_argument("--grid", default=None, help="a finished `rmtheory lm grid` run directory")
+    p.add_argument("--paradox", default=None, help="a finished `rmtheory lm paradox` run directory")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--figures-dir", default=None, help="also copy the table and figure here (e.g. figures)")
     return parser
 
 
@@ -69,7 +86,43 @@ def main(args) -> int:
         return 130
 
 
+def _study(args, log) -> None:
+    if args.lm_command == "reportcard":
+        from .reportcard import analyze
+
+        if not args.grid and not args.paradox:
+            raise ValueError("pass --grid and/or --paradox run directories")
+        for flag, d, marker in (("--grid", args.grid, "rl_rloo/results.json"), ("--paradox", args.paradox, "rl_paradox/results.json")):
+            if d and not os.path.exists(os.path.join(d, marker)):
+                raise ValueError(f"{flag} {d}: no {marker}; finish that run first")
+        analyze(args.grid, args.paradox, args.out, args.figures_dir, log)
+        return
+    from . import grid, paradox
+
+    mod = grid if args.lm_command == "grid" else paradox
+    rd = RunDir(args.out)
+    stored = rd.stored_config()
+    if args.config is not None:
+        cfg = get_config(args.config)
+    elif stored is not None:
+        cfg = stored
+    else:
+        cfg = get_config("tiny" if args.quick else "small")
+    if args.set:
+        cfg = cfg.with_overrides(args.set)
+    settings = mod.QUICK if args.quick else (mod.GridSettings() if mod is grid else mod.ParadoxSettings())
+    mod.run(cfg, settings, rd, log, figures_dir=args.figures_dir)
+
+
 def _main(args, log, t) -> int:
+    if args.lm_command in ("grid", "paradox", "reportcard"):
+        try:
+            _study(args, log)
+        except (ValueError, FileNotFoundError, RuntimeError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        log(f"done in {time.time() - t:.1f}s; artifacts in {args.out}")
+        return 0
     try:
         rd = RunDir(args.out)
         cfg = _cfg(args, rd)

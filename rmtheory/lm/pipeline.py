@@ -8,7 +8,6 @@ run gives the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
-import glob
 import os
 import time
 
@@ -21,53 +20,13 @@ import rmtheory
 
 from . import task as T
 from .config import MIXES, RM_SOURCES, SOURCES, Config
+from .loop import Interrupted, catching_sigint, train_epochs  # noqa: F401  (catching_sigint: for the CLI)
 from .model import in_chunks, param_count, token_logprobs
 from .reward_model import CurveSet, build_mixes, score, train_rms, unstack
 from .rloo import Scaled, SourceConsts, make_rl
 from .rundir import RunDir
 from .sampling import sample
 from .sft import train_sft
-
-class Interrupted:
-    """A SIGINT remembered until the next stage or RL-epoch boundary.
-
-    Python turns SIGINT into a KeyboardInterrupt wherever the main thread is, and a KeyboardInterrupt raised
-    inside a callback that swallows exceptions (JAX's GC callback does: "Exception ignored in
-    _xla_gc_callback") is lost, so the run would go on. :func:`catching_sigint` records the signal here too,
-    and :func:`check` raises at the next boundary."""
-
-    flag = False
-
-    @classmethod
-    def check(cls):
-        if cls.flag:
-            raise KeyboardInterrupt
-
-
-class catching_sigint:
-    """Context manager (main thread only): SIGINT raises KeyboardInterrupt and sets :class:`Interrupted`."""
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        Interrupted.flag = False
-        self.old = None
-        if threading.current_thread() is threading.main_thread():
-            def handler(signum, frame):
-                Interrupted.flag = True
-                raise KeyboardInterrupt
-            self.old = signal.signal(signal.SIGINT, handler)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
-        Interrupted.flag = False
-        return False
-
 
 STAGES = ("data", "sft", "samples", "rm", "perfect", "evaluate", "rl", "analyze")
 # reference scores reported beside the RMs (not RL reward sources)
@@ -319,42 +278,21 @@ def stage_rl(cfg: Config, run: RunDir, log=print, stop_after_epoch: int | None =
     run_rms = jax.tree_util.tree_map(lambda x: x[rm_index], rms)
     policies = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (R,) + x.shape), ref)
     opt_states = jax.vmap(opt.init)(policies)
-    prog_p = run.path("rl", "progress.json")
-    tolist = lambda m: {k: np.asarray(v).tolist() for k, v in m.items()}  # noqa: E731
-    if os.path.exists(prog_p):
-        prog = run.load_json(os.path.join("rl", "progress.json"))
-        e0 = prog["epoch"]
-        policies, opt_states = run.load_tree(os.path.join("rl", f"state_e{e0}.eqx"), (policies, opt_states))
-        log(f"  resuming RL from epoch {e0}")
     # the runs axis over every device (a no-op on one device; elementwise over runs, so the same numbers)
-    policies, opt_states, run_rms, consts = rmtheory.shard_leading((policies, opt_states, run_rms, consts))
-    if not os.path.exists(prog_p):
-        t = time.time()
-        m0 = evaluate(policies, run_rms, consts)
-        prog = {"epoch": 0, "eval": [{s: tolist(m0[s]) for s in EVAL_SETS}], "train": []}
-        log(f"  epoch 0 evaluated ({time.time() - t:.1f}s)")
-        e0 = 0
-    t_start = time.time()
-    for e in range(e0 + 1, cfg.rl_epochs + 1):
-        t = time.time()
-        policies, opt_states, tm = update_epoch(policies, opt_states, run_rms, consts, e - 1)
-        em = evaluate(policies, run_rms, consts)
-        prog["train"].append(tolist(tm))
-        prog["eval"].append({s: tolist(em[s]) for s in EVAL_SETS})
-        prog["epoch"] = e
-        run.save_tree(os.path.join("rl", f"state_e{e}.eqx"), (policies, opt_states))
-        run.save_json(os.path.join("rl", "progress.json"), prog)
-        for old in glob.glob(run.path("rl", "state_e*.eqx")):
-            if old != run.path("rl", f"state_e{e}.eqx"):
-                os.remove(old)
-        inc = increases(prog)
-        msg = "  ".join(f"{s}: {np.mean(inc['proxy'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}/"
-                        f"{np.mean(inc['gt'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}" for s in SOURCES)
-        eta = (time.time() - t_start) / (e - e0) * (cfg.rl_epochs - e)
-        log(f"  rl epoch {e}/{cfg.rl_epochs} ({time.time() - t:.1f}s, ETA {eta:.0f}s) proxy/GT increase: {msg}")
-        if stop_after_epoch is not None and e >= stop_after_epoch:
-            return
-        Interrupted.check()
+    run_rms, consts = rmtheory.shard_leading((run_rms, consts))
+
+    def describe(prog):
+        inc, e = increases(prog), prog["epoch"]
+        return "proxy/GT increase: " + "  ".join(
+            f"{s}: {np.mean(inc['proxy'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}/"
+            f"{np.mean(inc['gt'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}" for s in SOURCES)
+
+    prog = train_epochs(run, "rl", cfg.rl_epochs, (policies, opt_states),
+                        lambda p, st, e: update_epoch(p, st, run_rms, consts, e),
+                        lambda p: evaluate(p, run_rms, consts), log, describe, stop_after_epoch,
+                        prepare=rmtheory.shard_leading)
+    if prog is None:
+        return
     inc, inc_test = increases(prog), increases(prog, "test")
     kl_train = np.zeros((cfg.rl_epochs + 1, R))
     w = min(cfg.kl_window, cfg.rollouts_per_epoch)

@@ -11,6 +11,8 @@ on-policy accuracy over all pairs of the initial policy's samples, and off-polic
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -25,6 +27,27 @@ from .sft import warmup_cosine
 def bt_loss(rm: RewardModel, chosen, rejected, center: float):
     rc, rr = rm(chosen), rm(rejected)
     return -jnp.mean(jax.nn.log_sigmoid(rc - rr)) + center * jnp.mean((rc + rr) ** 2)
+
+
+class Objective(NamedTuple):
+    """Per-RM training objective, one entry per stacked RM (leading axis n_mix):
+
+        L = w_bt · [BT(r_c − r_r) + c·(r_c + r_r)²] + w_reg · ½·mean((r_c − t_c)² + (r_r − t_r)²)
+
+    i.e. Bradley–Terry with centring, pointwise regression of both responses onto targets, or a mix."""
+
+    w_bt: jax.Array        # [n_mix]
+    w_reg: jax.Array       # [n_mix]
+    t_chosen: jax.Array    # [n_mix, N] regression targets of the chosen responses (ignored where w_reg = 0)
+    t_rejected: jax.Array  # [n_mix, N]
+
+
+def objective_loss(rm: RewardModel, chosen, rejected, center: float, w_bt, w_reg, t_c, t_r):
+    """The :class:`Objective` loss of one RM on one batch."""
+    rc, rr = rm(chosen), rm(rejected)
+    bt = -jnp.mean(jax.nn.log_sigmoid(rc - rr)) + center * jnp.mean((rc + rr) ** 2)
+    reg = 0.5 * jnp.mean((rc - t_c) ** 2 + (rr - t_r) ** 2)
+    return w_bt * bt + w_reg * reg
 
 
 def build_mixes(mix_perm, on_chosen, on_rejected, off_chosen, off_rejected, fractions):
@@ -76,11 +99,14 @@ class CurveSet:
         return {"heldout_bt_loss": [pairwise_bt_loss(si, self.gt) for si in s], "heldout_on_acc": on, "off_acc": off}
 
 
-def train_rms(cfg, policy, chosen, rejected, curve: CurveSet | None = None, log=print):
+def train_rms(cfg, policy, chosen, rejected, curve: CurveSet | None = None, log=print,
+              objective: Objective | None = None, on_chunk=None):
     """Train one RM per mix. chosen/rejected: [n_mix, N, T].
 
+    ``objective`` (default: Bradley–Terry for every RM, :func:`bt_loss`) gives each RM its own loss;
+    ``on_chunk(step, rms)`` is called after every ``rm_curve_every`` steps (e.g. to keep checkpoints).
     Returns (stacked RMs, per-step train losses [steps, n_mix], learning-curve rows: list of dicts with
-    ``step``, ``train_bt_loss`` and the :meth:`CurveSet.measure` fields, one value per mix).
+    ``step``, ``train_bt_loss`` (the training loss) and the :meth:`CurveSet.measure` fields, one value per mix).
     """
     n_mix, n, _ = chosen.shape
     key = jax.random.PRNGKey(cfg.seeds.rm)
@@ -102,11 +128,24 @@ def train_rms(cfg, policy, chosen, rejected, curve: CurveSet | None = None, log=
         upd, st = opt.update(g, st, rm)
         return optax.apply_updates(rm, upd), st, loss
 
+    def one_step_obj(rm, st, c, r, w_bt, w_reg, t_c, t_r):
+        loss, g = jax.value_and_grad(objective_loss)(rm, c, r, cfg.rm_center, w_bt, w_reg, t_c, t_r)
+        upd, st = opt.update(g, st, rm)
+        return optax.apply_updates(rm, upd), st, loss
+
+    if objective is not None:
+        objective = Objective(*(jnp.asarray(a, jnp.float32) for a in objective))
+
     @jax.jit
     def chunk(rms, opt_state, idx):
         def body(carry, i):
             rms, st = carry
-            rms, st, loss = jax.vmap(one_step)(rms, st, chosen[:, i], rejected[:, i])
+            if objective is None:
+                rms, st, loss = jax.vmap(one_step)(rms, st, chosen[:, i], rejected[:, i])
+            else:
+                o = objective
+                rms, st, loss = jax.vmap(one_step_obj)(rms, st, chosen[:, i], rejected[:, i], o.w_bt, o.w_reg,
+                                                      o.t_chosen[:, i], o.t_rejected[:, i])
             return (rms, st), loss
 
         return jax.lax.scan(body, (rms, opt_state), idx)
@@ -127,6 +166,8 @@ def train_rms(cfg, policy, chosen, rejected, curve: CurveSet | None = None, log=
         l = np.asarray(l)
         losses.append(l)
         done += m
+        if on_chunk is not None:
+            on_chunk(done, rms)
         if curve is not None:
             row = {"step": done, "train_bt_loss": l.mean(0).tolist(), **curve.measure(score_fn)}
             curve_rows.append(row)

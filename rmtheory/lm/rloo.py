@@ -82,6 +82,10 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
     update_epoch(policies, opt_states, rms, consts, epoch) → (policies, opt_states, metrics [R, S])
     evaluate(policies, rms, consts) → {set name: dict of [R] arrays (proxy/GT normalised means, KL)} for
     each of ``evsets`` (name → Scaled), each prompt with ``n_eval_samples`` samples.
+
+    ``ref`` is the one reference policy of every run (the pipeline), or ``None`` for one reference per run
+    (the grid of initial policies): then both functions take the stacked references as a last argument,
+    ``update_epoch(policies, opt_states, rms, consts, epoch, refs)`` and ``evaluate(policies, rms, consts, refs)``.
     """
     spec = cfg.task
     P, L = spec.prompt_len, spec.resp_len
@@ -91,7 +95,7 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
     n_pg = pg.prompts.n
     mb = B // cfg.n_minibatches
 
-    def one_rollout(params, opt_state, rm, c: SourceConsts, step):
+    def one_rollout(params, opt_state, rm, c: SourceConsts, step, ref):
         run_key = jax.random.PRNGKey(c.seed)
         # prompt order: a fresh permutation of the PG prompts per pass
         pass_idx, within = step // (n_pg // Bp), step % (n_pg // Bp)
@@ -140,16 +144,19 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
                        clipfrac=jnp.mean(clipfrac), adv_sum=jnp.max(jnp.abs(adv.reshape(Bp, k).sum(-1))))
         return params, opt_state, metrics
 
-    def run_epoch(params, opt_state, rm, c, epoch):
+    def run_epoch(params, opt_state, rm, c, epoch, ref):
         def body(carry, step):
             p, st = carry
-            p, st, m = one_rollout(p, st, rm, c, step)
+            p, st, m = one_rollout(p, st, rm, c, step, ref)
             return (p, st), m
 
         (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state), epoch * S + jnp.arange(S))
         return params, opt_state, metrics
 
-    update_epoch = jax.jit(jax.vmap(run_epoch, in_axes=(0, 0, 0, 0, None)))
+    if ref is None:
+        update_epoch = jax.jit(jax.vmap(run_epoch, in_axes=(0, 0, 0, 0, None, 0)))
+    else:  # the one reference policy is a constant of the compiled function
+        update_epoch = jax.jit(jax.vmap(lambda p, st, rm, c, e: run_epoch(p, st, rm, c, e, ref), in_axes=(0, 0, 0, 0, None)))
 
     K = cfg.n_eval_samples
     mu_g, sd_g = gt_stats
@@ -158,7 +165,7 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
         pr = ev.prompts
         tok0, target, tlen, scale = (jnp.repeat(a, K, axis=0) for a in (pr.tokens, pr.target, pr.tlen, ev.scale))
 
-        def one(args):
+        def one(args, ref):
             params, rm, c = args
             # the same sampling keys at every epoch (common random numbers): an unchanged policy has increase 0
             key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval), salt * 1_000_003 + 7919 + c.seed)
@@ -176,8 +183,13 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
 
     evals = {name: eval_set(ev, i) for i, (name, ev) in enumerate(evsets.items())}
 
-    @jax.jit
-    def evaluate(params, rms, consts):
-        return {name: jax.lax.map(f, (params, rms, consts)) for name, f in evals.items()}
+    if ref is None:
+        @jax.jit
+        def evaluate(params, rms, consts, refs):
+            return {name: jax.lax.map(lambda a: f(a[:3], a[3]), (params, rms, consts, refs)) for name, f in evals.items()}
+    else:
+        @jax.jit
+        def evaluate(params, rms, consts):
+            return {name: jax.lax.map(lambda a: f(a, ref), (params, rms, consts)) for name, f in evals.items()}
 
     return update_epoch, evaluate
