@@ -162,7 +162,7 @@ def _fmt_gates(gates):
 
 def analyze(run, figures_dir: str | None = None, log=print):
     """Write the validity report, tables and figures for the run (and copies into ``figures_dir`` if given)."""
-    from .pipeline import BASELINE_LABELS, BASELINES
+    from .stages import BASELINE_LABELS, BASELINES
 
     run = run if isinstance(run, RunDir) else RunDir(run)
     ev = run.load_json("rm_eval.json")

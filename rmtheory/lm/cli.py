@@ -21,7 +21,8 @@ import sys
 import time
 
 from .config import CONFIGS, get_config
-from .pipeline import STAGES, catching_sigint, check_inputs, run, run_stage
+from .loop import catching_sigint
+from .pipeline import STAGES, check_inputs, run, run_stage
 from .rundir import RunDir
 
 

@@ -46,7 +46,7 @@ from . import task as T
 from .analysis import seed_stats
 from .config import Config
 from .model import RewardModel
-from .pipeline import _curve_set, gt_of, stage_data, stage_samples, stage_sft
+from .stages import _curve_set, gt_of, stage_data, stage_samples, stage_sft
 from .reward_model import Objective, score, stack, train_rms
 from .rloo import Scaled, SourceConsts, make_rl
 from .rundir import RunDir

@@ -30,7 +30,7 @@ import rmtheory
 from .analysis import correlation_table, seed_stats
 from .config import Config
 from .model import RewardModel
-from .pipeline import _curve_set, stage_data, stage_samples, stage_sft
+from .stages import _curve_set, stage_data, stage_samples, stage_sft
 from .reward_model import build_mixes, stack, train_rms
 from .rundir import RunDir
 from . import study as S

@@ -23,7 +23,7 @@ from . import task as T
 from .config import Config
 from .loop import Interrupted, train_epochs
 from .model import in_chunks, token_logprobs
-from .pipeline import gt_of, sample_np
+from .stages import gt_of, sample_np
 from .reward_model import score, unstack
 from .rloo import Scaled, SourceConsts, make_rl
 from .rundir import RunDir

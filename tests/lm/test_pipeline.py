@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from rmtheory.lm import pipeline
+from rmtheory.lm import pipeline, stages
 from rmtheory.lm.config import SOURCES, get_config
 from rmtheory.lm.rundir import RunDir
 
@@ -41,7 +41,7 @@ def test_tiny_end_to_end(tiny_run):
         assert os.path.exists(os.path.join(out, f)), f
     with open(os.path.join(out, "eval_rewards.csv")) as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["prompt_id", "sample_id", *SOURCES, *pipeline.BASELINES]
+    assert rows[0] == ["prompt_id", "sample_id", *SOURCES, *stages.BASELINES]
     assert len(rows) - 1 == CFG.n_eval_prompts * CFG.n_eval_samples
     with open(os.path.join(out, "eval_offpolicy.csv")) as fh:
         hdr = next(csv.reader(fh))
@@ -109,7 +109,7 @@ def test_resume_after_interruption_gives_identical_numbers(tiny_run, tmp_path):
     open(os.path.join(out2, ".tmp-rm_eval.json-crashed"), "w").write("{")
     pipeline.run(CFG, out2, log=lambda m: None, until="evaluate")
     # the RL stage is interrupted after epoch 2 of 3 ...
-    pipeline.stage_rl(CFG, RunDir(out2), log=lambda m: None, stop_after_epoch=2)
+    stages.stage_rl(CFG, RunDir(out2), log=lambda m: None, stop_after_epoch=2)
     assert not os.path.exists(os.path.join(out2, "rl", "results.json"))
     assert json.load(open(os.path.join(out2, "rl", "progress.json")))["epoch"] == 2
     # ... and resumed
@@ -136,7 +136,7 @@ def test_rmtheory_evaluate_agrees_with_the_pipeline_evaluation_stage(tiny_run, s
     stage = json.load(open(os.path.join(out, "rm_eval.json")))["report"]
     rep = evaluate(os.path.join(out, "eval_rewards.csv"), off_policy=os.path.join(out, "eval_offpolicy.csv"),
                    normalisation=scheme, bootstrap=50, seed=0)
-    names = list(SOURCES) + list(pipeline.BASELINES)
+    names = list(SOURCES) + list(stages.BASELINES)
     assert sorted(m.name for m in rep.models) == sorted(names)
     for name in names:
         for k in ("var", "acc_on", "acc_off", "on_off", "var_acc", "mean", "std"):

@@ -1,0 +1,313 @@
+"""The stages of the miniature Section 4.1 pipeline (the table and ``run`` are in :mod:`.pipeline`).
+
+Every stage is ``stage(cfg, run: RunDir, log)``; it writes its artifacts atomically into the run directory.
+The RL stage also checkpoints after every epoch and resumes from the last one (:mod:`.loop`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import rmtheory
+
+from . import task as T
+from .config import MIXES, RM_SOURCES, SOURCES, Config
+from .loop import train_epochs
+from .model import in_chunks, param_count, token_logprobs
+from .reward_model import CurveSet, build_mixes, score, train_rms, unstack
+from .rloo import Scaled, SourceConsts, make_rl
+from .rundir import RunDir
+from .sampling import sample
+from .sft import train_sft
+
+
+# reference scores reported beside the RMs (not RL reward sources)
+BASELINES = ("sft_likelihood", "correct_letters", "correct_letters_len")
+BASELINE_LABELS = {"sft_likelihood": "SFT log-lik. (mean/token)", "correct_letters": "# correct letters",
+                   "correct_letters_len": "# correct − |len − m|"}
+
+
+# --------------------------------------------------------------------------------------------- data
+def stage_data(cfg: Config, run: RunDir, log=print):
+    """Prompts (disjoint test / RM / PG splits), their off-policy pairs, the eval-prompt subset of PG."""
+    spec = cfg.task
+    n = cfg.n_train + cfg.n_test
+    pr = T.unique_prompts(jax.random.PRNGKey(cfg.seeds.split), spec, int(n * 1.6) + 64)
+    ch, rj, tied = T.offpolicy_pairs(jax.random.PRNGKey(cfg.seeds.offpolicy), spec, jnp.asarray(pr.target),
+                                     jnp.asarray(pr.tlen))
+    keep = np.flatnonzero(~np.asarray(tied))
+    if keep.size < n:
+        raise ValueError(f"only {keep.size} prompts with untied off-policy pairs; need {n}")
+    keep = keep[np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seeds.split + 1), keep.size))][:n]
+    test, rm, pg = keep[: cfg.n_test], keep[cfg.n_test : cfg.n_test + cfg.n_rm], keep[cfg.n_test + cfg.n_rm :]
+    eval_idx = np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seeds.eval), pg.size))[: cfg.n_eval_prompts]
+    arrays = {f"{name}_id": idx.astype(np.int32) for name, idx in (("test", test), ("rm", rm), ("pg", pg))}
+    arrays.update({f"prompt_{f}": np.asarray(v) for f, v in zip(T.Prompts._fields, pr)})  # *_id index into these
+    arrays["off_chosen"], arrays["off_rejected"] = np.asarray(ch), np.asarray(rj)
+    arrays["eval_idx"] = eval_idx.astype(np.int32)  # positions within pg_id
+    run.save_npz("data.npz", **arrays)
+    log(f"  prompts: {cfg.n_rm} RM / {cfg.n_pg} PG / {cfg.n_test} test; off-policy pairs relabelled by r_G")
+
+
+# ---------------------------------------------------------------------------------------------- sft
+def stage_sft(cfg: Config, run: RunDir, log=print):
+    model, losses = train_sft(cfg, log)
+    run.save_json("sft_log.json", {"loss": losses, "params": param_count(model)})
+    run.save_tree("sft.eqx", model)
+
+
+_sample_tokens = jax.jit(lambda m, pr, k, L: sample(m, pr, k, L)[0], static_argnums=3)
+
+
+def sample_np(model, prompts, key, cfg, batch=4096):
+    """Sample in chunks (each chunk's key is fold_in(key, chunk index)); returns tokens [N, T]."""
+    return in_chunks(lambda p, j: _sample_tokens(model, p, jax.random.fold_in(key, j), cfg.task.resp_len), prompts, batch)
+
+
+def gt_of(cfg, prompts: T.Prompts, resp):
+    return np.asarray(T.ground_truth(prompts.target, prompts.tlen, resp, cfg.n_content), np.float64)
+
+
+# ------------------------------------------------------------------------------------------ samples
+def stage_samples(cfg: Config, run: RunDir, log=print):
+    """Initial-policy samples: 2 per RM prompt, ordered by r_G (the on-policy pairs; ties flagged), and
+    n_eval_samples per PG eval prompt (RM evaluation, normalisation, learning curves)."""
+    d, pol = run.data(), run.policy(cfg)
+    P = cfg.task.prompt_len
+    rm_p = run.prompts("rm", d)
+    toks = sample_np(pol, np.repeat(rm_p.tokens, 2, axis=0), jax.random.PRNGKey(cfg.seeds.prefs), cfg)
+    toks = toks.reshape(rm_p.n, 2, -1)
+    ch, rj, tied = T.order_pair(jnp.asarray(toks[:, 0, P:]), jnp.asarray(toks[:, 1, P:]), jnp.asarray(rm_p.target),
+                                jnp.asarray(rm_p.tlen), cfg.n_content)
+    ev = run.prompts("eval", d)
+    K = cfg.n_eval_samples
+    ev_toks = sample_np(pol, np.repeat(ev.tokens, K, axis=0), jax.random.PRNGKey(cfg.seeds.eval + 1), cfg)
+    ev_gt = gt_of(cfg, ev.repeat(K), ev_toks[:, P:]).reshape(-1, K)
+    run.save_npz("samples.npz", on_chosen=np.asarray(ch), on_rejected=np.asarray(rj), tied=np.asarray(tied),
+                 eval_tokens=ev_toks, eval_gt=ev_gt)
+    log(f"  on-policy pairs: {rm_p.n} drawn, {int(np.sum(tied))} tied under r_G (dropped); "
+        f"eval samples: {ev.n} prompts × {K}")
+
+
+# ----------------------------------------------------------------------------------------------- rm
+def _curve_set(cfg, run, d, smp) -> CurveSet:
+    C, K = cfg.rm_curve_prompts, cfg.n_eval_samples
+    ev = run.prompts("eval", d).take(np.arange(C))
+    ids = d["pg_id"][d["eval_idx"][:C]]
+    full = {w: np.concatenate([ev.tokens, d[f"off_{w}"][ids]], axis=1) for w in ("chosen", "rejected")}
+    off_gt = {w: gt_of(cfg, ev, d[f"off_{w}"][ids]) for w in full}
+    return CurveSet(smp["eval_tokens"][: C * K], smp["eval_gt"][:C], full["chosen"], full["rejected"],
+                    off_gt["chosen"], off_gt["rejected"])
+
+
+def stage_rm(cfg: Config, run: RunDir, log=print):
+    d, pol, smp = run.data(), run.policy(cfg), run.load_npz("samples.npz")
+    rm_p = run.prompts("rm", d)
+    usable = np.flatnonzero(~smp["tied"])
+    prompts = rm_p.tokens[usable]
+    full = lambda resp: np.concatenate([prompts, resp[usable]], axis=1)  # noqa: E731
+    mix_perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seeds.mix), usable.size))
+    ids = d["rm_id"]
+    chosen, rejected = build_mixes(mix_perm, full(smp["on_chosen"]), full(smp["on_rejected"]),
+                                   full(d["off_chosen"][ids]), full(d["off_rejected"][ids]),
+                                   [MIXES[s] for s in RM_SOURCES])
+    rms, losses, curves = train_rms(cfg, pol, chosen, rejected, _curve_set(cfg, run, d, smp), log)
+    rows = [[r["step"], s] + [r[k][i] for k in ("train_bt_loss", "heldout_bt_loss", "heldout_on_acc", "off_acc")]
+            for r in curves for i, s in enumerate(RM_SOURCES)]
+    rmtheory.io.save_csv(run.path("rm_curves.csv"), ["step", "source", "train_bt_loss", "heldout_bt_loss",
+                                                     "heldout_on_acc", "off_acc"], rows)
+    run.save_json("rm_log.json", {"n_pairs": int(usable.size), "steps": int(losses.shape[0]),
+                                  "final_train_bt_loss": dict(zip(RM_SOURCES, losses[-50:].mean(0).tolist())),
+                                  "mixes": MIXES, "readout": cfg.rm_readout})
+    run.save_tree("rms.eqx", rms)
+
+
+# ------------------------------------------------------------------------------------------ perfect
+def stage_perfect(cfg: Config, run: RunDir, log=print):
+    """The perfect-accuracy low-variance source: r_G × perfect_factor on a fixed random
+    ``perfect_fraction`` of the PG prompts (and, for held-out evaluation, of the test prompts)."""
+    d = run.data()
+    res = {}
+    for i, split in enumerate(("pg", "test")):
+        n = d[f"{split}_id"].size
+        perm = np.asarray(jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.scaled), i), n))
+        s = np.ones(n, np.float32)
+        s[perm[: int(round(cfg.perfect_fraction * n))]] = cfg.perfect_factor
+        res[f"scale_{split}"] = s
+    run.save_npz("perfect.npz", **res)
+    log(f"  scaled {int((res['scale_pg'] != 1).sum())}/{res['scale_pg'].size} PG prompts by {cfg.perfect_factor}")
+
+
+# ----------------------------------------------------------------------------------------- evaluate
+def baseline_scores(cfg, pol, prompts: T.Prompts, tokens):
+    """The reference scores of full sequences [N, T] for prompts [N]: the SFT policy's mean per-token
+    log-probability of the response (up to and including EOS), and two hand-written scores: the number of
+    exactly correct letters, and that number minus |len − m|."""
+    P = cfg.task.prompt_len
+    resp = tokens[:, P:]
+    mask = np.asarray(T.response_mask(jnp.asarray(resp)), np.float64)
+    lp = in_chunks(lambda t, _: _token_logprobs(pol, t, P), tokens, 4096).astype(np.float64)
+    m = prompts.target.shape[-1]
+    correct = np.sum(resp[:, :m] == prompts.target, axis=-1).astype(np.float64)
+    ylen = np.asarray(T.response_length(jnp.asarray(resp)), np.float64)
+    return {"sft_likelihood": np.sum(lp * mask, -1) / mask.sum(-1), "correct_letters": correct,
+            "correct_letters_len": correct - np.abs(ylen - prompts.tlen)}
+
+
+_token_logprobs = jax.jit(token_logprobs, static_argnums=2)
+
+
+def stage_evaluate(cfg: Config, run: RunDir, log=print):
+    """RM evaluation on n_eval PG prompts × n_eval_samples initial-policy samples (rmtheory.rm_report), the
+    reference scores, and the initial-policy validity measurements."""
+    d, pol, rms, pf, smp = run.data(), run.policy(cfg), run.rms(cfg), run.load_npz("perfect.npz"), run.load_npz("samples.npz")
+    P, K = cfg.task.prompt_len, cfg.n_eval_samples
+    pos = d["eval_idx"]
+    ids = d["pg_id"][pos]
+    ev = run.prompts("eval", d)
+    scale = pf["scale_pg"][pos]
+    toks, gt = smp["eval_tokens"], smp["eval_gt"]
+    off_resp = {w: d[f"off_{w}"][ids] for w in ("chosen", "rejected")}
+    off_full = {w: np.concatenate([ev.tokens, off_resp[w]], axis=1) for w in off_resp}
+    off_gt = {w: gt_of(cfg, ev, off_resp[w]) for w in off_resp}
+    scores, off = {}, {}
+    for i, name in enumerate(RM_SOURCES):
+        rm = unstack(rms, i)
+        scores[name] = score(rm, toks).reshape(-1, K)
+        off[name] = {w: score(rm, off_full[w]) for w in off_full}
+    scores["perfect_lowvar"] = gt * scale[:, None]
+    off["perfect_lowvar"] = {w: off_gt[w] * scale for w in off_full}
+    scores["ground_truth"] = gt
+    off["ground_truth"] = dict(off_gt)
+    base = baseline_scores(cfg, pol, ev.repeat(K), toks)
+    base_off = {w: baseline_scores(cfg, pol, ev, off_full[w]) for w in off_full}
+    for b in BASELINES:
+        scores[b] = base[b].reshape(-1, K)
+        off[b] = {w: base_off[w][b] for w in off_full}
+    names = SOURCES + BASELINES
+    report, per_prompt, stats = {}, {}, {}
+    for name in names:
+        report[name] = {}
+        for scheme in ("global", "prompt_variance"):
+            r = rmtheory.rm_report(scores[name], gt, off[name]["chosen"], off[name]["rejected"], off_gt["chosen"],
+                                   off_gt["rejected"], scheme=scheme)
+            report[name][scheme] = {k: getattr(r, k) for k in ("var", "acc_on", "acc_off", "on_off", "var_acc", "mean", "std")}
+            if scheme == "global":  # RM properties are always reported under the global z-score (Table 9 too)
+                per_prompt.update({f"{name}.variance": r.variance, f"{name}.on_accuracy": r.on_accuracy,
+                                   f"{name}.off_correct": r.off_correct})
+        stats[name] = list(rmtheory.normalisation_stats(scores[name], cfg.norm_scheme))  # used by RL
+    # the initial policy's validity measurements
+    resp = toks[:, P:].reshape(-1, K, toks.shape[1] - P)
+    distinct = np.mean([len({r.tobytes() for r in resp[i]}) for i in range(resp.shape[0])])
+    dg = gt[:, :, None] - gt[:, None, :]
+    iu = np.triu_indices(K, 1)
+    tie_frac = float(np.mean(dg[:, iu[0], iu[1]] == 0))
+    initial = {"gt_between_prompt_share": float(gt.mean(1).var() / gt.var()) if gt.var() > 0 else float("nan"),
+               "distinct_per_prompt": float(distinct), "gt_tie_fraction": tie_frac,
+               "chance_on_acc": 0.5 * (1.0 - tie_frac), "gt_mean": float(gt.mean()),
+               "hard_fraction_of_prompts": float(np.mean(ev.hard(cfg.task, cfg.teacher.hard_fraction)))}
+    # files in the format of `rmtheory evaluate`
+    rows = [[int(ids[i]), j] + [float(scores[s][i, j]) for s in names] for i in range(len(ids)) for j in range(K)]
+    rmtheory.io.save_csv(run.path("eval_rewards.csv"), ["prompt_id", "sample_id", *names], rows)
+    srcs = [s for s in names if s != "ground_truth"]
+    hdr = ["prompt_id"] + [f"{s}.{w}" for s in srcs for w in ("chosen", "rejected")] + ["ground_truth.chosen", "ground_truth.rejected"]
+    rows = [[int(ids[i])] + [float(off[s][w][i]) for s in srcs for w in ("chosen", "rejected")]
+            + [float(off_gt["chosen"][i]), float(off_gt["rejected"][i])] for i in range(len(ids))]
+    rmtheory.io.save_csv(run.path("eval_offpolicy.csv"), hdr, rows)
+    run.save_npz("eval_per_prompt.npz", prompt_id=ids, scores=np.stack([scores[s] for s in names]), **per_prompt)
+    run.save_json("rm_eval.json", {"report": report, "norm_stats": stats, "norm_scheme": cfg.norm_scheme,
+                                   "initial_policy": initial, "sources": list(SOURCES), "baselines": list(BASELINES)})
+    log("  " + "  ".join(f"{s}: Var {report[s]['global']['var']:.3f} on {report[s]['global']['acc_on']:.3f} "
+                         f"off {report[s]['global']['acc_off']:.3f}" for s in RM_SOURCES + BASELINES))
+    log(f"  initial policy: r_G between-prompt share {initial['gt_between_prompt_share']:.3f}, "
+        f"{initial['distinct_per_prompt']:.2f} distinct of {K}, chance on-acc {initial['chance_on_acc']:.3f}")
+
+
+# ----------------------------------------------------------------------------------------------- rl
+def rl_runs(cfg):
+    """Run order: source-major, then seed."""
+    return [(s, seed) for s in SOURCES for seed in cfg.seeds.rl]
+
+
+def source_consts(runs, stats) -> SourceConsts:
+    is_rm = [s in RM_SOURCES for s, _ in runs]
+    return SourceConsts(
+        w_rm=jnp.asarray([1.0 if r else 0.0 for r in is_rm], jnp.float32),
+        w_gt=jnp.asarray([0.0 if r else 1.0 for r in is_rm], jnp.float32),
+        use_scale=jnp.asarray([s == "perfect_lowvar" for s, _ in runs]),
+        mu=jnp.asarray([stats[s][0] for s, _ in runs], jnp.float32),
+        sigma=jnp.asarray([stats[s][1] for s, _ in runs], jnp.float32),
+        seed=jnp.asarray([seed for _, seed in runs], jnp.int32))
+
+
+EVAL_SETS = ("pg", "test")  # policy evaluation: the PG eval prompts (the paper's 500 × 10) and held-out test prompts
+
+
+def stage_rl(cfg: Config, run: RunDir, log=print, stop_after_epoch: int | None = None):
+    """RLOO/GRPO with every source × seed; checkpoint after every epoch; results in rl/results.json.
+
+    ``stop_after_epoch`` (testing) returns after saving that epoch's checkpoint, like an interruption.
+    """
+    os.makedirs(run.path("rl"), exist_ok=True)
+    d, ref, rms, pf = run.data(), run.policy(cfg), run.rms(cfg), run.load_npz("perfect.npz")
+    stats = run.load_json("rm_eval.json")["norm_stats"]
+    runs = rl_runs(cfg)
+    R = len(runs)
+    pg = Scaled.of(run.prompts("pg", d), pf["scale_pg"])
+    evsets = {"pg": Scaled.of(run.prompts("eval", d), pf["scale_pg"][d["eval_idx"]]),
+              "test": Scaled.of(run.prompts("test", d).take(np.arange(cfg.n_test_eval_prompts)),
+                                pf["scale_test"][: cfg.n_test_eval_prompts])}
+    opt = optax.adam(cfg.rl_lr)
+    update_epoch, evaluate = make_rl(cfg, ref, pg, evsets, tuple(stats["ground_truth"]), opt)
+    consts = source_consts(runs, stats)
+    rm_index = jnp.asarray([RM_SOURCES.index(s) if s in RM_SOURCES else 0 for s, _ in runs])
+    run_rms = jax.tree_util.tree_map(lambda x: x[rm_index], rms)
+    policies = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (R,) + x.shape), ref)
+    opt_states = jax.vmap(opt.init)(policies)
+    # the runs axis over every device (a no-op on one device; elementwise over runs, so the same numbers)
+    run_rms, consts = rmtheory.shard_leading((run_rms, consts))
+
+    def describe(prog):
+        inc, e = increases(prog), prog["epoch"]
+        return "proxy/GT increase: " + "  ".join(
+            f"{s}: {np.mean(inc['proxy'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}/"
+            f"{np.mean(inc['gt'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}" for s in SOURCES)
+
+    prog = train_epochs(run, "rl", cfg.rl_epochs, (policies, opt_states),
+                        lambda p, st, e: update_epoch(p, st, run_rms, consts, e),
+                        lambda p: evaluate(p, run_rms, consts), log, describe, stop_after_epoch,
+                        prepare=rmtheory.shard_leading)
+    if prog is None:
+        return
+    inc, inc_test = increases(prog), increases(prog, "test")
+    kl_train = np.zeros((cfg.rl_epochs + 1, R))
+    w = min(cfg.kl_window, cfg.rollouts_per_epoch)
+    for e, tm in enumerate(prog["train"], start=1):
+        kl_train[e] = np.asarray(tm["kl"])[:, -w:].mean(-1)
+    results = {"runs": [{"source": s, "seed": seed} for s, seed in runs],
+               "proxy_increase": inc["proxy"].tolist(), "gt_increase": inc["gt"].tolist(),
+               "test_proxy_increase": inc_test["proxy"].tolist(), "test_gt_increase": inc_test["gt"].tolist(),
+               "kl_train": kl_train.tolist(), "kl_eval": np.asarray([m["pg"]["kl"] for m in prog["eval"]]).tolist(),
+               "gt_raw": np.asarray([m["pg"]["gt_raw"] for m in prog["eval"]]).tolist(),
+               "adam_steps_per_epoch": cfg.adam_steps_per_epoch,
+               "max_abs_adv_sum": float(max(np.max(np.asarray(tm["adv_sum"])) for tm in prog["train"]))}
+    run.save_json(os.path.join("rl", "results.json"), results)
+
+
+def increases(prog, which: str = "pg"):
+    ev = [m[which] for m in prog["eval"]]
+    proxy = np.asarray([m["proxy"] for m in ev])
+    gt = np.asarray([m["gt"] for m in ev])
+    return {"proxy": proxy - proxy[0], "gt": gt - gt[0]}
+
+
+# ------------------------------------------------------------------------------------------ analyze
+def stage_analyze(cfg: Config, run: RunDir, log=print, figures_dir: str | None = None):
+    from .analysis import analyze
+
+    return analyze(run, figures_dir=figures_dir, log=log)
