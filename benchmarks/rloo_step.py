@@ -1,6 +1,9 @@
 """RLOO updates/second and sampled tokens/second for the `small` LM on CPU.
 
-    python benchmarks/rloo_step.py [--config small] [--runs 21] [--reps 3]
+    python benchmarks/rloo_step.py [--config small] [--runs 21] [--reps 3] [--per-run-refs]
+
+``--per-run-refs`` times the studies' mode (``rmtheory lm grid``/``paradox``: every run has its own
+reference policy, passed as a vmapped argument) instead of the pipeline's (one reference, a constant).
 
 One "update" = one rollout batch (batch_prompts × k sequences) sampled, scored by a reward model, and
 n_minibatches Adam steps, for one run; ``--runs`` runs are vmapped together as in the pipeline.
@@ -31,6 +34,7 @@ def main(argv=None):
     ap.add_argument("--config", default="small")
     ap.add_argument("--runs", type=int, default=21, help="vmapped runs (7 sources × 3 seeds in the pipeline)")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--per-run-refs", action="store_true", help="one reference policy per run (the grid's mode)")
     a = ap.parse_args(argv)
     if a.runs < 1 or a.reps < 1:
         ap.error("--runs and --reps must be >= 1")
@@ -41,7 +45,7 @@ def main(argv=None):
     pg = Scaled.of(pr.take(np.arange(cfg.n_pg)))
     ev = Scaled.of(pr.take(np.arange(cfg.n_pg, pr.n)))
     opt = optax.adam(cfg.rl_lr)
-    update_epoch, _ = make_rl(cfg, pol, pg, {"test": ev}, (0.0, 1.0), opt)
+    update_epoch, _ = make_rl(cfg, None if a.per_run_refs else pol, pg, {"test": ev}, (0.0, 1.0), opt)
     R = a.runs
     rm = RewardModel.from_policy(pol, spec.prompt_len, cfg.rm_readout)
     rms = stack([rm] * R)
@@ -51,6 +55,12 @@ def main(argv=None):
                      jnp.ones(R, jnp.float32), jnp.arange(R, dtype=jnp.int32))
     print(f"config {cfg.name}: policy {param_count(pol):,} parameters (float32), seq len {spec.seq_len}, "
           f"vocab {spec.vocab}; devices {jax.devices()}")
+    one = lambda tree: jax.tree_util.tree_map(lambda x: x[:1], tree)  # noqa: E731
+    if a.per_run_refs:
+        upd = update_epoch
+        n_runs = lambda tree: jax.tree_util.tree_leaves(tree)[0].shape[0]  # noqa: E731
+        # the references are the initial policies (all runs, or the first one for the one-at-a-time baseline)
+        update_epoch = lambda p, st, rm, cc, e: upd(p, st, rm, cc, e, pols if n_runs(p) == R else one(pols))  # noqa: E731
     t = time.time()
     out = update_epoch(pols, sts, rms, c, 0)
     jax.block_until_ready(out)
@@ -65,7 +75,6 @@ def main(argv=None):
     print(f"RLOO: {updates / best:.2f} updates/s ({R} runs × {cfg.rollouts_per_epoch} rollouts of "
           f"{cfg.batch_prompts * cfg.k} sequences in {best:.2f}s; best of {a.reps})")
     # baseline in the same run: one run at a time (what a loop over sources × seeds would do)
-    one = lambda tree: jax.tree_util.tree_map(lambda x: x[:1], tree)  # noqa: E731
     o1 = update_epoch(one(pols), one(sts), one(rms), one(c), 0)
     jax.block_until_ready(o1)
     best1 = float("inf")
