@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from dataclasses import dataclass
 
 import jax
@@ -46,7 +45,7 @@ from . import task as T
 from .analysis import seed_stats
 from .config import Config
 from .model import RewardModel
-from .stages import _curve_set, gt_of, stage_data, stage_samples, stage_sft
+from .stages import _curve_set, gt_of
 from .reward_model import Objective, score, stack, train_rms
 from .rloo import Scaled, SourceConsts, make_rl
 from .rundir import RunDir
@@ -347,18 +346,13 @@ def stage_analyze(cfg: Config, st: GridSettings, run: RunDir, log=print, figures
                         + ("changes" if rd["c_summary"]["changes_among_separated_policies"] else "does not change")))
         lines.append("")
     md = "\n".join(lines) + "\n"
-    with open(os.path.join(figs, "lm_grid.md"), "w") as f:
-        f.write(md)
+    rmtheory.io.save_text(os.path.join(figs, "lm_grid.md"), md)
     summary = {"settings": dataclasses.asdict(st), "config": cfg.name, "policies": ev["policies"], "report": report,
                "cells": results, "readings": tables}
     rmtheory.io.save_json(os.path.join(figs, "lm_grid.json"), summary)
     if "rloo" in results:
         _plot(os.path.join(figs, "lm_grid.png"), results, report)
-    if figures_dir:
-        os.makedirs(figures_dir, exist_ok=True)
-        for f in ("lm_grid.md", "lm_grid.json", "lm_grid.png"):
-            if os.path.exists(os.path.join(figs, f)):
-                shutil.copy(os.path.join(figs, f), os.path.join(figures_dir, f))
+    S.publish(figs, ("lm_grid.md", "lm_grid.json", "lm_grid.png"), figures_dir)
     log(md)
     return summary
 
@@ -386,7 +380,7 @@ def _plot(path, results, report):
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    rmtheory.io.save_figure(fig, path)
     plt.close(fig)
 
 
@@ -395,11 +389,8 @@ def run(cfg: Config, st: GridSettings, out, log=print, until: str | None = None,
         stop_after_epoch: int | None = None):
     """Run (or resume) the grid. ``stop_after_epoch`` (testing) interrupts the first RL stage it reaches."""
     rd = out if isinstance(out, RunDir) else RunDir(out)
-    rd.check_config(cfg)
-    S.save_study(rd, "grid", st)
-    rd.save_config(cfg)
-    stages = {"data": lambda: stage_data(cfg, rd, log), "sft": lambda: stage_sft(cfg, rd, log),
-              "samples": lambda: stage_samples(cfg, rd, log), "policies": lambda: stage_policies(cfg, st, rd, log),
+    S.start(rd, cfg, "grid", st)
+    stages = {**S.base_stages(cfg, rd, log), "policies": lambda: stage_policies(cfg, st, rd, log),
               "rms": lambda: stage_rms(cfg, st, rd, log), "evaluate": lambda: stage_evaluate(cfg, st, rd, log)}
     for algo in ALGOS:
         stages[f"rl_{algo}"] = (lambda a: lambda: stage_rl(cfg, st, rd, a, log, stop_after_epoch))(algo)

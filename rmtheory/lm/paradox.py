@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from dataclasses import dataclass
 
 import jax
@@ -30,7 +29,7 @@ import rmtheory
 from .analysis import correlation_table, seed_stats
 from .config import Config
 from .model import RewardModel
-from .stages import _curve_set, stage_data, stage_samples, stage_sft
+from .stages import _curve_set
 from .reward_model import build_mixes, stack, train_rms
 from .rundir import RunDir
 from . import study as S
@@ -211,13 +210,9 @@ def stage_analyze(cfg: Config, st: ParadoxSettings, run: RunDir, log=print, figu
     os.makedirs(figs, exist_ok=True)
     rmtheory.io.save_json(os.path.join(figs, "lm_paradox.json"), summary)
     md = _markdown(run, cfg, st, names, table, answer, corr, best_ck, acc)
-    with open(os.path.join(figs, "lm_paradox.md"), "w") as f:
-        f.write(md)
+    rmtheory.io.save_text(os.path.join(figs, "lm_paradox.md"), md)
     _plot(os.path.join(figs, "lm_paradox.png"), names, table, acc, var)
-    if figures_dir:
-        os.makedirs(figures_dir, exist_ok=True)
-        for f in ("lm_paradox.md", "lm_paradox.json", "lm_paradox.png"):
-            shutil.copy(os.path.join(figs, f), os.path.join(figures_dir, f))
+    S.publish(figs, ("lm_paradox.md", "lm_paradox.json", "lm_paradox.png"), figures_dir)
     log(md)
     return summary
 
@@ -273,7 +268,7 @@ def _plot(path, names, table, acc, var):
         ax.set_ylabel(lab)
         ax.axhline(0, color="k", lw=0.5)
     fig.colorbar(sc, ax=axes, label="reward variance under the SFT policy")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    rmtheory.io.atomic(lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"), path)
     plt.close(fig)
 
 
@@ -281,11 +276,8 @@ def _plot(path, names, table, acc, var):
 def run(cfg: Config, st: ParadoxSettings, out, log=print, until: str | None = None, figures_dir: str | None = None,
         stop_after_epoch: int | None = None):
     rd = out if isinstance(out, RunDir) else RunDir(out)
-    rd.check_config(cfg)
-    S.save_study(rd, "paradox", st)
-    rd.save_config(cfg)
-    stages = {"data": lambda: stage_data(cfg, rd, log), "sft": lambda: stage_sft(cfg, rd, log),
-              "samples": lambda: stage_samples(cfg, rd, log), "ckpts": lambda: stage_ckpts(cfg, st, rd, log),
+    S.start(rd, cfg, "paradox", st)
+    stages = {**S.base_stages(cfg, rd, log), "ckpts": lambda: stage_ckpts(cfg, st, rd, log),
               "evaluate": lambda: stage_evaluate(cfg, st, rd, log),
               "rl": lambda: stage_rl(cfg, st, rd, log, stop_after_epoch),
               "analyze": lambda: stage_analyze(cfg, st, rd, log, figures_dir)}

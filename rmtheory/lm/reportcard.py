@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -21,7 +20,7 @@ import numpy as np
 
 import rmtheory
 
-from .study import corr_with_ci
+from .study import corr_with_ci, publish
 
 PREDICTORS = ("Var", "On", "Off", "On&Off", "Var&Acc", "(Var+On)/2", "Prop. 3 bound")
 TARGETS = ("proxy", "gt")
@@ -101,13 +100,9 @@ def analyze(grid_dir: str | None, paradox_dir: str | None, out: str, figures_dir
     summary = {"n_cells": len(rows), "grid": grid_dir, "paradox": paradox_dir, "correlations": corr, "cells": rows}
     rmtheory.io.save_json(os.path.join(out, "lm_reportcard.json"), summary)
     md = _markdown(rows, corr)
-    with open(os.path.join(out, "lm_reportcard.md"), "w") as f:
-        f.write(md)
+    rmtheory.io.save_text(os.path.join(out, "lm_reportcard.md"), md)
     _plot(os.path.join(out, "lm_reportcard.png"), rows, corr)
-    if figures_dir:
-        os.makedirs(figures_dir, exist_ok=True)
-        for f in ("lm_reportcard.md", "lm_reportcard.json", "lm_reportcard.png"):
-            shutil.copy(os.path.join(out, f), os.path.join(figures_dir, f))
+    publish(out, ("lm_reportcard.md", "lm_reportcard.json", "lm_reportcard.png"), figures_dir)
     log(md)
     return summary
 
@@ -159,5 +154,5 @@ def _plot(path, rows, corr):
             ax.tick_params(labelsize=6)
     axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    rmtheory.io.save_figure(fig, path)
     plt.close(fig)

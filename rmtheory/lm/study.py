@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +24,7 @@ from . import task as T
 from .config import Config
 from .loop import Interrupted, train_epochs
 from .model import in_chunks, token_logprobs
-from .stages import gt_of, sample_np
+from .stages import gt_of, sample_np, stage_data, stage_samples, stage_sft
 from .reward_model import score, unstack
 from .rloo import Scaled, SourceConsts, make_rl
 from .rundir import RunDir
@@ -43,6 +44,30 @@ def save_study(run: RunDir, kind: str, settings) -> None:
     else:
         os.makedirs(run.out, exist_ok=True)
         run.save_json("study.json", d)
+
+
+def start(run: RunDir, cfg: Config, kind: str, settings) -> None:
+    """Check (then write) the base config and the study settings of a study's run dir, before any work."""
+    run.check_config(cfg)
+    save_study(run, kind, settings)
+    run.save_config(cfg)
+
+
+def base_stages(cfg: Config, run: RunDir, log=print) -> dict:
+    """The pipeline stages a study starts from (prompts, the SFT policy, its samples), as stage thunks."""
+    return {"data": lambda: stage_data(cfg, run, log), "sft": lambda: stage_sft(cfg, run, log),
+            "samples": lambda: stage_samples(cfg, run, log)}
+
+
+def publish(src_dir: str, names, figures_dir: str | None) -> None:
+    """Copy the named tables/figures from ``src_dir`` to ``figures_dir`` (if given) atomically."""
+    if not figures_dir:
+        return
+    os.makedirs(figures_dir, exist_ok=True)
+    for n in names:
+        src = os.path.join(src_dir, n)
+        if os.path.exists(src):
+            rmtheory.io.atomic(lambda tmp, src=src: shutil.copyfile(src, tmp), os.path.join(figures_dir, n))
 
 
 def off_policy_eval(cfg: Config, run: RunDir, d: dict):

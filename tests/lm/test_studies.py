@@ -2,7 +2,6 @@
 interruption to identical numbers, the exported files agree with the internal evaluation, and the analysis
 helpers on hand-made inputs."""
 
-import json
 import os
 import shutil
 
@@ -18,14 +17,7 @@ CFG = get_config("tiny")
 quiet = lambda m: None  # noqa: E731
 
 
-def _reject(c):
-    raise ValueError(f"non-standard JSON constant {c}")
-
-
-def strict_load(path):
-    with open(path) as f:
-        return json.loads(f.read(), parse_constant=_reject)
-
+strict_load = rmtheory.io.load_json  # strict: NaN/Infinity are an error
 
 @pytest.fixture(scope="module")
 def grid_run(tmp_path_factory):
