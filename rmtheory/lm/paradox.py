@@ -63,12 +63,17 @@ def ckpt_names(st: ParadoxSettings):
 
 
 def select_evenly(acc, n: int, low: float):
-    """Indices of ``n`` distinct entries of ``acc`` closest to n targets evenly spaced from ``low`` (chance) to
-    max(acc) (ties: the earliest). Greedy from the highest target down, so the most accurate entry is kept."""
+    """Indices of ``n`` distinct entries of ``acc`` closest to n targets evenly spaced from ``low`` (chance), or
+    the lowest accuracy any checkpoint has if that is higher, to max(acc) (ties: the earliest). Greedy from the
+    highest target down, so the most accurate entry is kept.
+
+    (The lower end was chance alone in the first version; at ``small`` the first checkpoint, 2 Adam steps
+    in, already has held-out on-acc 0.584 against chance 0.462, so targets below it all mapped to the first
+    few checkpoints. Changed after seeing the RM learning curve, before any RL run of the sweep.)"""
     acc = np.asarray(acc, np.float64)
     if acc.size < n:
         raise ValueError(f"only {acc.size} checkpoints for n_ckpts = {n}; lower ckpt_every")
-    targets = np.linspace(min(low, acc.max()), acc.max(), n)
+    targets = np.linspace(min(max(low, acc.min()), acc.max()), acc.max(), n)
     chosen = []
     for t in targets[::-1]:
         order = np.lexsort((np.arange(acc.size), np.abs(acc - t)))

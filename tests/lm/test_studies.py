@@ -161,6 +161,8 @@ def test_select_evenly_spans_chance_to_best_and_keeps_the_best():
     assert len(set(idx)) == 5 and int(np.argmax(acc)) in idx
     assert targets[0] == 0.45 and targets[-1] == 0.9
     assert np.max(np.abs(np.sort(acc[idx]) - targets)) <= 0.05
+    idx, targets = paradox.select_evenly(acc[2:], 5, low=0.2)   # nothing below 0.45: the targets start there
+    assert targets[0] == 0.45 and len(set(idx)) == 5
     with pytest.raises(ValueError, match="ckpt_every"):
         paradox.select_evenly(acc[:3], 5, low=0.45)
 
