@@ -1,11 +1,12 @@
-"""Where one RLOO update of the `small` LM spends its time, and what three candidate changes would save.
+"""Where one RLOO update of the `small` LM spends its time, and what candidate changes would save.
 
     python benchmarks/rloo_profile.py [--config small] [--n 50] [--reps 3]
 
 Benchmark-only prototype (it does not change rmtheory/lm): each piece of one update of ONE run
 (batch_prompts × k sequences) is jitted on its own and repeated ``--n`` times inside a ``lax.scan`` (so
-per-call dispatch is amortised as in the pipeline's epoch scan); best of ``--reps``. Then the full update
-as in rmtheory/lm/rloo.py (``make_rl``) and three variants of it, written here:
+per-call dispatch is amortised as in the pipeline's epoch scan); best of ``--reps``. Then a copy of the full
+update of rmtheory/lm/rloo.py (``make_rl``'s one_rollout with the RM as the reward, without the ground-truth
+and normalisation bookkeeping), and variants of it written here (each alone, then both together):
 
 * ``reuse_lp``: π_old log-probs from the sampler (``sample`` already returns them) instead of a second
   teacher-forced forward pass;
