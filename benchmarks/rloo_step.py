@@ -12,6 +12,7 @@ n_minibatches Adam steps, for one run; ``--runs`` runs are vmapped together as i
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import jax
@@ -65,25 +66,29 @@ def main(argv=None):
     out = update_epoch(pols, sts, rms, c, 0)
     jax.block_until_ready(out)
     print(f"compile + first epoch: {time.time() - t:.1f}s")
-    best = float("inf")
+    times = []
     for r in range(a.reps):
         t = time.time()
         out = update_epoch(out[0], out[1], rms, c, r + 1)
         jax.block_until_ready(out)
-        best = min(best, time.time() - t)
+        times.append(time.time() - t)
+    best = min(times)
     updates = R * cfg.rollouts_per_epoch
     print(f"RLOO: {updates / best:.2f} updates/s ({R} runs × {cfg.rollouts_per_epoch} rollouts of "
-          f"{cfg.batch_prompts * cfg.k} sequences in {best:.2f}s; best of {a.reps})")
+          f"{cfg.batch_prompts * cfg.k} sequences in {best:.2f}s; best of {a.reps}; median "
+          f"{updates / statistics.median(times):.2f})")
     # baseline in the same run: one run at a time (what a loop over sources × seeds would do)
     o1 = update_epoch(one(pols), one(sts), one(rms), one(c), 0)
     jax.block_until_ready(o1)
-    best1 = float("inf")
+    times1 = []
     for r in range(a.reps):
         t = time.time()
         o1 = update_epoch(o1[0], o1[1], one(rms), one(c), r + 1)
         jax.block_until_ready(o1)
-        best1 = min(best1, time.time() - t)
-    print(f"baseline, one run at a time: {cfg.rollouts_per_epoch / best1:.2f} updates/s; the {R} vmapped runs are "
+        times1.append(time.time() - t)
+    best1 = min(times1)
+    print(f"baseline, one run at a time: {cfg.rollouts_per_epoch / best1:.2f} updates/s (best of {a.reps}; median "
+          f"{cfg.rollouts_per_epoch / statistics.median(times1):.2f}); the {R} vmapped runs are "
           f"{(updates / best) / (cfg.rollouts_per_epoch / best1):.1f}x faster in throughput")
     smp = jax.jit(lambda m, p, k: sample(m, p, k, spec.resp_len)[0])
     prompts = jnp.repeat(pg.prompts.tokens[:512], 4, axis=0)
