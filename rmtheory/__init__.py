@@ -22,6 +22,7 @@ from ._objective import (  # noqa: E402
     gradient,
     kl,
     kl_reward,
+    lemma7_column,
     log_policy,
     objective,
     optimal_policy,
@@ -96,5 +97,5 @@ from ._constructions import (  # noqa: E402
 )
 from ._sharding import shard_leading  # noqa: E402
 from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value  # noqa: E402
-from ._neural import MLP, TabularAR, jacobian_norm, jacobian_norms, trajectory_jacobian_norm  # noqa: E402
+from ._neural import MLP, TabularAR, init_batch, jacobian_norm, jacobian_norms, trajectory_jacobian_norm  # noqa: E402
 from ._neural import time_to_gamma as neural_time_to_gamma  # noqa: E402

@@ -13,7 +13,7 @@ import sys
 
 SUBCOMMANDS = {
     "demo": ("rmtheory._demo", "quick theory demo: t_γ against reward variance (table + figure)"),
-    "figures": ("rmtheory._figures_cli", "regenerate every figure into figures/ (runs experiments/)"),
+    "figures": ("rmtheory.figures.cli", "regenerate every figure (PNG + CSV/JSON data) into ./figures"),
     "verify": ("rmtheory._verify", "check every theorem on random instances; non-zero exit on a violation"),
     "evaluate": ("rmtheory.evaluate", "reward-model report card from exported rewards (CSV/JSONL/Parquet)"),
     "score": ("rmtheory.hf.score", "sample a Hugging Face policy, score with reward models → evaluate's input ([hf] extra)"),
