@@ -42,6 +42,8 @@ import numpy as np
 
 import rmtheory as rt
 
+rt.enable_x64()  # the theory's float64
+
 
 def _load_scipy_ref():
     """The test suite's independent scipy reference, ``tests/_scipy_ref.py``, loaded from its path (tests/ is

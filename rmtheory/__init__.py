@@ -1,13 +1,11 @@
 """rmtheory: what makes a reward model a good teacher? (Razin et al., arXiv 2503.15477), in JAX.
 
 The core data type is :class:`Instance` (tabular policy logits, optimised reward, reference, λ); every
-theory function takes it. Float64 is enabled on import (the theory code needs it).
+theory function takes it. The theory computes in float64: call :func:`enable_x64` once first (importing
+the package leaves JAX's global dtype flag alone; the theory entry points raise if it is off).
 """
 
-import jax as _jax
-
-_jax.config.update("jax_enable_x64", True)
-
+from ._precision import enable_x64, x64_enabled  # noqa: E402
 from ._instance import Instance, logits_from_probs, make_instance, random_instance  # noqa: E402
 from ._metrics import (  # noqa: E402
     accuracy,

@@ -302,7 +302,7 @@ def check_prop4(rng, cfg):
 
 
 def _thm5_instances(rng, n):
-    """Random (π_0, r_G, γ, T, D, α, α′) per prompt and the Theorem 5 constructions."""
+    """Random (π_0, r_G, γ, T, D, α, α′) per prompt and the Theorem 5 C."""
     logits = 1.5 * rng.standard_normal((n, N_PROMPTS, N_OUT))
     pi = _softmax(logits)
     r_g = rng.uniform(-1, 1, (n, N_PROMPTS, N_OUT))
@@ -442,6 +442,8 @@ def run_checks(scale: str = "default", seed: int = 0, progress: Callable[[str], 
 
     Example (the full run takes about a minute at ``quick`` scale, so it is not executed here):
 
+    >>> import rmtheory
+    >>> rmtheory.enable_x64()  # the theory computes in float64
     >>> from rmtheory._verify import format_table, run_checks
     >>> rows = run_checks("quick", seed=0)  # doctest: +SKIP
     >>> sum(r.violations for r in rows)  # doctest: +SKIP

@@ -4,6 +4,9 @@ Each figure is one module, ``fig1_scaling_law`` … ``fig5_flow_vs_practice``, e
 ``run(quick=False, seed=0, out="figures") -> dict`` (writes ``out/<name>.png`` and its CSV/JSON data, returns
 the data it plotted) and ``main(argv=None)`` (``python -m rmtheory.figures.fig2_accuracy_not_enough --quick``).
 :func:`run_all` runs them in turn; ``rmtheory figures`` is its command line (:mod:`rmtheory.figures.cli`).
+
+The figures compute in float64: :func:`run_all` and the command lines switch it on with
+:func:`rmtheory.enable_x64`; a bare ``fig*.run`` needs it switched on first (it raises otherwise).
 """
 
 from __future__ import annotations
@@ -53,8 +56,12 @@ def select(only=None) -> dict:
 def run_all(quick: bool = False, seed: int = 0, out: str = "figures", only=None) -> dict:
     """Run the selected figures (all by default) into ``out``, printing progress; returns {name: seconds}.
 
-    A full run (no ``only``) also writes ``out/make_figures_timings.json``.
+    Switches JAX to float64 (:func:`rmtheory.enable_x64`), which the figures' theory needs. A full run (no
+    ``only``) also writes ``out/make_figures_timings.json``.
     """
+    from .. import enable_x64
+
+    enable_x64()
     todo = select(only)
     timings = {}
     t_all = time.perf_counter()

@@ -26,7 +26,10 @@ def parse_args(argv, description: str) -> argparse.Namespace:
 
 
 def script_main(run, argv, description: str) -> int:
+    from .. import enable_x64
+
     args = parse_args(argv, description)
+    enable_x64()
     t0 = time.perf_counter()
     run(quick=args.quick, seed=args.seed, out=args.out)
     print(f"done in {time.perf_counter() - t0:.1f} s")
