@@ -39,6 +39,8 @@ import json, sys, time
 import numpy as np, jax
 import rmtheory as rt
 
+rt.enable_x64()
+
 n, n_out, lanes, repeats, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 rng = np.random.default_rng(0)
 eps = 10.0 ** rng.uniform(-12.5, 0, size=n)

@@ -88,7 +88,10 @@ def main():
     rew, off = generate(args.dir, args.rows, args.k)
     print(f"data: {rew} ({os.path.getsize(rew) / 1e6:.0f} MB; generated/found in {time.perf_counter() - t:.1f} s)")
     t = time.perf_counter()
+    import rmtheory
     from rmtheory.evaluate import evaluate   # import (JAX) timed separately
+
+    rmtheory.enable_x64()  # the report card computes in float64
     t_import = time.perf_counter() - t
     t = time.perf_counter()
     report = evaluate(rew, off_policy=off if args.off_policy else None, bootstrap=args.bootstrap, seed=0)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import rmtheory  # noqa: F401  (enables x64 globally, as in the pipeline; the LM stays float32)
+import rmtheory
 from rmtheory.lm import task as T
 from rmtheory.lm.config import get_config
 from rmtheory.lm.model import RewardModel, param_count
@@ -28,6 +28,8 @@ from rmtheory.lm.reward_model import stack
 from rmtheory.lm.rloo import Scaled, SourceConsts, make_rl
 from rmtheory.lm.sampling import sample
 from rmtheory.lm.sft import init_policy
+
+rmtheory.enable_x64()  # as `rmtheory lm` runs the pipeline (the LM states its own float32/int32 dtypes)
 
 
 def main(argv=None):

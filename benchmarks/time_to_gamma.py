@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import os
 import platform
-import sys
 import time
 
 import jax
@@ -42,8 +42,20 @@ import numpy as np
 
 import rmtheory as rt
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from _scipy_ref import scipy_time_to_gamma  # noqa: E402
+rt.enable_x64()  # the theory's float64
+
+
+def _load_scipy_ref():
+    """The test suite's independent scipy reference, ``tests/_scipy_ref.py``, loaded from its path (tests/ is
+    not a package and is not installed; loading the one file keeps a single copy without editing sys.path)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "_scipy_ref.py")
+    spec = importlib.util.spec_from_file_location("rmtheory_tests_scipy_ref", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+scipy_time_to_gamma = _load_scipy_ref().scipy_time_to_gamma
 
 
 def make_instances(n, n_out, seed=0):
@@ -125,7 +137,7 @@ def diffrax_solver(tol, gamma):
         import optimistix as optx
     except ImportError:
         return None
-    from rmtheory._objective import lemma7_column
+    lemma7_column = rt.lemma7_column
 
     @eqx.filter_jit
     def run(th0, r):

@@ -1,15 +1,15 @@
 """rmtheory: what makes a reward model a good teacher? (Razin et al., arXiv 2503.15477), in JAX.
 
 The core data type is :class:`Instance` (tabular policy logits, optimised reward, reference, λ); every
-theory function takes it. Float64 is enabled on import (the theory code needs it).
+theory function takes it. The theory computes in float64: call :func:`enable_x64` once first (importing
+the package leaves JAX's global dtype flag alone; the theory entry points raise if it is off).
 """
 
-import jax as _jax
+__version__ = "0.1.0"
 
-_jax.config.update("jax_enable_x64", True)
-
-from ._instance import Instance, logits_from_probs, make_instance, random_instance  # noqa: E402
-from ._metrics import (  # noqa: E402
+from ._precision import enable_x64, x64_enabled
+from ._instance import Instance, logits_from_probs, make_instance, random_instance
+from ._metrics import (
     accuracy,
     expected_reward,
     on_policy_accuracy,
@@ -18,10 +18,11 @@ from ._metrics import (  # noqa: E402
     reward_variance,
     sample_variance,
 )
-from ._objective import (  # noqa: E402
+from ._objective import (
     gradient,
     kl,
     kl_reward,
+    lemma7_column,
     log_policy,
     objective,
     optimal_policy,
@@ -31,7 +32,7 @@ from ._objective import (  # noqa: E402
     prompt_objective,
     value,
 )
-from ._solver import (  # noqa: E402
+from ._solver import (
     HORIZON,
     MAX_STEPS,
     OUT_OF_RANGE,
@@ -43,7 +44,7 @@ from ._solver import (  # noqa: E402
     first_hitting_time,
     first_hitting_times,
 )
-from ._flow import (  # noqa: E402
+from ._flow import (
     flow_logits,
     flow_trajectory,
     parametric_flow,
@@ -51,24 +52,22 @@ from ._flow import (  # noqa: E402
     parametric_time_to_gamma,
     time_to_gamma,
 )
-
-__version__ = "0.1.0"
-from ._autoregressive import (  # noqa: E402
+from ._autoregressive import (
     num_prefixes,
     prefix_table,
     random_prefix_logits,
     sequence_log_probs,
     sequence_probs,
 )
-from ._rm_eval import RMReport, normalisation_stats, normalise, rm_report  # noqa: E402
-from ._stats import pearson, rankdata, spearman  # noqa: E402
-from ._bounds import prop3_time_lower_bound  # noqa: E402
-from ._ascent import AscentResult, ascent_time_to_gamma, sampled_gradient  # noqa: E402
-from ._bounds import (  # noqa: E402
+from ._rm_eval import RMReport, normalisation_stats, normalise, rm_report
+from ._stats import pearson, rankdata, spearman
+from ._ascent import AscentResult, ascent_time_to_gamma, sampled_gradient
+from ._bounds import (
     Prop4Check,
     lemma8_gradient_bound,
     lemma10_growth_bound,
     prop2_gradient_bound,
+    prop3_time_lower_bound,
     prop4_conditions,
     prop4_time_upper_bound,
     rho,
@@ -80,7 +79,7 @@ from ._bounds import (  # noqa: E402
     thm6_slow_lower_bound,
     thm6_time_upper_bound,
 )
-from ._constructions import (  # noqa: E402
+from ._constructions import (
     Thm5Construction,
     Thm6Bounds,
     attainable_accuracies,
@@ -94,7 +93,7 @@ from ._constructions import (  # noqa: E402
     thm6_bounds,
     weak_orders,
 )
-from ._sharding import shard_leading  # noqa: E402
-from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value  # noqa: E402
-from ._neural import MLP, TabularAR, jacobian_norm, jacobian_norms, trajectory_jacobian_norm  # noqa: E402
-from ._neural import time_to_gamma as neural_time_to_gamma  # noqa: E402
+from ._sharding import shard_leading
+from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value
+from ._neural import MLP, TabularAR, init_batch, jacobian_norm, jacobian_norms, trajectory_jacobian_norm
+from ._neural import time_to_gamma as neural_time_to_gamma

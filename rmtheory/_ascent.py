@@ -21,6 +21,7 @@ import optax
 from . import _checks
 from ._instance import Instance
 from ._objective import gradient, kl_reward, policy
+from ._precision import require_x64
 
 Array = jax.Array
 
@@ -71,6 +72,7 @@ def ascent_time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *,
     Args:
       estimator: "exact" (Lemma 7), "reinforce" or "rloo" sampled gradients (needs ``key``).
     """
+    require_x64("rmtheory.ascent_time_to_gamma")
     measure = inst.reward if measure is None else jnp.asarray(measure, jnp.float64)
     _checks.same_shape(reward=inst.reward, measure=measure)
     _checks.in_range("measure", measure, -1.0, 1.0)

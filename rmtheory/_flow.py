@@ -31,6 +31,7 @@ from jax.flatten_util import ravel_pytree
 from . import _checks, _sharding
 from ._instance import Instance
 from ._objective import lemma7_column
+from ._precision import require_x64
 from ._solver import OUT_OF_RANGE, UNREACHABLE, HitResult, first_hitting_time, first_hitting_times, integrate
 
 Array = jax.Array
@@ -184,6 +185,7 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
 
     >>> import jax.numpy as jnp
     >>> import rmtheory as rt
+    >>> rt.enable_x64()  # the theory computes in float64
     >>> inst = rt.make_instance(jnp.zeros((2, 3)), jnp.array([[1.0, 0.0, -1.0], [0.2, 0.0, -0.2]]), lam=0.0)
     >>> res = rt.time_to_gamma(inst, 0.1)
     >>> [round(float(t), 4) for t in res.t]
@@ -191,6 +193,7 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
     >>> [rt.Status(int(s)).name for s in res.status]
     ['REACHED', 'REACHED']
     """
+    require_x64("rmtheory.time_to_gamma")
     measure = inst.reward if measure is None else jnp.asarray(measure, jnp.float64)
     _checks.same_shape(reward=inst.reward, measure=measure)
     _checks.in_range("measure", measure, -1.0, 1.0)
@@ -235,6 +238,7 @@ def _flat_columns(inst: Instance):
 def flow_trajectory(inst: Instance, ts, *, rtol: float = 1e-10, atol: float = 1e-10) -> Array:
     """θ(t) of the tabular gradient flow (Eq. 4) from θ(0) = ``inst.logits`` at every time of the
     non-decreasing grid ``ts`` [T] (``ts[0]`` may be 0); shape [T, ..., |S|, |Y|]."""
+    require_x64("rmtheory.flow_trajectory")
     ts = jnp.asarray(ts, jnp.float64)
     _checks.finite("ts", ts)
     if _checks.is_concrete(ts) and (np.any(np.diff(np.asarray(ts)) < 0) or np.any(np.asarray(ts) < 0)):
@@ -246,6 +250,7 @@ def flow_trajectory(inst: Instance, ts, *, rtol: float = 1e-10, atol: float = 1e
 
 def flow_logits(inst: Instance, t, *, rtol: float = 1e-10, atol: float = 1e-10) -> Array:
     """θ(t) of the tabular gradient flow at a single time t ≥ 0."""
+    require_x64("rmtheory.flow_logits")
     return flow_trajectory(inst, jnp.reshape(jnp.asarray(t, jnp.float64), (1,)), rtol=rtol, atol=atol)[0]
 
 
@@ -286,6 +291,7 @@ def parametric_time_to_gamma(log_policy_fn: Callable, params0, reward: Array, ga
     ``reward`` (r_RM) and ``measure`` (r) have shape [|X|, |Y|]; π_ref is the initial policy. A target
     above max_y r or a stationary start returns ``inf`` at once; otherwise ``t_max`` bounds the search.
     """
+    require_x64("rmtheory.parametric_time_to_gamma")
     reward = jnp.asarray(reward, jnp.float64)
     measure = reward if measure is None else jnp.asarray(measure, jnp.float64)
     _checks.in_range("reward", reward, -1.0, 1.0)

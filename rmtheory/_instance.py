@@ -21,8 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks
-
-jax.config.update("jax_enable_x64", True)
+from ._precision import require_x64
 
 Array = jax.Array
 
@@ -52,6 +51,7 @@ def make_instance(logits, reward, lam=0.0, ref_logits=None, *, check: bool = Tru
       ref_logits: logits of π_ref (default: ``logits``, as in the paper). ``-inf`` entries mean
         π_ref(y|x) = 0, which is rejected when λ > 0 because KL(π_θ‖π_ref) is then infinite.
     """
+    require_x64("rmtheory.make_instance")
     logits = jnp.asarray(logits, jnp.float64)
     reward = jnp.asarray(reward, jnp.float64)
     if logits.ndim == 1:
@@ -99,6 +99,7 @@ def random_instance(key, n_prompts: int, n_outputs: int, *, lam=0.0, logit_scale
                     reward_scale: float = 1.0) -> Instance:
     """A random instance: Gaussian logits × ``logit_scale`` and uniform rewards in
     [-reward_scale, reward_scale] (reward_scale ≤ 1)."""
+    require_x64("rmtheory.random_instance")
     k1, k2 = jax.random.split(key)
     logits = logit_scale * jax.random.normal(k1, (n_prompts, n_outputs), jnp.float64)
     reward = reward_scale * jax.random.uniform(k2, (n_prompts, n_outputs), jnp.float64, -1.0, 1.0)

@@ -26,6 +26,7 @@ from jax.flatten_util import ravel_pytree
 
 from ._autoregressive import num_prefixes, prefix_table
 from ._flow import _parametric_first_hit, _parametric_rhs, _parametric_value
+from ._precision import require_x64
 from ._solver import HitResult, integrate
 
 Array = jax.Array
@@ -222,6 +223,7 @@ def time_to_gamma(policy, params_batch, reward, gamma, *, prompt, measure=None, 
       train_mask: [|X|] marking the prompts in S (default all).
     Returns a :class:`HitResult` with fields of shape [B].
     """
+    require_x64("rmtheory.neural_time_to_gamma")
     reward = jnp.asarray(reward, jnp.float64)
     measure = reward if measure is None else jnp.asarray(measure, jnp.float64)
     b = reward.shape[0]

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _checks
 from ._metrics import accuracy, sample_variance
+from ._precision import require_x64
 
 SCHEMES = ("global", "prompt_variance")
 # jit-compiled cores (validation happens eagerly in rm_report before they are called)
@@ -44,6 +45,7 @@ def pooled_normalisation_stats(groups, scheme: str = "global"):
     number of samples K_k ≥ 2), pooled as if they were one matrix: μ over all scores; ``global``: σ² =
     the population variance of all scores; ``prompt_variance``: σ² = the mean over *all prompts* of the
     unbiased per-prompt variance; σ = sqrt(σ² + 1e-8) in the scores' own units, computed without overflow."""
+    require_x64("rmtheory.normalisation_stats")
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}; got {scheme!r}")
     groups = [np.asarray(g, np.float64) for g in groups]
@@ -139,7 +141,8 @@ def rm_report(scores, ground_truth=None, off_chosen=None, off_rejected=None, off
     Example (two prompts, three samples each, one off-policy pair ordered correctly):
 
     >>> import numpy as np
-    >>> from rmtheory import rm_report
+    >>> from rmtheory import enable_x64, rm_report
+    >>> enable_x64()
     >>> scores = np.array([[0.9, 0.2, 0.5], [0.3, 0.7, 0.1]])
     >>> truth = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.2]])
     >>> rep = rm_report(scores, truth, off_chosen=[0.8], off_rejected=[0.1])
@@ -148,6 +151,7 @@ def rm_report(scores, ground_truth=None, off_chosen=None, off_rejected=None, off
     >>> round(rep.var, 4), round(rep.acc_on, 4), rep.acc_off, round(rep.on_off, 4), round(rep.var_acc, 4)
     (1.3684, 0.8333, 1.0, 0.9167, 1.1425)
     """
+    require_x64("rmtheory.rm_report")
     s = np.asarray(scores, np.float64)
     if s.ndim != 2 or s.shape[1] < 2:
         raise ValueError(f"scores must have shape [prompts, samples >= 2]; got {list(s.shape)}")

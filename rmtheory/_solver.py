@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._precision import require_x64
+
 Array = jax.Array
 
 
@@ -286,6 +288,7 @@ def first_hitting_time(
     Under ``vmap`` the loop runs in lockstep until the slowest trajectory is done; for large batches of
     trajectories with very different step counts use :func:`first_hitting_times`.
     """
+    require_x64("rmtheory.first_hitting_time")
     rhs_for = lambda _: lambda y: (rhs(y), None)  # noqa: E731
     event_a = lambda y, _: event(y)  # noqa: E731
     certify_a = (lambda y, _: jnp.asarray(False)) if certify is None else (lambda y, _: certify(y))
@@ -323,6 +326,7 @@ def first_hitting_times(
     iterations plus one tail, whatever the spread of step counts (t_γ spanning 1 … 1e12 gives step counts
     differing by 10×).
     """
+    require_x64("rmtheory.first_hitting_times")
     y0 = jnp.asarray(y0, jnp.float64)
     n = y0.shape[0]
 

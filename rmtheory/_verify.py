@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _best_of_n as bon
 from . import _bounds as B
-from . import _constructions as C
+from . import _constructions as constructions
 from . import _neural as NN
 from ._instance import make_instance
 from ._metrics import accuracy, reward_variance
@@ -319,10 +319,10 @@ def _thm5_instances(rng, n):
         row = []
         for s in range(N_PROMPTS):
             pw = None if rng.random() < 0.5 else np.triu(rng.random((N_OUT, N_OUT)), 1)
-            yg = C.default_y_gamma(pi[i, s], r_g[i, s], gamma[i, s])
-            alpha = float(rng.choice(C.attainable_accuracies(r_g[i, s], pw)))
-            alpha_f = None if rng.random() < 0.25 else float(rng.choice(C.attainable_accuracies(r_g[i, s], pw, top=yg)))
-            c = C.thm5_construction(pi[i, s], r_g[i, s], gamma[i, s], slowness[i], alpha, alpha_f, pw, yg, N_PROMPTS)
+            yg = constructions.default_y_gamma(pi[i, s], r_g[i, s], gamma[i, s])
+            alpha = float(rng.choice(constructions.attainable_accuracies(r_g[i, s], pw)))
+            alpha_f = None if rng.random() < 0.25 else float(rng.choice(constructions.attainable_accuracies(r_g[i, s], pw, top=yg)))
+            c = constructions.thm5_construction(pi[i, s], r_g[i, s], gamma[i, s], slowness[i], alpha, alpha_f, pw, yg, N_PROMPTS)
             row.append(c)
             accs.append((alpha, alpha_f, c, pw, pi[i, s], r_g[i, s], slowness[i]))
         cons.append(row)
@@ -379,7 +379,7 @@ def check_thm6(rng, cfg):
         for s in range(N_PROMPTS):
             r_g = np.concatenate([rng.uniform(0.5, 1, 2), rng.uniform(-1, 0.3, N_OUT - 2)])
             key, sub = jax.random.split(key)
-            row_pi.append(C.sample_thm6_policies(sub, r_g, 0, 1, gamma, slow, c, 1, family=fam)[0])
+            row_pi.append(constructions.sample_thm6_policies(sub, r_g, 0, 1, gamma, slow, c, 1, family=fam)[0])
             row_rg.append(r_g)
         pis.append(row_pi)
         r_gs.append(row_rg)
@@ -395,11 +395,11 @@ def check_thm6(rng, cfg):
     for i in range(n):
         lm = []
         for s in range(N_PROMPTS):
-            b = C.thm6_bounds(pi[i, s], r_g[i, s], covered[i], gams[i], slows[i], cs[i], N_PROMPTS)
+            b = constructions.thm6_bounds(pi[i, s], r_g[i, s], covered[i], gams[i], slows[i], cs[i], N_PROMPTS)
             fast_b[i, s], slow_b[i, s] = b.fast_bound, b.slow_bound
             lm.append(b.lambda_max)
-            r_fast[i, s] = C.one_hot_reward(N_OUT, covered[i])
-            r_slow[i, s] = C.one_hot_reward(N_OUT, rare[i])
+            r_fast[i, s] = constructions.one_hot_reward(N_OUT, covered[i])
+            r_slow[i, s] = constructions.one_hot_reward(N_OUT, rare[i])
         lam_max[i] = min(lm)
     gamma = np.repeat(np.array(gams)[:, None], N_PROMPTS, 1)
     logits = np.log(pi)
@@ -442,6 +442,8 @@ def run_checks(scale: str = "default", seed: int = 0, progress: Callable[[str], 
 
     Example (the full run takes about a minute at ``quick`` scale, so it is not executed here):
 
+    >>> import rmtheory
+    >>> rmtheory.enable_x64()  # the theory computes in float64
     >>> from rmtheory._verify import format_table, run_checks
     >>> rows = run_checks("quick", seed=0)  # doctest: +SKIP
     >>> sum(r.violations for r in rows)  # doctest: +SKIP

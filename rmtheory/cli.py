@@ -1,7 +1,8 @@
 """The ``rmtheory`` command line.
 
 Each subcommand lives in its own module exposing ``configure(parser)`` and ``main(args) -> int``; this
-file only wires them together (imports are lazy so ``rmtheory --help`` is instant).
+file only wires them together (imports are lazy so ``rmtheory --help`` is instant). Every subcommand runs
+with JAX in 64-bit mode (:func:`rmtheory.enable_x64`, switched on here once for all of them).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 SUBCOMMANDS = {
     "demo": ("rmtheory._demo", "quick theory demo: t_γ against reward variance (table + figure)"),
-    "figures": ("rmtheory._figures_cli", "regenerate every figure into figures/ (runs experiments/)"),
+    "figures": ("rmtheory.figures.cli", "regenerate every figure (PNG + CSV/JSON data) into ./figures"),
     "verify": ("rmtheory._verify", "check every theorem on random instances; non-zero exit on a violation"),
     "evaluate": ("rmtheory.evaluate", "reward-model report card from exported rewards (CSV/JSONL/Parquet)"),
     "score": ("rmtheory.hf.score", "sample a Hugging Face policy, score with reward models → evaluate's input ([hf] extra)"),
@@ -36,6 +37,9 @@ def main(argv=None) -> int:
     for name, (module, help_) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_)
         if name == chosen:
+            from . import enable_x64
+
+            enable_x64()  # before the subcommand creates any array (the LM's committed numbers were made so too)
             mod = importlib.import_module(module)
             mod.configure(p)
             p.set_defaults(_run=mod.main)

@@ -1,4 +1,7 @@
-"""Test configuration: hypothesis profiles.
+"""Test configuration: 64-bit JAX and hypothesis profiles.
+
+* 64-bit mode is switched on once for the whole suite with :func:`rmtheory.enable_x64` (the one switch; the
+  tests of the switch itself run in subprocesses).
 
 * ``ci`` (default; also when CI=true): bounded, derandomized, no deadline — same examples every run.
 * ``dev``: many more examples, random; select with ``HYPOTHESIS_PROFILE=dev pytest``.
@@ -6,10 +9,11 @@
 
 import os
 
-import jax
 from hypothesis import HealthCheck, settings
 
-jax.config.update("jax_enable_x64", True)
+import rmtheory
+
+rmtheory.enable_x64()
 
 settings.register_profile(
     "ci", max_examples=15, derandomize=True, deadline=None, print_blob=True,

@@ -244,9 +244,9 @@ def test_plot_without_extension_says_what_was_written(tmp_path, capsys):
 
 
 def test_verify_and_figures_bad_arguments_fail_first(tmp_path, monkeypatch, capsys):
-    from rmtheory import _figures_cli, _verify
+    from rmtheory import _verify, figures
     monkeypatch.setattr(_verify, "run_checks", lambda *a, **k: pytest.fail("ran checks with a bad seed"))
-    monkeypatch.setattr(_figures_cli, "find_experiments", lambda *a, **k: pytest.fail("started the figures"))
+    monkeypatch.setattr(figures, "run_all", lambda *a, **k: pytest.fail("started the figures"))
     (tmp_path / "afile").write_text("x")
     for argv, needle in [(["verify", "--seed", "-1"], "rmtheory verify: error: --seed must be >= 0; got -1"),
                          (["figures", "--seed", "-1"], "rmtheory figures: error: --seed must be >= 0; got -1"),

@@ -1,14 +1,16 @@
-"""The figure scripts (``experiments/fig*.py``, quick mode), ``rmtheory figures`` and the scaling-law notebook.
+"""The figures (:mod:`rmtheory.figures`, quick mode), ``rmtheory figures`` and the scaling-law notebook.
 
 The quick figures run once per session (module fixture) in a subprocess, exactly as
-``python experiments/make_figures.py --quick --out DIR``; each test then checks one figure's PNG and data:
-expected columns, sane values and the inequalities the figure illustrates (measured t_γ ≥ its lower bound,
-…). The subprocess compiles with XLA's backend optimisation level 0, which roughly halves the JIT time of
-the quick run; it changes results only at the rounding level (compared below against an in-process run).
+``rmtheory figures --quick --out DIR``, started from a directory outside the repository (the figure code is
+part of the installed package); each test then checks one figure's PNG and data: expected columns, sane
+values and the inequalities the figure illustrates (measured t_γ ≥ its lower bound, …). The subprocess
+compiles with XLA's backend optimisation level 0, which roughly halves the JIT time of the quick run; it
+changes results only at the rounding level (compared below against an in-process run).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -20,18 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rmtheory import figures
+from rmtheory.figures import FIGURES, read_csv, save_json
+
 ROOT = Path(__file__).resolve().parents[1]
 EXP = ROOT / "experiments"
-sys.path.insert(0, str(EXP))
-import _common as C  # noqa: E402
+CLI = "import sys; from rmtheory.cli import main; sys.exit(main(sys.argv[1:]))"
 
-FIGURES = {
-    "fig1": "fig1_scaling_law",
-    "fig2": "fig2_accuracy_not_enough",
-    "fig3": "fig3_policy_dependence",
-    "fig4": "fig4_landscape",
-    "fig5": "fig5_flow_vs_practice",
-}
 DATA_EXT = {"fig1": ("csv", "json"), "fig2": ("csv", "json"), "fig3": ("csv", "json"), "fig4": ("csv", "json"),
             "fig5": ("csv", "json")}
 FAST_XLA = "--xla_backend_optimization_level=0"
@@ -45,7 +42,7 @@ def _env(**extra):
 
 
 class _QuickRun:
-    """``make_figures.py --quick`` in a background subprocess, started once per module; ``wait()`` returns
+    """``rmtheory figures --quick`` in a background subprocess (its working directory outside the repository), started once per module; ``wait()`` returns
     its output directory. The notebook and CLI tests run first (they compile in another process) while it
     runs, which roughly halves this file's wall time on two cores."""
 
@@ -53,9 +50,9 @@ class _QuickRun:
         self.out = out
         self.t0 = time.perf_counter()
         self.log = open(out.parent / (out.name + ".log"), "w+")
-        self.proc = subprocess.Popen([sys.executable, str(EXP / "make_figures.py"), "--quick", "--seed", "0",
+        self.proc = subprocess.Popen([sys.executable, "-c", CLI, "figures", "--quick", "--seed", "0",
                                       "--out", str(out)], env=_env(), stdout=self.log, stderr=subprocess.STDOUT,
-                                     text=True, cwd=str(ROOT))
+                                     text=True, cwd=str(out.parent))
         self.rc = None
 
     def wait(self) -> Path:
@@ -64,7 +61,7 @@ class _QuickRun:
             self.log.seek(0)
             self.text = self.log.read()
             print(f"quick figures: {time.perf_counter() - self.t0:.1f} s")
-        assert self.rc == 0, f"make_figures --quick failed:\n{self.text[-6000:]}"
+        assert self.rc == 0, f"rmtheory figures --quick failed:\n{self.text[-6000:]}"
         assert "all figures done" in self.text
         return self.out
 
@@ -93,7 +90,7 @@ def _json(d: Path, fig: str):
 
 
 def _csv(d: Path, fig: str):
-    return C.read_csv(str(d / f"{FIGURES[fig]}.csv"))
+    return read_csv(str(d / f"{FIGURES[fig]}.csv"))
 
 
 def _f(x):
@@ -112,12 +109,20 @@ def _reject_constant(c):
 NOTEBOOK = EXP / "scaling_law.ipynb"
 
 
+def _run_notebook_module():
+    """``experiments/run_notebook.py`` loaded from its path (experiments/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("run_notebook", EXP / "run_notebook.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_notebook_committed_outputs_are_current():
     """The notebook is committed executed in default mode (so its plot shows where people read it); its
     outputs are current: the code-cell sources hash to the one recorded by ``experiments/run_notebook.py``
     when it ran, every code cell ran, and no output is an error."""
     nbformat = pytest.importorskip("nbformat")
-    import run_notebook
+    run_notebook = _run_notebook_module()
 
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
     nbformat.validate(nb)
@@ -155,15 +160,19 @@ def test_notebook_executes_in_quick_mode(quick_run, tmp_path, monkeypatch):
 # CLI and make_figures
 # --------------------------------------------------------------------------------------------------
 
-def test_cli_figures_only_fig2(quick_run, tmp_path):
-    """``rmtheory figures --quick --only fig2`` in process (while the quick run works in its subprocess);
-    deterministic: the same data as the quick run's fig2."""
+def test_cli_figures_only_fig2(quick_run, tmp_path, monkeypatch):
+    """``rmtheory figures --quick --only fig2`` in process (while the quick run works in its subprocess), from
+    a directory outside the repository and without ``--out``: it writes ``./figures``; deterministic: the same
+    data as the quick run's fig2."""
     from rmtheory.cli import main
 
-    assert main(["figures", "--quick", "--only", "fig2", "--out", str(tmp_path)]) == 0
-    names = sorted(p.name for p in tmp_path.iterdir())
+    monkeypatch.chdir(tmp_path)
+    assert main(["figures", "--quick", "--only", "fig2"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]
+    out = tmp_path / "figures"
+    names = sorted(p.name for p in out.iterdir())
     assert names == sorted(f"{FIGURES['fig2']}.{e}" for e in ("png", "csv", "json"))
-    a, b = _json(tmp_path, "fig2"), _json(quick_run.wait(), "fig2")
+    a, b = _json(out, "fig2"), _json(quick_run.wait(), "fig2")
     np.testing.assert_allclose([_f(x) for x in a["slow_sweep"]["t_gamma"]],
                                [_f(x) for x in b["slow_sweep"]["t_gamma"]], rtol=1e-7)
     assert [m["accuracy"] for m in a["models"]] == [m["accuracy"] for m in b["models"]]
@@ -177,12 +186,26 @@ def test_cli_figures_bad_only(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-def test_make_figures_discovers_every_script():
-    import make_figures
+def test_every_figure_is_a_package_module():
+    """``rmtheory.figures.FIGURES`` names one module per figure, each with ``run`` and ``main``; ``--only``
+    takes a short name or a module-name prefix."""
+    assert list(FIGURES) == ["fig1", "fig2", "fig3", "fig4", "fig5"]
+    for key, name in FIGURES.items():
+        mod = figures.figure(key)
+        assert mod.__name__ == f"rmtheory.figures.{name}" and mod.NAME == name
+        assert callable(mod.run) and callable(mod.main)
+    assert figures.select(["fig2_acc", "fig4"]) == {"fig2": FIGURES["fig2"], "fig4": FIGURES["fig4"]}
+    with pytest.raises(ValueError, match="fig9"):
+        figures.select(["fig9"])
 
-    assert sorted(make_figures.scripts()) == sorted(FIGURES)
-    for key, path in make_figures.scripts().items():
-        assert os.path.basename(path) == FIGURES[key] + ".py"
+
+def test_make_figures_script_is_the_cli(tmp_path):
+    """``python experiments/make_figures.py`` is a thin wrapper of ``rmtheory figures`` (same checks, which
+    fail before computing)."""
+    r = subprocess.run([sys.executable, str(EXP / "make_figures.py"), "--seed", "-1", "--out", str(tmp_path)],
+                       capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
+    assert r.returncode == 2 and "rmtheory figures: error: --seed must be >= 0; got -1" in r.stderr
+    assert not any(tmp_path.iterdir())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -342,19 +365,7 @@ def test_fig5_flow_vs_practice(quick):
 
 def test_save_json_writes_non_finite_as_null(tmp_path, capsys):
     """Figure data follow rmtheory.io's strict rule (they used to hold the strings "inf"/"nan")."""
-    C.save_json({"t": [1.5, float("inf"), -np.inf], "rho": np.float64("nan"), "n": np.int64(3)}, str(tmp_path), "x.json")
+    save_json({"t": [1.5, float("inf"), -np.inf], "rho": np.float64("nan"), "n": np.int64(3)}, str(tmp_path), "x.json")
     text = (tmp_path / "x.json").read_text()
     assert json.loads(text, parse_constant=_reject_constant) == {"t": [1.5, None, None], "rho": None, "n": 3}
     assert not list(tmp_path.glob(".tmp*"))
-
-
-def test_make_figures_checks_out_before_computing(monkeypatch, capsys):
-    """`python experiments/make_figures.py --out /proc/nope` fails at once (it used to compute for 20 s first)."""
-    import make_figures
-
-    monkeypatch.setattr(make_figures, "run_all", lambda *a, **k: pytest.fail("computed before checking --out"))
-    for argv, needle in [(["--out", "/proc/nope"], "--out /proc/nope: cannot write there"),
-                         (["--seed", "-1"], "--seed must be >= 0; got -1")]:
-        with pytest.raises(SystemExit) as ei:
-            make_figures.main(argv)
-        assert ei.value.code == 2 and needle in capsys.readouterr().err

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import rmtheory as rt
-from rmtheory._objective import lemma7_column
+from rmtheory import lemma7_column
 
 SHAPES = st.sampled_from([(1, 2), (3, 5), (2, 8)])
 

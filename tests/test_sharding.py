@@ -33,6 +33,8 @@ CASE = """
 import jax, jax.numpy as jnp, numpy as np
 import rmtheory as rt
 
+rt.enable_x64()  # the one 64-bit switch (the parent test process has it on via conftest.py)
+
 def case():
     keys = jax.random.split(jax.random.PRNGKey(1), 256)
     inst = jax.vmap(lambda k: rt.random_instance(k, 1, 16, lam=0.0))(keys)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rmtheory as rt
-from rmtheory._solver import first_hitting_time, first_hitting_times
+from rmtheory import first_hitting_time, first_hitting_times
 
 
 def _peaked_batch(n, n_out, seed):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import time
 
+from .._precision import require_x64
 from ._compute import bootstrap as _bootstrap, evaluate_models
 from ._prepare import (DEFAULT_GT, ID_COLUMNS, MAX_BOOTSTRAP, MAX_BOOTSTRAP_DRAWS, check_bootstrap_cost, check_options,
                        index_rows, load_off_policy, select_columns)
@@ -65,7 +66,9 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
     Example (a tiny CSV: two prompts, three samples each, two reward models and the ground truth):
 
     >>> import os, tempfile
+    >>> from rmtheory import enable_x64
     >>> from rmtheory.evaluate import evaluate
+    >>> enable_x64()
     >>> path = os.path.join(tempfile.mkdtemp(), "rewards.csv")
     >>> with open(path, "w") as f:
     ...     _ = f.write("prompt_id,sample_id,rm_a,rm_b,ground_truth\\n"
@@ -87,6 +90,7 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
     >>> round(evaluate(table, bootstrap=0)["rm_a"].acc_on, 4)
     0.8333
     """
+    require_x64("rmtheory.evaluate.evaluate")
     check_options(normalisation, bootstrap, seed, ci, gamma, n_prompts)
     warnings: list[str] = []
     clock = _Clock()

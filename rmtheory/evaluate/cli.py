@@ -82,9 +82,9 @@ def main(args) -> int:
 
 
 def _standalone(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="rmtheory evaluate")
-    configure(p)
-    return main(p.parse_args(argv))
+    from ..cli import main as rmtheory_main  # switches on 64-bit mode, as every subcommand
+
+    return rmtheory_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -9,19 +9,18 @@ and Theorem 6's bound (fast: upper bound; slow: lower bound).
 
 from __future__ import annotations
 
-import os
 import sys
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import rmtheory as rt
 
-import rmtheory as rt  # noqa: E402
+from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
+from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig3_policy_dependence"
-GAMMA, SLOWNESS, C_MASS, V0, N_OUT = 0.2, 8.0, 0.3, 0.0, C.N_OUTPUTS
+GAMMA, SLOWNESS, C_MASS, V0, N_OUT = 0.2, 8.0, 0.3, 0.0, N_OUTPUTS
 DISPLAY = {"r_RM (one-hot on y^γ)": "r$_{RM}$ (one-hot on y$^γ$)", "r′_RM (one-hot on y′^γ)": "r′$_{RM}$ (one-hot on y′$^γ$)"}
 
 
@@ -37,7 +36,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     pis = np.concatenate([fam[f] for f, _ in cells])  # [4n, Y]
     rw = np.concatenate([np.broadcast_to(rms[r], (n, N_OUT)) for _, r in cells])
     inst = rt.make_instance(np.log(pis)[:, None], rw[:, None])
-    t, _ = C.tabular_t_gamma(np.log(pis), rw, np.broadcast_to(r_g, (len(pis), N_OUT)), GAMMA)
+    t, _ = tabular_t_gamma(np.log(pis), rw, np.broadcast_to(r_g, (len(pis), N_OUT)), GAMMA)
     var = np.asarray(rt.reward_variance(pis, rw))
     fin = t[np.isfinite(t)]
     ts = np.concatenate([[0.0], np.geomspace(1e-2, 3 * fin.max(), 50 if quick else 150)])
@@ -68,10 +67,10 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
                                                      else np.all(t[sl] >= b * (1 - 1e-9)))})
         print(f"  {f:3s} × {r:26s} median t_γ={np.median(t[sl]):9.4g}  Thm6 {kind} ≈ {np.median(b):.4g}")
     rows = {k: (np.asarray(v, float) if k in ("variance", "t_gamma", "bound") else np.array(v)) for k, v in rows.items()}
-    C.save_csv(rows, out, NAME + ".csv")
-    C.save_json(summary, out, NAME + ".json")
+    save_csv(rows, out, NAME + ".csv")
+    save_json(summary, out, NAME + ".json")
 
-    plt = C.pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, sharey=True)
     for ci, (f, r) in enumerate(cells):
         ax = axes[ci // 2, ci % 2]
@@ -95,17 +94,17 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     fig.suptitle(f"Theorem 3: the better teacher depends on the initial policy ({n} policies per family, "
                  f"|Y|={N_OUT}, γ={GAMMA}, T={SLOWNESS:g}, c={C_MASS}, λ=0)", fontsize=10)
     fig.tight_layout()
-    C.caption(fig, f"Π: initial policies with mass c = {C_MASS} on y$^γ$ and ≤ 1/T² on y′$^γ$ (Π′: roles swapped), "
+    caption(fig, f"Π: initial policies with mass c = {C_MASS} on y$^γ$ and ≤ 1/T² on y′$^γ$ (Π′: roles swapped), "
               f"all with E$_{{π_0}}$[r$_G$] = V$_0$ = {V0:g}; r$_G$(y$^γ$) = 1, r$_G$(y′$^γ$) = 0.9. Both teachers are "
               "one-hot ±1 rewards that differ only in which output they reward: the teacher is fast when the initial "
               "policy already covers its rewarded output (high variance) and slow otherwise (variance ≤ 8/T²). "
               "Thin lines: individual initial policies; dotted: Theorem 6's bound (fast cells: an UPPER bound on "
               "t$_γ$; slow cells: a LOWER bound).", y=0.0)
-    C.save_figure(fig, out, NAME + ".png")
+    save_figure(fig, out, NAME + ".png")
     return {"rows": rows, "summary": summary}
 
 
-main = C.cli(run, __doc__)
+main = figure_main(run, __doc__)
 
 
 if __name__ == "__main__":

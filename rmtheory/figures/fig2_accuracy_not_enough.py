@@ -10,20 +10,19 @@ its upper bound.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import rmtheory as rt
 
-import rmtheory as rt  # noqa: E402
+from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
+from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig2_accuracy_not_enough"
 GAMMA = 0.2
-N_OUT = C.N_OUTPUTS
+N_OUT = N_OUTPUTS
 TRAJ_T = (1.0, 8.0, 64.0)  # slowness values whose trajectories are drawn
 
 
@@ -53,7 +52,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     all_rms = np.stack(rms + [cons[T].r_rm for T in sweep_T])
     n = len(all_rms)
     logits = np.broadcast_to(np.log(pi0), (n, 1, N_OUT))
-    t_gamma, _ = C.tabular_t_gamma(logits[:, 0], all_rms, np.broadcast_to(r_g, (n, N_OUT)), GAMMA)
+    t_gamma, _ = tabular_t_gamma(logits[:, 0], all_rms, np.broadcast_to(r_g, (n, N_OUT)), GAMMA)
     acc = np.asarray(rt.accuracy(jnp.asarray(all_rms), jnp.asarray(np.broadcast_to(r_g, all_rms.shape))))
     var = np.asarray(rt.reward_variance(np.broadcast_to(pi0, all_rms.shape), all_rms))
     # trajectories for the first len(rms) reward models
@@ -65,7 +64,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     vg = np.asarray(rt.value(theta[:, :, 0], r_g))  # [T, k]
     rows = {"time": np.repeat(ts, k), "reward_model": np.tile(np.array(labels), len(ts)),
             "ground_truth_reward": vg.reshape(-1)}
-    C.save_csv(rows, out, NAME + ".csv")
+    save_csv(rows, out, NAME + ".csv")
     summary = {
         "gamma": GAMMA, "lambda": 0.0, "n_outputs": N_OUT, "pi0": pi0, "r_g": r_g, "v_g0": v0,
         "y_gamma": fast.y_gamma, "rho": fast.rho,
@@ -77,11 +76,11 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
                  "accuracy": fast.accuracy_fast, "accuracy_bound_2_over_Y": 2.0 / N_OUT,
                  "lambda_max": fast.lambda_max},
     }
-    C.save_json(summary, out, NAME + ".json")
+    save_json(summary, out, NAME + ".json")
     for m in summary["models"]:
         print(f"  {m['label']:18s} acc={m['accuracy']:.3f} var={m['variance']:.3g} t_γ={m['t_gamma']:.4g}")
 
-    plt = C.pyplot()
+    plt = pyplot()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4))
     for i in range(k):
         ax.semilogx(ts[1:], vg[1:, i], color=f"C{i}", lw=1.8,
@@ -108,17 +107,17 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     bx.legend(fontsize=7)
     bx.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    C.caption(fig, f"Exact tabular gradient flow from a fixed random π$_0$ (seed {seed}); r_perfect orders all "
+    caption(fig, f"Exact tabular gradient flow from a fixed random π$_0$ (seed {seed}); r_perfect orders all "
               f"{N_OUT} outputs exactly like r$_G$ (accuracy 1 over all pairs) but takes values in (0, 1/T), so its "
               "variance is ≤ 1/T² and Prop. 3 forces t$_γ$ ≥ 2(1−e$^{-γ/2}$)T. r̄ puts 1 on one good output y$^γ$ "
               "and tiny values in reverse r$_G$ order elsewhere (accuracy ≤ 2/|Y|), yet is fast because π$_0$(y$^γ$) "
               "is not small. Accuracy: fraction of correctly ordered output pairs (uniform pairs); Var: "
               "Var$_{π_0}$[r$_{RM}$]; t$_γ$ in units of the flow's time.", y=0.0)
-    C.save_figure(fig, out, NAME + ".png")
+    save_figure(fig, out, NAME + ".png")
     return {"rows": rows, "summary": summary}
 
 
-main = C.cli(run, __doc__)
+main = figure_main(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ times barely vary and their Spearman with the flow reflects only the RMs' noise 
 
 from __future__ import annotations
 
-import os
 import sys
 
 import jax
@@ -27,13 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import rmtheory as rt
 
-import rmtheory as rt  # noqa: E402
+from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
+from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig5_flow_vs_practice"
-GAMMA, N_OUT = 0.1, C.N_OUTPUTS
+GAMMA, N_OUT = 0.1, N_OUTPUTS
 SGD_ETAS = (0.1, 1.0, 10.0)
 ADAM_ETA = 0.01
 SAMPLED_ETA = 0.1
@@ -78,7 +77,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     pi0 /= pi0.sum()
     var = np.asarray(rt.reward_variance(np.broadcast_to(pi0, r_rm.shape), r_rm))
     acc = np.asarray(rt.accuracy(jnp.asarray(r_rm), jnp.asarray(np.broadcast_to(r_g, r_rm.shape))))
-    t_flow, _ = C.tabular_t_gamma(lg, r_rm, np.broadcast_to(r_g, r_rm.shape), GAMMA)
+    t_flow, _ = tabular_t_gamma(lg, r_rm, np.broadcast_to(r_g, r_rm.shape), GAMMA)
     max_t = 3.0 * np.nanmax(np.where(np.isfinite(t_flow), t_flow, np.nan))
     n_seeds = 4 if quick else 32
     keys = jax.random.split(jax.random.PRNGKey(seed), n_seeds)
@@ -121,14 +120,14 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
         a, b = rec["noisy"], rec["rescaled"]
         print(f"  {name:34s} (a) noisy: Spearman vs flow = {a['spearman_vs_flow']:+.3f}, median t/t_flow = "
               f"{a['median_ratio_to_flow']:.3g} | (b) rescaled: relative spread of t = {b['relative_spread']:.3g}")
-    C.save_csv(rows, out, NAME + ".csv")
-    C.save_json(summary, out, NAME + ".json")
+    save_csv(rows, out, NAME + ".csv")
+    save_json(summary, out, NAME + ".json")
     plot(rows, summary, times, which, var, t_flow, scale, n_seeds, out)
     return {"rows": rows, "summary": summary}
 
 
 def plot(rows, summary, times, which, var, t_flow, scale, n_seeds, out):
-    plt = C.pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 6.6))
     marks = ["s", "^", "v", "D", "x", "+"]
     for ax, s in zip(axes, SETS):
@@ -150,16 +149,16 @@ def plot(rows, summary, times, which, var, t_flow, scale, n_seeds, out):
     fig.suptitle(f"Flow vs practical optimisers ({len(scale)} RMs per panel, |Y|={N_OUT}, λ=0; sampled gradients: "
                  f"median over {n_seeds} seeds)", fontsize=10)
     fig.subplots_adjust(left=0.075, right=0.985, top=0.88, bottom=0.40, wspace=0.22)
-    C.caption(fig, "SGD (any η shown) and sampled REINFORCE/RLOO gradients keep the flow's ordering: low-variance RMs "
+    caption(fig, "SGD (any η shown) and sampled REINFORCE/RLOO gradients keep the flow's ordering: low-variance RMs "
               "are slow teachers (ρ$_s$ ≈ +1). Adam does not: its update m̂/(√v̂+ε) is invariant to the reward's scale, "
               "so in (b) every rescaling gives the same Adam time while the flow's time ∝ 1/s; in (a), where variance "
               "differs mostly through the scale s, Adam's times are nearly constant and their rank correlation with "
               "the flow reflects only the RMs' noise patterns (not a bug). Adam's η·steps is not a flow time (each step "
               "moves every logit by ≈ η). The theory makes no claim about these optimisers.", y=0.085)
-    C.save_figure(fig, out, NAME + ".png")
+    save_figure(fig, out, NAME + ".png")
 
 
-main = C.cli(run, __doc__)
+main = figure_main(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,18 @@ t_γ ranked as slowest).
 
 from __future__ import annotations
 
-import os
 import sys
 
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import rmtheory as rt
 
-import rmtheory as rt  # noqa: E402
+from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
+from ._tabular import HORIZON, N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig4_landscape"
-GAMMA, N_OUT = 0.1, C.N_OUTPUTS
+GAMMA, N_OUT = 0.1, N_OUTPUTS
 
 
 def run(quick: bool = False, seed: int = 0, out: str = "figures"):
@@ -34,7 +33,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     scale = 10.0 ** rng.uniform(-2.0, 0.0, n)
     noisy = r_g + sigma[:, None] * rng.normal(size=(n, N_OUT))
     r_rm = scale[:, None] * noisy / np.abs(noisy).max(-1, keepdims=True)
-    t, status = C.tabular_t_gamma(np.broadcast_to(logits0, (n, N_OUT)), r_rm, np.broadcast_to(r_g, (n, N_OUT)), GAMMA)
+    t, status = tabular_t_gamma(np.broadcast_to(logits0, (n, N_OUT)), r_rm, np.broadcast_to(r_g, (n, N_OUT)), GAMMA)
     pi0 = np.exp(logits0 - logits0.max())
     pi0 /= pi0.sum()
     acc = np.asarray(rt.accuracy(jnp.asarray(r_rm), jnp.asarray(np.broadcast_to(r_g, r_rm.shape))))
@@ -43,7 +42,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     rho_acc, rho_var = rt.spearman(t, acc), rt.spearman(t, var)
     rho_acc_f, rho_var_f = rt.spearman(t[fin], acc[fin]), rt.spearman(t[fin], var[fin])
     summary = {"gamma": GAMMA, "lambda": 0.0, "n_outputs": N_OUT, "n_reward_models": n, "pi0": pi0, "r_g": r_g,
-               "fraction_infinite": float(1 - fin.mean()), "horizon": C.HORIZON,
+               "fraction_infinite": float(1 - fin.mean()), "horizon": HORIZON,
                "n_certified_unreachable": int(np.sum(status == rt.UNREACHABLE)),
                "n_beyond_horizon": int(np.sum(status == rt.HORIZON)), "n_max_steps": int(np.sum(status == rt.MAX_STEPS)),
                "mean_accuracy_finite": float(acc[fin].mean()), "mean_accuracy_infinite": float(acc[~fin].mean())
@@ -52,11 +51,11 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
                "spearman_t_vs_accuracy_finite_only": rho_acc_f, "spearman_t_vs_variance_finite_only": rho_var_f}
     print(f"  Spearman(t_γ, acc) = {rho_acc:+.3f}   Spearman(t_γ, Var) = {rho_var:+.3f}   "
           f"(finite only: {rho_acc_f:+.3f}, {rho_var_f:+.3f}; {100 * (1 - fin.mean()):.1f}% infinite)")
-    C.save_csv({"sigma": sigma, "scale": scale, "accuracy": acc, "variance": var, "t_gamma": t, "status": status},
+    save_csv({"sigma": sigma, "scale": scale, "accuracy": acc, "variance": var, "t_gamma": t, "status": status},
                out, NAME + ".csv")
-    C.save_json(summary, out, NAME + ".json")
+    save_json(summary, out, NAME + ".json")
 
-    plt = C.pyplot()
+    plt = pyplot()
     from matplotlib.colors import LogNorm
 
     fig, ax = plt.subplots(figsize=(7.2, 5.2))
@@ -67,7 +66,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     sc = ax.scatter(xa[fin], var[fin], c=np.clip(t[fin], lo_c, hi_c), s=ms, cmap="viridis_r",
                     norm=LogNorm(lo_c, hi_c), alpha=0.85)
     ax.scatter(xa[~fin], var[~fin], marker="x", s=ms + 1, color="r", alpha=0.6,
-               label=f"t$_γ$ = ∞ (E[r$_G$] never gains γ, or not by t = {C.HORIZON:.0e}): {int((~fin).sum())}")
+               label=f"t$_γ$ = ∞ (E[r$_G$] never gains γ, or not by t = {HORIZON:.0e}): {int((~fin).sum())}")
     ax.set_yscale("log")
     ax.set_ylim(var[var > 0].min() / 2, var.max() * 4)  # headroom for the legend
     cb = fig.colorbar(sc, ax=ax, extend="both")
@@ -83,16 +82,16 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
             bbox=dict(fc="w", ec="0.7"))
     ax.legend(loc="upper left", fontsize=7)
     ax.grid(alpha=0.3)
-    C.caption(fig, "Each point is one reward model r$_{RM}$ = s·(r$_G$ + σε)/max|r$_G$ + σε| (σ sets accuracy, s "
+    caption(fig, "Each point is one reward model r$_{RM}$ = s·(r$_G$ + σε)/max|r$_G$ + σε| (σ sets accuracy, s "
               "mostly sets variance), optimised by the exact tabular gradient flow from the same π$_0$; colour = time "
               "until E[r$_G$] gains γ. Spearman ρ over all RMs ranks t$_γ$ = ∞ as slowest; among RMs that do "
               "improve r$_G$ (finite t$_γ$), variance explains the speed and accuracy hardly does. Low-accuracy RMs "
               "often steer the policy to an output that is bad under r$_G$ (t$_γ$ = ∞).", y=-0.04)
-    C.save_figure(fig, out, NAME + ".png")
+    save_figure(fig, out, NAME + ".png")
     return {"summary": summary, "accuracy": acc, "variance": var, "t_gamma": t}
 
 
-main = C.cli(run, __doc__)
+main = figure_main(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -21,22 +21,20 @@ t_γ / bound ≥ 1 + e^{−γ/2} → 2 as γ → 0, which two equiprobable outpu
 
 from __future__ import annotations
 
-import os
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import rmtheory as rt
 
-import rmtheory as rt  # noqa: E402
-from rmtheory._neural import init_batch  # noqa: E402
+from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
+from ._tabular import HORIZON, N_OUTPUTS, embed, loglog_slope, tabular_t_gamma
 
 GAMMA = 0.1
 NAME = "fig1_scaling_law"
-NY = C.N_OUTPUTS
+NY = N_OUTPUTS
 F_RESCALED = "tabular, rescaled RM"
 F_PEAKED = "tabular, peaked policies"
 F_AR = "autoregressive tabular (|V|=3, L=2)"
@@ -62,7 +60,7 @@ def tabular_instances(rng, n: int):
 
 
 def worst_case_instances(rng, n_random: int, n_line: int, quick: bool):
-    """Candidates for the smallest t_γ / (Prop. 3 bound), λ = 0, all embedded into |Y| = 8 (:func:`C.embed`):
+    """Candidates for the smallest t_γ / (Prop. 3 bound), λ = 0, all embedded into |Y| = 8 (:func:`embed`):
 
     * "grid": π = (p, 1 − p), r_RM = (1, −1)/2, timed r = (1, −1), on a grid of p and γ (the ratio does not
       depend on the RM scale, by time rescaling);
@@ -92,7 +90,7 @@ def worst_case_instances(rng, n_random: int, n_line: int, quick: bool):
         blocks.append((lg, rr, rr, np.maximum(frac * gap, 1e-6), f"random |Y|={ny}", np.full(n_random, np.nan)))
     out = {k: [] for k in ("logits", "reward", "measure", "gamma", "tag", "p")}
     for lg, rr, ms, gg, tag, p in blocks:
-        lg, rr, ms = C.embed(lg, rr, ms)
+        lg, rr, ms = embed(lg, rr, ms)
         for k, v in zip(out, (lg, rr, ms, gg, np.array([tag] * len(gg)), p)):
             out[k].append(v)
     return {k: np.concatenate(v) for k, v in out.items()}
@@ -103,14 +101,14 @@ def neural_points(key, policy, n: int, *, jacobian: bool):
     in [1e−3, 1]; t_γ on r_G. With ``jacobian`` the Thm. 4 bound uses J_{t_γ} measured along the
     trajectory (max over a 16-interval time grid and every prefix), else J = 1 (exact for TabularAR)."""
     k1, k2, k3 = jax.random.split(key, 3)
-    params = init_batch(policy, k1, n)
+    params = rt.init_batch(policy, k1, n)
     ny = policy.n_outputs
     r_g = jax.random.uniform(k2, (n, 1, ny), minval=-1.0, maxval=1.0)
     s = 10.0 ** jax.random.uniform(k3, (n, 1, 1), minval=-3.0, maxval=0.0)
     r_rm = s * r_g
     pi0 = jnp.exp(jax.vmap(policy.log_probs)(params))
     var = np.asarray(rt.reward_variance(pi0, r_rm))[:, 0]
-    res = rt.neural_time_to_gamma(policy, params, r_rm, GAMMA, prompt=0, measure=r_g, t_max=C.HORIZON)
+    res = rt.neural_time_to_gamma(policy, params, r_rm, GAMMA, prompt=0, measure=r_g, t_max=HORIZON)
     t = np.asarray(res.t)
     if jacobian:
         t_end = np.where(np.isfinite(t), t, 0.0)
@@ -133,7 +131,7 @@ def compute(quick: bool, seed: int):
     ms_all = np.concatenate([rg, w["measure"]])
     gg_all = np.concatenate([np.full(len(lg), GAMMA), w["gamma"]])
     tag_all = np.concatenate([fam, w["tag"]])
-    t, status = C.tabular_t_gamma(lg_all, rr_all, ms_all, gg_all)
+    t, status = tabular_t_gamma(lg_all, rr_all, ms_all, gg_all)
     pi_all = np.exp(lg_all - lg_all.max(-1, keepdims=True))
     pi_all /= pi_all.sum(-1, keepdims=True)
     var = np.asarray(rt.reward_variance(pi_all, rr_all))
@@ -172,7 +170,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     fams, worst = compute(quick, seed)
     rows = {k: [] for k in ("family", "variance", "t_gamma", "status", "gamma", "bound_prop3", "bound_thm4",
                             "jacobian")}
-    summary = {"gamma": GAMMA, "lambda": 0.0, "horizon": C.HORIZON, "quick": quick, "seed": seed,
+    summary = {"gamma": GAMMA, "lambda": 0.0, "horizon": HORIZON, "quick": quick, "seed": seed,
                "note": "Prop. 3 and Thm. 4 are LOWER bounds; fitted slopes are not exponents and may be steeper. "
                        "slope = least-squares slope of log10 t_gamma on log10 Var over finite t_gamma; "
                        "t_gamma = inf: not reached by the horizon (or certified unreachable).",
@@ -183,7 +181,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
                        ("gamma", d["gamma"]), ("bound_prop3", d["bound_prop3"]), ("bound_thm4", d["bound_thm4"]),
                        ("jacobian", d["jacobian"])):
             rows[k] += list(col)
-        slope, icpt = C.loglog_slope(d["var"], d["t"])
+        slope, icpt = loglog_slope(d["var"], d["t"])
         fin = np.isfinite(d["t"])
         p3, b4 = d["bound_prop3"], d["bound_thm4"]
         rec = {"n": n, "n_finite": int(fin.sum()), "slope": slope, "intercept_log10": icpt,
@@ -202,8 +200,8 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
           f"provable floor there {a['floor_at_gamma']:.4f}); violations={worst['violations']}")
     rows = {k: (np.array(v) if k == "family" else np.asarray(v, int if k == "status" else float))
             for k, v in rows.items()}
-    C.save_csv(rows, out, NAME + ".csv")
-    C.save_json(summary, out, NAME + ".json")
+    save_csv(rows, out, NAME + ".csv")
+    save_json(summary, out, NAME + ".json")
     plot(fams, summary, out)
     return {"rows": rows, "summary": summary}
 
@@ -218,7 +216,7 @@ STYLES = {
 
 
 def plot(fams, summary, out):
-    plt = C.pyplot()
+    plt = pyplot()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12.5, 7.4))
     allv = np.concatenate([d["var"] for d in fams.values()])
     allv = allv[allv > 0]
@@ -272,18 +270,18 @@ def plot(fams, summary, out):
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.235), ncol=2, fontsize=8, frameon=False)
     fig.suptitle("Scaling law: t$_γ$ vs initial reward variance. Prop. 3 and Thm. 4 are LOWER bounds — "
                  "a fitted slope may be steeper than −1/2 or −1/3", fontsize=10)
-    C.caption(fig, f"Exact gradient flow, λ = 0, one prompt, r$_{{RM}}$ = s·r$_G$, γ = {GAMMA}; t$_γ$ is timed "
-              f"on r$_G$. Not drawn: {n_inf} run(s) with t$_γ$ = ∞ (not reached by flow time {C.HORIZON:.0e}). "
+    caption(fig, f"Exact gradient flow, λ = 0, one prompt, r$_{{RM}}$ = s·r$_G$, γ = {GAMMA}; t$_γ$ is timed "
+              f"on r$_G$. Not drawn: {n_inf} run(s) with t$_γ$ = ∞ (not reached by flow time {HORIZON:.0e}). "
               "Rescaling r$_{RM}$ by s rescales time exactly, so the rescaled families have slope ≈ −1/2 by "
               "construction; concentrated (peaked) initial policies are much slower than the Var$^{-1/2}$ law. MLP runs "
               f"(J$_{{t_γ}}$ ∈ [{jr[0]:.1f}, {jr[1]:.1f}]) can beat the tabular-only Prop. 3 line, but not their own Thm. 4 bound. "
               "Floor (derived here): tabular gradients have entries in [−½, ½] and sum to zero, so "
               "t$_γ$ ≥ (1+e$^{-γ/2}$)·(Prop. 3 bound); two equiprobable outputs attain it as γ → 0.",
               y=0.085)
-    C.save_figure(fig, out, NAME + ".png")
+    save_figure(fig, out, NAME + ".png")
 
 
-main = C.cli(run, __doc__)
+main = figure_main(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""The five theory figures: data, plot and files, installed with the package (``rmtheory figures``).
+
+Each figure is one module, ``fig1_scaling_law`` … ``fig5_flow_vs_practice``, exposing
+``run(quick=False, seed=0, out="figures") -> dict`` (writes ``out/<name>.png`` and its CSV/JSON data, returns
+the data it plotted) and ``main(argv=None)`` (``python -m rmtheory.figures.fig2_accuracy_not_enough --quick``).
+:func:`run_all` runs them in turn; ``rmtheory figures`` is its command line (:mod:`rmtheory.figures.cli`).
+
+The figures compute in float64: :func:`run_all` and the command lines switch it on with
+:func:`rmtheory.enable_x64`; a bare ``fig*.run`` needs it switched on first (it raises otherwise).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import time
+
+from ._output import read_csv, save_csv, save_json
+from ._tabular import BUCKET, HORIZON, N_OUTPUTS, embed, loglog_slope, tabular_t_gamma
+
+FIGURES = {
+    "fig1": "fig1_scaling_law",
+    "fig2": "fig2_accuracy_not_enough",
+    "fig3": "fig3_policy_dependence",
+    "fig4": "fig4_landscape",
+    "fig5": "fig5_flow_vs_practice",
+}
+"""{short name: module name} of every figure, in the order :func:`run_all` runs them."""
+
+__all__ = ["BUCKET", "FIGURES", "HORIZON", "N_OUTPUTS", "embed", "figure", "loglog_slope", "read_csv", "run_all",
+           "save_csv", "save_json", "select", "tabular_t_gamma"]
+
+
+def figure(key: str):
+    """The module of figure ``key`` (``"fig1"`` … ``"fig5"``)."""
+    return importlib.import_module(f"{__name__}.{FIGURES[key]}")
+
+
+def select(only=None) -> dict:
+    """{short name: module name} of the figures named in ``only`` (short names such as ``"fig2"`` or module-name
+    prefixes such as ``"fig2_acc"``); all of them when ``only`` is empty. Raises ValueError on an unknown name."""
+    if not only:
+        return dict(FIGURES)
+    chosen = {}
+    for o in only:
+        key = o.split("_")[0] if o.startswith("fig") else o
+        matches = {k: v for k, v in FIGURES.items() if k == key or (v + ".py").startswith(o)}
+        if not matches:
+            raise ValueError(f"{o!r}: no such figure; choose from {', '.join(FIGURES)}")
+        chosen.update(matches)
+    return chosen
+
+
+def run_all(quick: bool = False, seed: int = 0, out: str = "figures", only=None) -> dict:
+    """Run the selected figures (all by default) into ``out``, printing progress; returns {name: seconds}.
+
+    Switches JAX to float64 (:func:`rmtheory.enable_x64`), which the figures' theory needs. A full run (no
+    ``only``) also writes ``out/make_figures_timings.json``.
+    """
+    from .. import enable_x64
+
+    enable_x64()
+    todo = select(only)
+    timings = {}
+    t_all = time.perf_counter()
+    for i, (key, name) in enumerate(todo.items(), 1):
+        print(f"[{i}/{len(todo)}] {name} ({'quick' if quick else 'default'}, seed {seed}) → {out}", flush=True)
+        t0 = time.perf_counter()
+        figure(key).run(quick=quick, seed=seed, out=out)
+        timings[key] = time.perf_counter() - t0
+        print(f"[{i}/{len(todo)}] {key} done in {timings[key]:.1f} s", flush=True)
+    total = time.perf_counter() - t_all
+    print(f"all figures done in {total:.1f} s", flush=True)
+    if not only:  # a full run records its wall times next to the figures
+        os.makedirs(out, exist_ok=True)
+        rec = {"mode": "quick" if quick else "default", "seed": seed, "seconds": {k: round(v, 1) for k, v in timings.items()},
+               "total_seconds": round(total, 1), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+               "command": "rmtheory figures" + (" --quick" if quick else "")}
+        with open(os.path.join(out, "make_figures_timings.json"), "w") as f:
+            f.write(json.dumps(rec, indent=2) + "\n")
+    return timings

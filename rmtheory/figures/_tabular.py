@@ -1,0 +1,74 @@
+"""Batched tabular t_γ and instance helpers shared by the figures (library logic, not plotting).
+
+Every tabular t_γ of the figures is solved by :func:`tabular_t_gamma` in chunks of exactly :data:`BUCKET`
+rows over :data:`N_OUTPUTS` outputs, so all five figures reuse one compiled solver.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import make_instance, time_to_gamma
+
+# Flow-time horizon of every t_γ solve in the figures. With λ = 0 a finite t_γ can be astronomically large
+# (the flow first settles near a saddle, a worse output; theory.md 1.7). The time spent near a saddle depends on
+# the last bits of the state (one instance moved from 8.9e13 to beyond 1e16 between two solver versions), so
+# such times are reported as "beyond the horizon" (t_γ = inf, status HORIZON), which keeps every figure's
+# data reproducible from its seed.
+HORIZON = 1e9
+BUCKET = 1024  # tabular t_γ batches are solved in chunks of exactly this size (padded), so every figure
+               # with |Y| = N_OUTPUTS reuses one compiled solver (padding rows are decided at t = 0)
+N_OUTPUTS = 8  # |Y| of every tabular instance in the figures (smaller supports are embedded, see embed)
+
+
+def loglog_slope(x, y):
+    """Least-squares slope and intercept of log10 y on log10 x over finite positive pairs."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    m = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if m.sum() < 2:
+        return float("nan"), float("nan")
+    s, c = np.polyfit(np.log10(x[m]), np.log10(y[m]), 1)
+    return float(s), float(c)
+
+
+def tabular_t_gamma(logits, reward, measure, gamma, lam=0.0, t_max: float = HORIZON):
+    """t_γ (and solver status) of the tabular gradient flow for a batch of single-prompt instances.
+
+    ``logits``, ``reward`` (r_RM), ``measure`` (the timed reward): [N, |Y|]; ``gamma``, ``lam``: scalar or
+    [N]. The batch is solved in chunks of exactly :data:`BUCKET` rows, the last one padded with trivially
+    unreachable rows (zero reward, decided ``inf`` at t = 0), so every call with the same |Y|
+    reuses one compiled solver. Returns (t [N], status [N]) as numpy arrays.
+    """
+    logits, reward, measure = (np.asarray(a, np.float64) for a in (logits, reward, measure))
+    n, ny = logits.shape
+    gamma = np.broadcast_to(np.asarray(gamma, np.float64), (n,))
+    lam = np.broadcast_to(np.asarray(lam, np.float64), (n,))
+    ts, sts = [], []
+    for a in range(0, n, BUCKET):
+        sl = slice(a, min(a + BUCKET, n))
+        k = sl.stop - sl.start
+        pad = BUCKET - k
+        z = np.zeros((pad, ny))
+        inst = make_instance(np.concatenate([logits[sl], z])[:, None], np.concatenate([reward[sl], z])[:, None],
+                                np.concatenate([lam[sl], np.zeros(pad)]))
+        res = time_to_gamma(inst, np.concatenate([gamma[sl], np.full(pad, 0.5)])[:, None],
+                               measure=np.concatenate([measure[sl], z])[:, None], t_max=t_max)
+        ts.append(np.asarray(res.t)[:k, 0])
+        sts.append(np.asarray(res.status)[:k, 0])
+    return np.concatenate(ts), np.concatenate(sts)
+
+
+def embed(logits, reward, measure, n_outputs: int = N_OUTPUTS, pad_logit: float = -60.0):
+    """Embed instances with |Y| < ``n_outputs`` into ``n_outputs`` outputs: the extra outputs get logit
+    ``pad_logit`` (initial mass ≈ e^{-60} ≈ 1e-26, so the flow, the variance and t_γ change by ~1e-26
+    relative) and copy the *last* output's rewards. The result is a valid ``n_outputs`` instance in its own
+    right."""
+    logits, reward, measure = (np.asarray(a, np.float64) for a in (logits, reward, measure))
+    k = n_outputs - logits.shape[-1]
+    if k <= 0:
+        return logits, reward, measure
+    rep = lambda a: np.repeat(a[..., -1:], k, axis=-1)  # noqa: E731
+    return (np.concatenate([logits, np.full(logits.shape[:-1] + (k,), pad_logit)], -1),
+            np.concatenate([reward, rep(reward)], -1), np.concatenate([measure, rep(measure)], -1))
+
+
