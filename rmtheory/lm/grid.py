@@ -43,6 +43,7 @@ import rmtheory
 
 from . import task as T
 from .analysis import seed_stats
+from .._precision import require_x64
 from .config import Config
 from .model import RewardModel
 from .stages import _curve_set, gt_of
@@ -388,6 +389,7 @@ def _plot(path, results, report):
 def run(cfg: Config, st: GridSettings, out, log=print, until: str | None = None, figures_dir: str | None = None,
         stop_after_epoch: int | None = None):
     """Run (or resume) the grid. ``stop_after_epoch`` (testing) interrupts the first RL stage it reaches."""
+    require_x64("rmtheory.lm.grid.run (its numbers are made with JAX's x64 mode on)")
     rd = out if isinstance(out, RunDir) else RunDir(out)
     S.start(rd, cfg, "grid", st)
     stages = {**S.base_stages(cfg, rd, log), "policies": lambda: stage_policies(cfg, st, rd, log),

@@ -27,6 +27,7 @@ import numpy as np
 import rmtheory
 
 from .analysis import correlation_table, seed_stats
+from .._precision import require_x64
 from .config import Config
 from .model import RewardModel
 from .stages import _curve_set
@@ -280,6 +281,8 @@ def _plot(path, names, table, acc, var):
 # ---------------------------------------------------------------------------------------------- run
 def run(cfg: Config, st: ParadoxSettings, out, log=print, until: str | None = None, figures_dir: str | None = None,
         stop_after_epoch: int | None = None):
+    """Run (or resume) the sweep. ``stop_after_epoch`` (testing) interrupts the RL stage."""
+    require_x64("rmtheory.lm.paradox.run (its numbers are made with JAX's x64 mode on)")
     rd = out if isinstance(out, RunDir) else RunDir(out)
     S.start(rd, cfg, "paradox", st)
     stages = {**S.base_stages(cfg, rd, log), "ckpts": lambda: stage_ckpts(cfg, st, rd, log),

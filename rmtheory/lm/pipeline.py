@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 
+from .._precision import require_x64
 from .config import Config
 from .loop import Interrupted
 from .rundir import RunDir
@@ -51,6 +52,7 @@ def run_stage(cfg: Config, run: RunDir, stage: str, log=print, figures_dir: str 
 
 def run(cfg: Config, out, log=print, until: str | None = None, figures_dir: str | None = None):
     """Run (or resume) every stage up to and including ``until``."""
+    require_x64("rmtheory.lm.pipeline.run (its numbers are made with JAX's x64 mode on)")
     if until is not None and until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}; got {until!r}")
     rd = out if isinstance(out, RunDir) else RunDir(out)
