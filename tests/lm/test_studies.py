@@ -27,8 +27,12 @@ def grid_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def paradox_run(tmp_path_factory):
+def paradox_run(tmp_path_factory, grid_run):
+    # the same base config: the pipeline stages (prompts, SFT policy, its samples) are shared, not redone
     out = str(tmp_path_factory.mktemp("paradox") / "p")
+    os.makedirs(out)
+    for f in ("config.json", "data.npz", "sft.eqx", "sft_log.json", "samples.npz"):
+        shutil.copy(os.path.join(grid_run, f), os.path.join(out, f))
     paradox.run(CFG, paradox.QUICK, out, log=quiet)
     return out
 
