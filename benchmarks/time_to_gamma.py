@@ -33,7 +33,6 @@ import argparse
 import functools
 import importlib.util
 import os
-import platform
 import time
 
 import jax
@@ -41,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rmtheory as rt
+from _machine import cpu_model  # benchmarks/_machine.py (this script's directory is on sys.path)
 
 rt.enable_x64()  # the theory's float64
 
@@ -91,15 +91,6 @@ def paired(baseline, ours, repeats):
     return tb, to
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @functools.partial(jax.jit, static_argnames=("n_iter",))
