@@ -150,7 +150,7 @@ def test_paradox_quick_artifacts(paradox_run):
 def test_paradox_resumes_after_interruption_to_identical_numbers(paradox_run, tmp_path):
     out = str(tmp_path / "p")
     _copy_before(paradox_run, out, ["rl_paradox", "figures"])
-    paradox.run(CFG, paradox.QUICK, out, log=quiet, stop_after_epoch=1)     # killed after epoch 1 of 2
+    paradox.run(CFG, paradox.QUICK, out, log=quiet, until="rl", stop_after_epoch=1)  # killed after epoch 1 of 2
     prog = strict_load(os.path.join(out, "rl_paradox", "progress.json"))
     assert prog["epoch"] == 1 and not os.path.exists(os.path.join(out, "rl_paradox", "results.json"))
     paradox.run(CFG, paradox.QUICK, out, log=quiet)                          # resume
