@@ -127,7 +127,6 @@ def rm_training_data(cfg: Config, st: GridSettings, run: RunDir):
     rm_p = run.prompts("rm", d)
     usable = np.flatnonzero(~smp["tied"])
     p = rm_p.take(usable)
-    P = cfg.task.prompt_len
     on_c, on_r = smp["on_chosen"][usable], smp["on_rejected"][usable]
     off_c, off_r = d["off_chosen"][d["rm_id"]][usable], d["off_rejected"][d["rm_id"]][usable]
     n = usable.size
@@ -154,7 +153,6 @@ def rm_training_data(cfg: Config, st: GridSettings, run: RunDir):
                     t_chosen=t_c, t_rejected=t_r)
     info = {"n_pairs": int(n), "noisy_flipped": int(flip.sum()), "length_judge_swapped": int(swap.sum()),
             "length_judge_agrees_with_r_G": float(np.mean(~swap))}
-    del P
     return chosen, rejected, obj, info
 
 
