@@ -45,9 +45,10 @@ from . import task as T
 from .analysis import seed_stats
 from .._precision import require_x64
 from .config import Config
+from .loop import run_stages
 from .model import RewardModel
-from .stages import _curve_set, gt_of
-from .reward_model import Objective, score, stack, train_rms
+from .stages import _curve_set, gt_of, off_policy_eval, save_eval_offpolicy, save_eval_rewards
+from .reward_model import Objective, score, stack, train_rms, unstack
 from .rloo import Scaled, SourceConsts, make_rl
 from .rundir import RunDir
 from .sft import train_sft
@@ -179,11 +180,10 @@ def stage_evaluate(cfg: Config, st: GridSettings, run: RunDir, log=print):
     d = run.data()
     pols, rms = load_policies(cfg, run), load_rms(cfg, run)
     K = cfg.n_eval_samples
-    ids, off_full, off_gt = S.off_policy_eval(cfg, run, d)
-    off = {n: {w: score(jax.tree_util.tree_map(lambda x: x[i], rms), off_full[w]) for w in off_full}
-           for i, n in enumerate(RMS)}
+    ids, off_full, off_gt = off_policy_eval(cfg, run, d)
+    off = {n: {w: score(unstack(rms, i), off_full[w]) for w in off_full} for i, n in enumerate(RMS)}
     os.makedirs(run.path("exports"), exist_ok=True)
-    S.export_off_policy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
+    save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
     out = {"policies": {}, "report": {}, "norm_stats": {}, "gt_stats": {}, "rms": list(RMS), "order": list(POLICIES)}
     for p, name in enumerate(POLICIES):
         pol = jax.tree_util.tree_map(lambda x: x[p], pols)
@@ -194,7 +194,7 @@ def stage_evaluate(cfg: Config, st: GridSettings, run: RunDir, log=print):
         out["policies"][name] = S.describe_policy(cfg, toks, gt, own)
         out["report"][name], out["norm_stats"][name] = rep, stats
         out["gt_stats"][name] = [float(v) for v in rmtheory.normalisation_stats(gt, "global")]
-        S.export_for_evaluate(run.path("exports", f"{name}.csv"), ids, scores, gt)
+        save_eval_rewards(run.path("exports", f"{name}.csv"), ids, {**scores, "ground_truth": gt})
         log(f"  {name}: r_G mean {gt.mean():+.3f}, {out['policies'][name]['distinct_per_prompt']:.2f} distinct; "
             + "  ".join(f"{n} Var {rep[n]['var']:.3f} on {rep[n]['acc_on']:.3f}" for n in RMS))
     run.save_json("grid_eval.json", out)
@@ -395,5 +395,5 @@ def run(cfg: Config, st: GridSettings, out, log=print, until: str | None = None,
     for algo in ALGOS:
         stages[f"rl_{algo}"] = (lambda a: lambda: stage_rl(cfg, st, rd, a, log, stop_after_epoch))(algo)
     stages["analyze"] = lambda: stage_analyze(cfg, st, rd, log, figures_dir)
-    return S.run_stages(stages, MARKER, rd, log, until)
+    return run_stages(stages, MARKER, rd, log, until)
 

@@ -110,3 +110,23 @@ def train_epochs(run, sub: str, n_epochs: int, state, update, evaluate, log=prin
             return None
         Interrupted.check()
     return prog
+
+
+def run_stages(stages: dict, markers: dict, run, log=print, until: str | None = None):
+    """Run each stage thunk of ``stages`` (name → function) in order, with progress and timings, up to and
+    including ``until``; a stage whose marker file (``markers[name]``) exists in ``run`` is skipped, one
+    without a marker always runs. Returns the last run stage's result."""
+    t0 = time.time()
+    out = None
+    for i, (name, fn) in enumerate(stages.items()):
+        t = time.time()
+        log(f"[{name}] stage {i + 1}/{len(stages)}")
+        Interrupted.check()
+        if markers.get(name) is not None and run.exists(markers[name]):
+            log(f"  (done already: {markers[name]})")
+        else:
+            out = fn()
+        log(f"[{name}] done in {time.time() - t:.1f}s (total {time.time() - t0:.1f}s)")
+        if name == until:
+            break
+    return out

@@ -29,9 +29,10 @@ import rmtheory
 from .analysis import correlation_table, seed_stats
 from .._precision import require_x64
 from .config import Config
+from .loop import run_stages
 from .model import RewardModel
-from .stages import _curve_set
-from .reward_model import build_mixes, stack, train_rms
+from .stages import _curve_set, off_policy_eval, save_eval_offpolicy, save_eval_rewards, tie_fraction
+from .reward_model import build_mixes, score, stack, train_rms, unstack
 from .rundir import RunDir
 from . import study as S
 
@@ -98,10 +99,7 @@ def stage_ckpts(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
                              on_chunk=lambda step, rms: snaps.append(rms))
     steps = [r["step"] for r in curves[1:]]
     acc = [r["heldout_on_acc"][0] for r in curves[1:]]
-    g = smp["eval_gt"][: cfg.rm_curve_prompts]
-    K = g.shape[1]
-    iu = np.triu_indices(K, 1)
-    chance = 0.5 * (1.0 - float(np.mean((g[:, :, None] - g[:, None, :])[:, iu[0], iu[1]] == 0)))
+    chance = 0.5 * (1.0 - tie_fraction(smp["eval_gt"][: cfg.rm_curve_prompts]))
     idx, targets = select_evenly(acc, st.n_ckpts, chance)
     log(f"  {len(snaps)} checkpoints (every {st.ckpt_every} steps, {steps[-1]} steps); held-out on-acc "
         f"{acc[0]:.3f} → {max(acc):.3f} (chance {chance:.3f}); chosen steps {[steps[i] for i in idx]}")
@@ -127,14 +125,13 @@ def stage_evaluate(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
     d, smp = run.data(), run.load_npz("samples.npz")
     rms, names = load_ckpts(cfg, st, run), ckpt_names(st)
     toks, gt = smp["eval_tokens"], smp["eval_gt"]
-    ids, off_full, off_gt = S.off_policy_eval(cfg, run, d)
-    off = {n: {w: S.score(jax.tree_util.tree_map(lambda x: x[i], rms), off_full[w]) for w in off_full}
-           for i, n in enumerate(names)}
+    ids, off_full, off_gt = off_policy_eval(cfg, run, d)
+    off = {n: {w: score(unstack(rms, i), off_full[w]) for w in off_full} for i, n in enumerate(names)}
     scores = S.score_models(rms, names, toks, cfg.n_eval_samples)
     rep, stats = S.report_models(scores, gt, off, off_gt, cfg.norm_scheme)
     os.makedirs(run.path("exports"), exist_ok=True)
-    S.export_for_evaluate(run.path("exports", "sft.csv"), ids, scores, gt)
-    S.export_off_policy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
+    save_eval_rewards(run.path("exports", "sft.csv"), ids, {**scores, "ground_truth": gt})
+    save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
     run.save_json("paradox_eval.json", {"report": rep, "norm_stats": stats, "names": names,
                                         "gt_stats": [float(v) for v in rmtheory.normalisation_stats(gt, "global")]})
     log("  " + "  ".join(f"{n}: on {rep[n]['acc_on']:.3f} Var {rep[n]['var']:.3f}" for n in names))
@@ -289,4 +286,4 @@ def run(cfg: Config, st: ParadoxSettings, out, log=print, until: str | None = No
               "evaluate": lambda: stage_evaluate(cfg, st, rd, log),
               "rl": lambda: stage_rl(cfg, st, rd, log, stop_after_epoch),
               "analyze": lambda: stage_analyze(cfg, st, rd, log, figures_dir)}
-    return S.run_stages(stages, MARKER, rd, log, until)
+    return run_stages(stages, MARKER, rd, log, until)

@@ -9,11 +9,10 @@ run gives the same numbers as an uninterrupted one.
 from __future__ import annotations
 
 import os
-import time
 
 from .._precision import require_x64
 from .config import Config
-from .loop import Interrupted
+from .loop import run_stages
 from .rundir import RunDir
 from .stages import (stage_analyze, stage_data, stage_evaluate, stage_perfect, stage_rl, stage_rm, stage_samples,
                      stage_sft)
@@ -57,14 +56,5 @@ def run(cfg: Config, out, log=print, until: str | None = None, figures_dir: str 
         raise ValueError(f"until must be one of {STAGES}; got {until!r}")
     rd = out if isinstance(out, RunDir) else RunDir(out)
     rd.save_config(cfg)
-    t0 = time.time()
-    summary = None
-    for i, st in enumerate(STAGES):
-        t = time.time()
-        log(f"[{st}] stage {i + 1}/{len(STAGES)}")
-        Interrupted.check()
-        summary = run_stage(cfg, rd, st, log, figures_dir)
-        log(f"[{st}] done in {time.time() - t:.1f}s (total {time.time() - t0:.1f}s)")
-        if st == until:
-            break
-    return summary
+    stages = {st: (lambda st=st: run_stage(cfg, rd, st, log, figures_dir)) for st in STAGES}  # skips done stages
+    return run_stages(stages, {}, rd, log, until)

@@ -24,9 +24,12 @@ from .model import RewardModel, in_chunks
 from .sft import warmup_cosine
 
 
-def bt_loss(rm: RewardModel, chosen, rejected, center: float):
-    rc, rr = rm(chosen), rm(rejected)
+def _bt(rc, rr, center: float):
     return -jnp.mean(jax.nn.log_sigmoid(rc - rr)) + center * jnp.mean((rc + rr) ** 2)
+
+
+def bt_loss(rm: RewardModel, chosen, rejected, center: float):
+    return _bt(rm(chosen), rm(rejected), center)
 
 
 class Objective(NamedTuple):
@@ -45,7 +48,7 @@ class Objective(NamedTuple):
 def objective_loss(rm: RewardModel, chosen, rejected, center: float, w_bt, w_reg, t_c, t_r):
     """The :class:`Objective` loss of one RM on one batch."""
     rc, rr = rm(chosen), rm(rejected)
-    bt = -jnp.mean(jax.nn.log_sigmoid(rc - rr)) + center * jnp.mean((rc + rr) ** 2)
+    bt = _bt(rc, rr, center)
     reg = 0.5 * jnp.mean((rc - t_c) ** 2 + (rr - t_r) ** 2)
     return w_bt * bt + w_reg * reg
 

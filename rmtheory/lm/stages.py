@@ -151,7 +151,7 @@ def baseline_scores(cfg, pol, prompts: T.Prompts, tokens):
     P = cfg.task.prompt_len
     resp = tokens[:, P:]
     mask = np.asarray(T.response_mask(jnp.asarray(resp)), np.float64)
-    lp = in_chunks(lambda t, _: _token_logprobs(pol, t, P), tokens, 4096).astype(np.float64)
+    lp = in_chunks(lambda t, _: token_logprobs_jit(pol, t, P), tokens, 4096).astype(np.float64)
     m = prompts.target.shape[-1]
     correct = np.sum(resp[:, :m] == prompts.target, axis=-1).astype(np.float64)
     ylen = np.asarray(T.response_length(jnp.asarray(resp)), np.float64)
@@ -159,7 +159,53 @@ def baseline_scores(cfg, pol, prompts: T.Prompts, tokens):
             "correct_letters_len": correct - np.abs(ylen - prompts.tlen)}
 
 
-_token_logprobs = jax.jit(token_logprobs, static_argnums=2)
+token_logprobs_jit = jax.jit(token_logprobs, static_argnums=2)
+
+
+def off_policy_eval(cfg: Config, run: RunDir, d: dict):
+    """The PG eval prompts' ids and off-policy pairs: full sequences and r_G (policy independent)."""
+    ev = run.prompts("eval", d)
+    ids = d["pg_id"][d["eval_idx"]]
+    resp = {w: d[f"off_{w}"][ids] for w in ("chosen", "rejected")}
+    full = {w: np.concatenate([ev.tokens, resp[w]], axis=1) for w in resp}
+    gt = {w: gt_of(cfg, ev, resp[w]) for w in resp}
+    return ids, full, gt
+
+
+def tie_fraction(gt) -> float:
+    """Fraction of the within-prompt sample pairs that r_G ties. gt: [P, K]."""
+    K = gt.shape[1]
+    iu = np.triu_indices(K, 1)
+    return float(np.mean((gt[:, :, None] - gt[:, None, :])[:, iu[0], iu[1]] == 0))
+
+
+def sample_stats(toks, gt, prompt_len: int) -> dict:
+    """An initial policy's samples [P·K, T] with r_G [P, K]: between-prompt share of r_G's variance (NaN if
+    r_G is constant), distinct responses per prompt, and the r_G tie fraction of the sample pairs."""
+    K = gt.shape[1]
+    resp = toks[:, prompt_len:].reshape(-1, K, toks.shape[1] - prompt_len)
+    distinct = np.mean([len({r.tobytes() for r in resp[i]}) for i in range(resp.shape[0])])
+    return {"gt_between_prompt_share": float(gt.mean(1).var() / gt.var()) if gt.var() > 0 else float("nan"),
+            "distinct_per_prompt": float(distinct), "gt_tie_fraction": tie_fraction(gt)}
+
+
+def save_eval_rewards(path: str, ids, scores: dict):
+    """The ``rmtheory evaluate`` rewards table: prompt_id, sample_id, one column per entry of ``scores``
+    (name → [P, K], in dict order)."""
+    names = list(scores)
+    P, K = next(iter(scores.values())).shape
+    rows = [[int(ids[i]), j] + [float(scores[s][i, j]) for s in names] for i in range(P) for j in range(K)]
+    rmtheory.io.save_csv(path, ["prompt_id", "sample_id", *names], rows)
+
+
+def save_eval_offpolicy(path: str, ids, off: dict, off_gt: dict):
+    """The ``rmtheory evaluate --off-policy`` table: prompt_id, <name>.chosen/.rejected per entry of ``off``
+    (name → {"chosen", "rejected"}), then the ground truth's."""
+    names = list(off)
+    hdr = ["prompt_id"] + [f"{s}.{w}" for s in names for w in ("chosen", "rejected")] + ["ground_truth.chosen", "ground_truth.rejected"]
+    rows = [[int(ids[i])] + [float(off[s][w][i]) for s in names for w in ("chosen", "rejected")]
+            + [float(off_gt["chosen"][i]), float(off_gt["rejected"][i])] for i in range(len(ids))]
+    rmtheory.io.save_csv(path, hdr, rows)
 
 
 def stage_evaluate(cfg: Config, run: RunDir, log=print):
@@ -172,9 +218,7 @@ def stage_evaluate(cfg: Config, run: RunDir, log=print):
     ev = run.prompts("eval", d)
     scale = pf["scale_pg"][pos]
     toks, gt = smp["eval_tokens"], smp["eval_gt"]
-    off_resp = {w: d[f"off_{w}"][ids] for w in ("chosen", "rejected")}
-    off_full = {w: np.concatenate([ev.tokens, off_resp[w]], axis=1) for w in off_resp}
-    off_gt = {w: gt_of(cfg, ev, off_resp[w]) for w in off_resp}
+    _, off_full, off_gt = off_policy_eval(cfg, run, d)
     scores, off = {}, {}
     for i, name in enumerate(RM_SOURCES):
         rm = unstack(rms, i)
@@ -202,23 +246,12 @@ def stage_evaluate(cfg: Config, run: RunDir, log=print):
                                    f"{name}.off_correct": r.off_correct})
         stats[name] = list(rmtheory.normalisation_stats(scores[name], cfg.norm_scheme))  # used by RL
     # the initial policy's validity measurements
-    resp = toks[:, P:].reshape(-1, K, toks.shape[1] - P)
-    distinct = np.mean([len({r.tobytes() for r in resp[i]}) for i in range(resp.shape[0])])
-    dg = gt[:, :, None] - gt[:, None, :]
-    iu = np.triu_indices(K, 1)
-    tie_frac = float(np.mean(dg[:, iu[0], iu[1]] == 0))
-    initial = {"gt_between_prompt_share": float(gt.mean(1).var() / gt.var()) if gt.var() > 0 else float("nan"),
-               "distinct_per_prompt": float(distinct), "gt_tie_fraction": tie_frac,
-               "chance_on_acc": 0.5 * (1.0 - tie_frac), "gt_mean": float(gt.mean()),
-               "hard_fraction_of_prompts": float(np.mean(ev.hard(cfg.task, cfg.teacher.hard_fraction)))}
+    initial = sample_stats(toks, gt, P)
+    initial.update({"chance_on_acc": 0.5 * (1.0 - initial["gt_tie_fraction"]), "gt_mean": float(gt.mean()),
+                    "hard_fraction_of_prompts": float(np.mean(ev.hard(cfg.task, cfg.teacher.hard_fraction)))})
     # files in the format of `rmtheory evaluate`
-    rows = [[int(ids[i]), j] + [float(scores[s][i, j]) for s in names] for i in range(len(ids)) for j in range(K)]
-    rmtheory.io.save_csv(run.path("eval_rewards.csv"), ["prompt_id", "sample_id", *names], rows)
-    srcs = [s for s in names if s != "ground_truth"]
-    hdr = ["prompt_id"] + [f"{s}.{w}" for s in srcs for w in ("chosen", "rejected")] + ["ground_truth.chosen", "ground_truth.rejected"]
-    rows = [[int(ids[i])] + [float(off[s][w][i]) for s in srcs for w in ("chosen", "rejected")]
-            + [float(off_gt["chosen"][i]), float(off_gt["rejected"][i])] for i in range(len(ids))]
-    rmtheory.io.save_csv(run.path("eval_offpolicy.csv"), hdr, rows)
+    save_eval_rewards(run.path("eval_rewards.csv"), ids, {s: scores[s] for s in names})
+    save_eval_offpolicy(run.path("eval_offpolicy.csv"), ids, {s: off[s] for s in names if s != "ground_truth"}, off_gt)
     run.save_npz("eval_per_prompt.npz", prompt_id=ids, scores=np.stack([scores[s] for s in names]), **per_prompt)
     run.save_json("rm_eval.json", {"report": report, "norm_stats": stats, "norm_scheme": cfg.norm_scheme,
                                    "initial_policy": initial, "sources": list(SOURCES), "baselines": list(BASELINES)})

@@ -22,9 +22,9 @@ import rmtheory
 
 from . import task as T
 from .config import Config
-from .loop import Interrupted, train_epochs
-from .model import in_chunks, token_logprobs
-from .stages import gt_of, sample_np, stage_data, stage_samples, stage_sft
+from .loop import train_epochs
+from .model import in_chunks
+from .stages import gt_of, sample_np, sample_stats, stage_data, stage_samples, stage_sft, token_logprobs_jit
 from .reward_model import score, unstack
 from .rloo import Scaled, SourceConsts, make_rl
 from .rundir import RunDir
@@ -70,16 +70,6 @@ def publish(src_dir: str, names, figures_dir: str | None) -> None:
             rmtheory.io.atomic(lambda tmp, src=src: shutil.copyfile(src, tmp), os.path.join(figures_dir, n))
 
 
-def off_policy_eval(cfg: Config, run: RunDir, d: dict):
-    """The PG eval prompts' off-policy pairs: full sequences and r_G (policy independent)."""
-    ev = run.prompts("eval", d)
-    ids = d["pg_id"][d["eval_idx"]]
-    resp = {w: d[f"off_{w}"][ids] for w in ("chosen", "rejected")}
-    full = {w: np.concatenate([ev.tokens, resp[w]], axis=1) for w in resp}
-    gt = {w: gt_of(cfg, ev, resp[w]) for w in resp}
-    return ids, full, gt
-
-
 def policy_samples(cfg: Config, run: RunDir, d: dict, policy, key):
     """n_eval_samples samples of ``policy`` per PG eval prompt: tokens [P·K, T], r_G [P, K], and the
     policy's own mean per-token log-probability of its samples (minus an entropy estimate)."""
@@ -88,26 +78,19 @@ def policy_samples(cfg: Config, run: RunDir, d: dict, policy, key):
     toks = sample_np(policy, np.repeat(ev.tokens, K, axis=0), key, cfg)
     gt = gt_of(cfg, ev.repeat(K), toks[:, P:]).reshape(-1, K)
     mask = np.asarray(T.response_mask(jnp.asarray(toks[:, P:])), np.float64)
-    lp = in_chunks(lambda t, _: _token_logprobs(policy, t, P), toks, 4096).astype(np.float64)
+    lp = in_chunks(lambda t, _: token_logprobs_jit(policy, t, P), toks, 4096).astype(np.float64)
     own = float(np.sum(lp * mask) / np.sum(mask))
     return toks, gt, own
 
 
-_token_logprobs = jax.jit(token_logprobs, static_argnums=2)
-
-
 def describe_policy(cfg: Config, toks, gt, own_logprob) -> dict:
-    """How an initial policy looks on the eval prompts: r_G mean and std, between-prompt share of the r_G
-    variance, distinct responses per prompt, tie fraction, and its mean per-token log-prob of its own samples."""
-    K, P = gt.shape[1], cfg.task.prompt_len
-    resp = toks[:, P:].reshape(-1, K, toks.shape[1] - P)
-    distinct = float(np.mean([len({r.tobytes() for r in resp[i]}) for i in range(resp.shape[0])]))
-    dg = gt[:, :, None] - gt[:, None, :]
-    iu = np.triu_indices(K, 1)
-    return {"gt_mean": float(gt.mean()), "gt_std": float(gt.std()),
-            "gt_between_prompt_share": float(gt.mean(1).var() / gt.var()) if gt.var() > 0 else None,
-            "distinct_per_prompt": distinct, "gt_tie_fraction": float(np.mean(dg[:, iu[0], iu[1]] == 0)),
-            "own_token_logprob": own_logprob}
+    """How an initial policy looks on the eval prompts: r_G mean and std, :func:`sample_stats` (between-prompt
+    share of the r_G variance, distinct responses per prompt, tie fraction), and its mean per-token log-prob of
+    its own samples."""
+    st = sample_stats(toks, gt, cfg.task.prompt_len)
+    share = st["gt_between_prompt_share"]
+    return {"gt_mean": float(gt.mean()), "gt_std": float(gt.std()), **st,
+            "gt_between_prompt_share": None if share != share else share, "own_token_logprob": own_logprob}
 
 
 def score_models(rms, names, toks, K):
@@ -125,26 +108,6 @@ def report_models(scores: dict, gt, off_scores: dict, off_gt: dict, norm_scheme:
         rep[n] = {k: float(getattr(r, k)) for k in ("var", "acc_on", "acc_off", "on_off", "var_acc", "mean", "std")}
         stats[n] = [float(v) for v in rmtheory.normalisation_stats(s, norm_scheme)]
     return rep, stats
-
-
-def export_for_evaluate(path: str, ids, scores: dict, gt):
-    """A rewards table in the ``rmtheory evaluate`` format: prompt_id, sample_id, one column per model and
-    the ground truth."""
-    names = list(scores)
-    P, K = gt.shape
-    rows = [[int(ids[i]), j] + [float(scores[n][i, j]) for n in names] + [float(gt[i, j])]
-            for i in range(P) for j in range(K)]
-    rmtheory.io.save_csv(path, ["prompt_id", "sample_id", *names, "ground_truth"], rows)
-
-
-def export_off_policy(path: str, ids, off_scores: dict, off_gt: dict):
-    """Off-policy pairs in the ``rmtheory evaluate --off-policy`` format."""
-    names = list(off_scores)
-    hdr = ["prompt_id"] + [f"{n}.{w}" for n in names for w in ("chosen", "rejected")] + \
-          ["ground_truth.chosen", "ground_truth.rejected"]
-    rows = [[int(ids[i])] + [float(off_scores[n][w][i]) for n in names for w in ("chosen", "rejected")]
-            + [float(off_gt["chosen"][i]), float(off_gt["rejected"][i])] for i in range(len(ids))]
-    rmtheory.io.save_csv(path, hdr, rows)
 
 
 def rl_runs(cfg: Config, sub: str, run: RunDir, d: dict, policies, pol_index, rms, rm_index, stats, seeds,
@@ -189,26 +152,6 @@ def increases_of(prog, gt_sd):
     gt = np.asarray([m["gt_raw"] for m in ev], np.float64)
     kl = np.asarray([m["kl"] for m in ev], np.float64)
     return {"proxy": proxy - proxy[0], "gt": (gt - gt[0]) / np.asarray(gt_sd, np.float64)[None, :], "kl": kl}
-
-
-def run_stages(stages: dict, markers: dict, run: RunDir, log=print, until: str | None = None):
-    """Run (or skip, when its marker exists) each stage in order; analyze-like stages (marker None) always run."""
-    import time
-
-    t0 = time.time()
-    out = None
-    for i, (name, fn) in enumerate(stages.items()):
-        t = time.time()
-        log(f"[{name}] stage {i + 1}/{len(stages)}")
-        Interrupted.check()
-        if markers.get(name) is not None and run.exists(markers[name]):
-            log(f"  (done already: {markers[name]})")
-        else:
-            out = fn()
-        log(f"[{name}] done in {time.time() - t:.1f}s (total {time.time() - t0:.1f}s)")
-        if name == until:
-            break
-    return out
 
 
 def corr_with_ci(f, x, y, n_boot: int = 2000, seed: int = 0):
