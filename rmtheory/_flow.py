@@ -30,7 +30,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import _checks, _sharding
 from ._instance import Instance
-from ._objective import lemma7_column
+from ._objective import _lemma7_parts, lemma7_column
 from ._precision import require_x64
 from ._solver import OUT_OF_RANGE, UNREACHABLE, HitResult, first_hitting_time, first_hitting_times, integrate
 
@@ -38,18 +38,19 @@ Array = jax.Array
 
 
 def _column_rhs(logref, reward, lam, n_prompts, with_kl: bool = True):
-    """rhs_for(θ_start) -> rhs(θ) -> (dθ/dt, (π, ln π)) for one column: (1/|S|) π ⊙ (r^KL − E_π r^KL)
+    """rhs_for(θ_start) -> rhs(θ) -> (dθ/dt, (π, ln π, E_π r^KL)) for one column: (1/|S|) π ⊙ (r^KL − E_π r^KL)
     (Lemma 7, Eq. 4), pivoted at argmax θ_start for all stages of a step (see :func:`lemma7_column`).
 
     ``with_kl=False`` is the λ = 0 specialisation (no log-ratio terms); the result is the same.
     """
+    inv_n = 1.0 / n_prompts
 
     def rhs_for(theta_start):
         k = jnp.argmax(theta_start, axis=-1, keepdims=True)
 
         def rhs(theta):
-            g, pi, logp = lemma7_column(theta, reward, lam, logref if with_kl else None, pivot=k)
-            return g / n_prompts, (pi, logp)
+            g, pi, logp, mean = _lemma7_parts(theta, reward, lam, logref if with_kl else None, pivot=k)
+            return g * inv_n, (pi, logp, mean)
 
         return rhs
 
@@ -78,8 +79,9 @@ def _column_certificate(c, reward, lam, target, with_kl: bool = True):
     """certify(θ) = True ⇒ E_{π_θ(t')}[measure] < target for every later t' (see module docstring)."""
 
     def certify(theta, aux):
-        pi, logp = aux
-        mass_out = jnp.clip((c["r_max"] - jnp.sum(pi * reward)) / c["gap"], 0.0, 1.0)
+        pi, logp, mean = aux
+        value = jnp.sum(pi * reward) if with_kl else mean  # E_π r_RM (λ = 0: the right-hand side's own mean)
+        mass_out = jnp.clip((c["r_max"] - value) / c["gap"], 0.0, 1.0)
         bound = c["m_a"] + mass_out * c["excess"]
         if with_kl:
             kl_star = jnp.maximum(jnp.sum(pi * (logp - c["log_star"])), 0.0)
@@ -89,13 +91,18 @@ def _column_certificate(c, reward, lam, target, with_kl: bool = True):
     return certify
 
 
-def _column_problem(n_prompts, with_kl):
+def _column_problem(n_prompts, with_kl, timed_is_reward=False):
     """make(p) for :func:`first_hitting_times`: one column's (rhs_for, event, certify) from its parameters;
-    the event and the certificate reuse the softmax the right-hand side computed at the same point."""
+    the event and the certificate reuse what the right-hand side computed at the same point: the softmax, and
+    when λ = 0 and the timed reward is r_RM itself, its mean E_π r (no extra pass over the outputs)."""
+    own_mean = timed_is_reward and not with_kl
 
     def make(p):
         rhs_for = _column_rhs(p["logref"], p["reward"], p["lam"], n_prompts, with_kl)
-        event = lambda th, aux: jnp.sum(aux[0] * p["measure"]) - p["target"]  # noqa: E731
+        if own_mean:
+            event = lambda th, aux: aux[2] - p["target"]  # noqa: E731
+        else:
+            event = lambda th, aux: jnp.sum(aux[0] * p["measure"]) - p["target"]  # noqa: E731
         return rhs_for, event, _column_certificate(p["cert"], p["reward"], p["lam"], p["target"], with_kl)
 
     return make
@@ -106,20 +113,23 @@ def _out_of_range(theta0, reward, logref, lam, certify):
     the exact flow moves: an output with a finite logit whose probability underflowed to 0 has r^KL different
     from the pivot's, and the certificate does not prove the target unreachable on its own."""
     k = jnp.argmax(theta0, -1, keepdims=True)
-    g, pi, logp = lemma7_column(theta0, reward, lam, logref, pivot=k)
+    g, pi, logp, mean = _lemma7_parts(theta0, reward, lam, logref, pivot=k)
     rkl = reward - lam * jnp.where(jnp.isfinite(logp - logref), logp - logref, 0.0)  # log space: no underflow
     moves = jnp.isfinite(theta0) & (pi == 0) & (rkl != jnp.take_along_axis(rkl, k, -1))
-    certified = certify(theta0, (pi, logp))
+    certified = certify(theta0, (pi, logp, mean))
     return jnp.all(g == 0) & jnp.any(moves) & ~certified
 
 
-@functools.partial(jax.jit, static_argnames=("lanes", "with_kl"))
+@functools.partial(jax.jit, static_argnames=("lanes", "with_kl", "timed_is_reward"))
 def _batched_columns(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps, lanes,
-                     with_kl=True):
-    target = jnp.sum(jax.nn.softmax(theta0) * measure, -1) + gamma
+                     with_kl=True, timed_is_reward=False):
+    if timed_is_reward and not with_kl:  # the event's own formula for E_π r (pivoted, as the solver evaluates it)
+        target = _lemma7_parts(theta0, reward, pivot=jnp.argmax(theta0, -1, keepdims=True))[3] + gamma
+    else:
+        target = jnp.sum(jax.nn.softmax(theta0) * measure, -1) + gamma
     cert = jax.vmap(_certificate_constants)(logref, reward, lam, measure, target)
     params = dict(logref=logref, reward=reward, lam=lam, measure=measure, target=target, cert=cert)
-    make = _column_problem(n_prompts, with_kl)
+    make = _column_problem(n_prompts, with_kl, timed_is_reward)
     # the event bracket only needs to be far below the integration error (~1e3·rtol relative on t_γ); a
     # narrower one costs iterations at the rounding floor of the event
     xtol = jnp.maximum(1e-13, 1e-3 * rtol)
@@ -152,7 +162,8 @@ def _validate_gamma(gamma, measure=None):
 
 
 def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: float = 1e-10,
-                  atol: float = 1e-10, t_max: float = 1e15, max_steps: int = 20_000, lanes: int = 128) -> HitResult:
+                  atol: float = 1e-10, t_max: float = 1e15, max_steps: int = 20_000, lanes: int = 64,
+                  cores: int | None = None) -> HitResult:
     """t_γ for every prompt of a tabular instance (or batch of instances) under the gradient flow (Eq. 4).
 
     t_γ(x) = inf{t ≥ 0 : E_{π_θ(t)(·|x)}[r(x, ·)] ≥ E_{π_θ(0)(·|x)}[r(x, ·)] + γ}, where the flow optimises
@@ -165,8 +176,11 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
       measure: the timed reward r, shape of ``inst.reward``, values in [-1, 1].
       rtol, atol: integrator tolerances (defaults give t_γ to ~1e-8 relative).
       t_max, max_steps: horizon and step budget; beyond them t_γ is ``inf`` with status HORIZON/MAX_STEPS.
-      lanes: how many trajectories advance together (SIMD width); finished ones are replaced from the queue,
-        so a batch with t_γ spanning 1 … 1e12 costs the sum of its step counts, not n × the largest.
+      lanes: how many trajectories advance together in one queue (SIMD width); finished ones are replaced from
+        the queue, so a batch with t_γ spanning 1 … 1e12 costs the sum of its step counts, not n × the largest.
+      cores: on a CPU with one JAX device, the batch is dealt into one queue per core (default: every core this
+        process may use, as long as each queue keeps ≥ 8 columns per lane), each run by its own thread; same
+        per-column results as one queue. With several JAX devices, one queue per device instead.
 
     The event is checked at the end of every step. With ``measure`` = r_RM and λ = 0, E_π r is non-decreasing
     along the flow, so the first crossing is located to integrator accuracy; otherwise E_π r need not be
@@ -194,36 +208,32 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
     ['REACHED', 'REACHED']
     """
     require_x64("rmtheory.time_to_gamma")
+    timed_is_reward = measure is None
     measure = inst.reward if measure is None else jnp.asarray(measure, jnp.float64)
     _checks.same_shape(reward=inst.reward, measure=measure)
     _checks.in_range("measure", measure, -1.0, 1.0)
     _validate_gamma(gamma, measure)
     if int(lanes) < 1:
         raise ValueError(f"lanes must be >= 1; got {lanes}")
+    if cores is not None and int(cores) < 1:
+        raise ValueError(f"cores must be >= 1 (or None for every core); got {cores}")
     batch = inst.logits.shape[:-1]
     theta0, reward, logref, lam, n_prompts = _flat_columns(inst)
-    gam = jnp.broadcast_to(jnp.asarray(gamma, jnp.float64), batch).reshape(-1)
-    if _sharding.column_devices(theta0.shape[0]) > 1:  # several devices: one lane-refill queue per device
-        return _sharded_time_to_gamma(batch, theta0, reward, logref, lam, n_prompts, measure, gam, rtol, atol, t_max,
-                                      max_steps, lanes)
-    res = _batched_columns(theta0, reward, logref, lam, n_prompts, measure.reshape(theta0.shape), gam,
-                           rtol, atol, t_max, max_steps, lanes=min(int(lanes), theta0.shape[0]),
-                           with_kl=not _checks.is_concrete(lam) or bool(np.any(np.asarray(lam) > 0)))
-    return HitResult(*(jnp.reshape(a, batch) for a in res))
-
-
-def _sharded_time_to_gamma(batch, theta0, reward, logref, lam, n_prompts, measure, gam, rtol, atol, t_max, max_steps,
-                           lanes) -> HitResult:
-    """:func:`time_to_gamma`'s batch on every device (``jax.devices()``): the flattened (instance, prompt) columns
-    are dealt over the devices by :func:`rmtheory._sharding.shard_columns`, each device running
-    :func:`_batched_columns` (its own lane-refill queue) on its share; same per-column results as one device."""
-    res = _sharding.shard_columns(
-        _batched_columns,
-        columns=dict(theta0=theta0, reward=reward, logref=logref, lam=lam, measure=measure.reshape(theta0.shape),
-                     gamma=gam),
-        shared=dict(n_prompts=n_prompts, rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps),
-        static=dict(lanes=min(int(lanes), _sharding.per_device(theta0.shape[0])),
-                    with_kl=not _checks.is_concrete(lam) or bool(np.any(np.asarray(lam) > 0))))
+    n = theta0.shape[0]
+    columns = dict(theta0=theta0, reward=reward, logref=logref, lam=lam, measure=measure.reshape(theta0.shape),
+                   gamma=jnp.broadcast_to(jnp.asarray(gamma, jnp.float64), batch).reshape(-1))
+    shared = dict(n_prompts=n_prompts, rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps)
+    static = dict(with_kl=not _checks.is_concrete(lam) or bool(np.any(np.asarray(lam) > 0)),
+                  timed_is_reward=timed_is_reward)
+    if _sharding.column_devices(n) > 1:  # several devices: one lane-refill queue per device
+        res = _sharding.shard_columns(_batched_columns, columns, shared,
+                                      dict(static, lanes=min(int(lanes), _sharding.per_device(n))))
+    else:  # one device: on a CPU, one queue per core, each in its own thread
+        blocks = 1
+        if jax.default_backend() == "cpu" and _checks.is_concrete(theta0):
+            blocks = _sharding.core_blocks(n, lanes, cores)
+        res = _sharding.run_on_cores(_batched_columns, columns, shared,
+                                     dict(static, lanes=min(int(lanes), -(-n // blocks))), blocks=blocks)
     return HitResult(*(jnp.reshape(a, batch) for a in res))
 
 

@@ -81,6 +81,13 @@ def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = 
     evaluation). One exponential per entry (shifted by max θ); the two sums share one pass. This is the single
     implementation used by :func:`prompt_gradient` and by the flow solver.
     """
+    return _lemma7_parts(theta, reward, lam, ref_log, pivot)[:3]
+
+
+def _lemma7_parts(theta, reward, lam=0.0, ref_log=None, pivot=None):
+    """:func:`lemma7_column`'s (g, π, ln π) and E_π r^KL (shape θ.shape[:-1]), the latter as r^KL_k + Σ π d:
+    the flow's value E_π r at no extra pass when λ = 0. The normaliser enters as one reciprocal per row
+    (1/Z), so no entry is divided."""
     if ref_log is None:
         theta, reward = jnp.broadcast_arrays(theta, reward)
     else:
@@ -89,14 +96,17 @@ def lemma7_column(theta: Array, reward: Array, lam=0.0, ref_log: Array | None = 
     shifted = theta - jax.lax.stop_gradient(jnp.max(theta, axis=-1, keepdims=True))
     e = jnp.exp(shifted)
     z = jnp.sum(e, axis=-1, keepdims=True)
-    pi = e / z
+    inv_z = 1.0 / z
+    pi = e * inv_z
     logp = shifted - jnp.log(z)
     if ref_log is None:
         rkl = reward
     else:
         rkl = reward - lam * _finite_log_ratio(logp, ref_log)
-    d = rkl - jnp.take_along_axis(rkl, jnp.broadcast_to(k, rkl.shape[:-1] + (1,)), axis=-1)
-    return pi * (d - jnp.sum(e * d, axis=-1, keepdims=True) / z), pi, logp
+    rkl_k = jnp.take_along_axis(rkl, jnp.broadcast_to(k, rkl.shape[:-1] + (1,)), axis=-1)
+    d = rkl - rkl_k
+    centre = jnp.sum(e * d, axis=-1, keepdims=True) * inv_z  # Σ π d
+    return pi * (d - centre), pi, logp, (rkl_k + centre)[..., 0]
 
 
 def prompt_gradient(inst: Instance, logits: Array | None = None) -> Array:

@@ -73,6 +73,7 @@ REACHED, UNREACHABLE, HORIZON, MAX_STEPS, OUT_OF_RANGE = Status
 STATUS_NAMES = {s: s.name.lower() for s in Status}
 _RUNNING = -1
 _REFILL_SLOTS = 8  # lanes refilled per loop iteration at most (see first_hitting_times)
+_TAIL_SHRINK = 4  # the tail runs on lanes / 4 lanes (see first_hitting_times)
 
 # Dormand–Prince 5(4) tableau (Dormand & Prince 1980), FSAL.
 _A = (
@@ -357,16 +358,25 @@ def first_hitting_times(
     idx0 = queue[jnp.minimum(pos, n - 1)]
     active0 = pos < n_run
 
+    def advance(idx, active, state, lane_params, out):
+        state = jax.vmap(advance_one)(lane_params, state)
+        done = active & (state.status != _RUNNING)
+        dest = jnp.where(done, idx, n)  # n = out of bounds, dropped
+        out = jax.tree_util.tree_map(lambda o, r: o.at[dest].set(r, mode="drop"), out, _result(state))
+        return state, done, out
+
+    # phase 1: every lane busy while the queue lasts, and until at most n_tail lanes are still running
+    n_tail = max(1, n_lanes // _TAIL_SHRINK)
+
     def cond(c):
-        return jnp.any(c[1])
+        idx, active, state, lane_params, nxt, out = c
+        if n_tail == n_lanes:  # no tail phase: run to the end
+            return jnp.any(active)
+        return jnp.any(active) & ((nxt < n_run) | (jnp.sum(active) > n_tail))
 
     def body(c):
         idx, active, state, lane_params, nxt, out = c
-        state = jax.vmap(advance_one)(lane_params, state)
-        done = active & (state.status != _RUNNING)
-        res = _result(state)
-        dest = jnp.where(done, idx, n)  # n = out of bounds, dropped
-        out = jax.tree_util.tree_map(lambda o, r: o.at[dest].set(r, mode="drop"), out, res)
+        state, done, out = advance(idx, active, state, lane_params, out)
         # refill at most n_slots free lanes per iteration (a lane left free waits one iteration): only the
         # loaded rows are gathered, not a full [lanes, ...] copy of the parameters and initial states
         free = ~active | done
@@ -383,7 +393,22 @@ def first_hitting_times(
         return idx, active, state, lane_params, nxt + jnp.sum(load), out
 
     carry = (idx0, active0, take(init, idx0), take(params, idx0), jnp.asarray(n_lanes), out)
-    return jax.lax.while_loop(cond, body, carry)[5]
+    idx, active, state, lane_params, _, out = jax.lax.while_loop(cond, body, carry)
+    if n_tail == n_lanes:
+        return out
+
+    # phase 2 (the tail): the ≤ n_tail trajectories still running move to n_tail lanes, so the last, longest
+    # ones no longer pay for n_lanes lanes per iteration
+    keep = jnp.nonzero(active, size=n_tail, fill_value=n_lanes)[0]
+    src = jnp.minimum(keep, n_lanes - 1)  # padding lanes copy a real one and stay inactive
+
+    def tail_body(c):
+        idx, active, state, lane_params, out = c
+        state, done, out = advance(idx, active, state, lane_params, out)
+        return idx, active & ~done, state, lane_params, out
+
+    carry = (idx[src], keep < n_lanes, take(state, src), take(lane_params, src), out)
+    return jax.lax.while_loop(lambda c: jnp.any(c[1]), tail_body, carry)[4]
 
 
 def integrate(rhs: Callable[[Array], Array], y0: Array, t1, *, rtol: float = 1e-10, atol: float = 1e-10,
