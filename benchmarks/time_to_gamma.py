@@ -30,6 +30,7 @@ instances, and still far from 1e-4 accuracy).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import functools
 import importlib.util
 import os
@@ -107,17 +108,27 @@ def floor_kernel(theta, d, n_iter):
     return jax.lax.scan(body, theta, None, length=n_iter)[0]
 
 
-def floor_kernels(n_evals, n_out, lanes):
-    """The floor as zero-argument callables: ``n_evals`` evaluations on [B, |Y|] chunks, B ∈ {lanes, 1024}."""
+def floor_kernels(n_evals, n_out, lanes, threads):
+    """The floor as zero-argument callables, keyed (B, T): ``n_evals`` evaluations on [B, |Y|] chunks, B ∈ {lanes,
+    1024}, split over T ∈ {1, threads} threads running at once (each T-th of the evaluations, as its own XLA
+    computation: how ``time_to_gamma`` runs one queue per core). The fastest of them is this machine's floor."""
     rng = np.random.default_rng(3)
     out = {}
     for b in sorted({lanes, 1024}):
         th = jnp.asarray(-np.abs(rng.normal(size=(b, n_out))))
         d = jnp.asarray(rng.uniform(-1, 1, size=(b, n_out)))
-        n_iter = -(-n_evals // b)
-        floor_kernel(th, d, n_iter)  # compile
-        out[b] = functools.partial(floor_kernel, th, d, n_iter)
+        for t in sorted({1, threads}):
+            n_iter = -(-n_evals // (b * t))
+            floor_kernel(th, d, n_iter)  # compile
+            one = functools.partial(floor_kernel, th, d, n_iter)
+            out[b, t] = one if t == 1 else functools.partial(_in_threads, [one] * t)
     return out
+
+
+def _in_threads(calls):
+    """Run the zero-argument callables at the same time, one thread each; wait for all."""
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        return [f.result() for f in [pool.submit(lambda c=c: jax.block_until_ready(c())) for c in calls]]
 
 
 def diffrax_solver(tol, gamma):
@@ -160,7 +171,7 @@ def main():
     ap.add_argument("--subset", type=int, default=64, help="instances the scipy loop is timed on")
     ap.add_argument("--gamma", type=float, default=0.01)
     ap.add_argument("--rtol", type=float, default=1e-7, help="tolerance of rmtheory and of the scipy loop")
-    ap.add_argument("--lanes", type=int, default=128)
+    ap.add_argument("--lanes", type=int, default=64, help="lanes per queue (time_to_gamma's default)")
     ap.add_argument("--no-diffrax", action="store_true", help="skip baseline (c)")
     ap.add_argument("--no-scaling", action="store_true", help="skip the cost-scaling table (instances, |Y|)")
     ap.add_argument("--repeats", type=int, default=5, help="timings are the best of this many runs (each method)")
@@ -182,28 +193,31 @@ def main():
           f"{np.median(np.asarray(ref.steps)):.0f}, max {np.asarray(ref.steps).max()}", flush=True)
 
     kw = dict(rtol=args.rtol, atol=args.rtol, t_max=1e16, max_steps=200_000)
+    queues = rt.core_blocks(args.n, args.lanes) if len(jax.devices()) == 1 else len(jax.devices())
     res, t_ours = timed(rt.time_to_gamma, inst, g, lanes=args.lanes, repeats=args.repeats, **kw)
     err, same = rel_err(np.asarray(res.t)[:, 0], t_true)
     steps = np.asarray(res.steps)[:, 0]
-    print(f"rmtheory time_to_gamma (DOPRI5, rtol=atol={args.rtol:g}, {args.lanes} refilled lanes): {t_ours:.2f} s "
+    print(f"rmtheory time_to_gamma (DOPRI5, rtol=atol={args.rtol:g}, {queues} queue(s) of {args.lanes} refilled lanes, "
+          f"one per {'core' if len(jax.devices()) == 1 else 'device'}): {t_ours:.2f} s "
           f"(best of {args.repeats});"
           f" max rel err {err:.1e}; inf pattern identical: {same}; steps median {np.median(steps):.0f}, "
           f"max {steps.max()}", flush=True)
     run_ours = functools.partial(rt.time_to_gamma, inst, g, lanes=args.lanes, **kw)
     n_evals = 6 * int(np.sum(np.asarray(res.steps))) + 2 * args.n
-    kernels = floor_kernels(n_evals, args.outputs, args.lanes)
-    first = {b: timed(k, repeats=2)[1] for b, k in kernels.items()}
-    b_floor = min(first, key=first.get)  # the faster chunk size on this machine
-    t_floor, t_ours_f = paired(kernels[b_floor], run_ours, args.repeats)
-    others = ", ".join(f"[{b}, {args.outputs}] chunks {t:.2f} s" for b, t in first.items() if b != b_floor)
-    print(f"floor: the same {n_evals:.3g} right-hand-side evaluations as a plain batched kernel ([{b_floor}, "
-          f"{args.outputs}] chunks, no control flow): {t_floor:.2f} s ({others}, best of 2); rmtheory in the same "
-          f"rounds {t_ours_f:.2f} s (best of {args.repeats} alternating runs) → {t_ours_f / t_floor:.2f}x the floor",
+    kernels = floor_kernels(n_evals, args.outputs, args.lanes, max(2, queues))
+    first = {k: timed(f, repeats=2)[1] for k, f in kernels.items()}
+    k_floor = min(first, key=first.get)  # the fastest chunk size and thread count on this machine
+    t_floor, t_ours_f = paired(kernels[k_floor], run_ours, args.repeats)
+    name = lambda k: f"[{k[0]}, {args.outputs}] × {k[1]} thread{'s' if k[1] > 1 else ''}"  # noqa: E731
+    others = ", ".join(f"{name(k)} {t:.2f} s" for k, t in first.items() if k != k_floor)
+    print(f"floor: the same {n_evals:.3g} right-hand-side evaluations as a plain batched kernel (no control flow), "
+          f"fastest of {len(kernels)} layouts: {name(k_floor)} {t_floor:.2f} s (best of {args.repeats}; others, best "
+          f"of 2: {others}); rmtheory in the same rounds {t_ours_f:.2f} s → {t_ours_f / t_floor:.2f}x the floor",
           flush=True)
     n_lock = min(args.n, 1024)
     sub_inst = jax.tree_util.tree_map(lambda a: a[:n_lock] if jnp.ndim(a) else a, inst)
-    rt.time_to_gamma(sub_inst, g, lanes=n_lock, **kw)  # compile
-    _, t_lock = timed(rt.time_to_gamma, sub_inst, g, lanes=n_lock, repeats=args.repeats, **kw)
+    rt.time_to_gamma(sub_inst, g, lanes=n_lock, cores=1, **kw)  # compile
+    _, t_lock = timed(rt.time_to_gamma, sub_inst, g, lanes=n_lock, cores=1, repeats=args.repeats, **kw)
     t_lock *= args.n / n_lock
     print(f"same, plain vmap in lockstep (lanes = batch; timed on {n_lock}, scaled): {t_lock:.2f} s", flush=True)
 

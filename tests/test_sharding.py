@@ -179,3 +179,45 @@ def test_two_processes_match_one_device(tmp_path):
     for i in range(2):
         with np.load(tmp_path / f"p{i}.npz") as z:
             _assert_same_numbers(one, {k: z[k] for k in z.files}, where=f"process {i}")
+
+
+# --- one CPU device: one lane-refill queue per core, in threads (run_on_cores) ---------------------------------
+
+def test_core_blocks():
+    assert _sharding.core_blocks(4096, 64, cores=2) == 2
+    assert _sharding.core_blocks(4096, 64, cores=16) == 8  # ≥ 8 columns per lane in every block
+    assert _sharding.core_blocks(100, 64, cores=16) == 1 and _sharding.core_blocks(1, 1, cores=4) == 1
+    assert _sharding.core_blocks(10**6, 64, cores=16) == 16
+    assert _sharding.host_cores() >= 1
+
+
+def test_time_to_gamma_in_threads_equals_one_queue():
+    # 3 blocks of 43–44 columns in 3 threads vs one queue: every column is computed by the same program
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(130, 1, 12)) * 2
+    reward = rng.uniform(-1, 1, size=(130, 1, 12))
+    inst = rt.make_instance(logits, reward, 0.0)
+    assert _sharding.core_blocks(130, 2, cores=3) == 3
+    one = rt.time_to_gamma(inst, 0.05, lanes=2, cores=1)
+    three = rt.time_to_gamma(inst, 0.05, lanes=2, cores=3)
+    for a, b in zip(one, three):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert len(set(np.asarray(one.steps).ravel())) > 10  # the queues refill
+    with pytest.raises(ValueError, match="cores must be >= 1"):
+        rt.time_to_gamma(inst, 0.05, cores=0)
+
+
+def test_run_on_cores_order_and_x64_in_the_threads():
+    x = jnp.arange(11.0)
+    out = _sharding.run_on_cores(_scaled, dict(x=x), dict(y=jnp.asarray(2.0)), dict(power=2), blocks=4)
+    assert np.array_equal(np.asarray(out), np.asarray(x ** 2 * 2.0))  # the original order, padding dropped
+    # a caller's thread-local 64-bit mode reaches the worker threads (they compute in float64, not float32)
+    before = bool(jax.config.jax_enable_x64)
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with jax.enable_x64(True):
+            xs = jnp.linspace(0.0, 1.0, 9, dtype=jnp.float64)
+            got = _sharding.run_on_cores(lambda x: x + 1e-12, dict(x=xs), blocks=3)
+            assert got.dtype == jnp.float64 and np.array_equal(np.asarray(got), np.asarray(xs) + 1e-12)
+    finally:
+        jax.config.update("jax_enable_x64", before)

@@ -136,3 +136,25 @@ def test_event_bracket_converges_superlinearly():
         return int(res.steps)
 
     assert steps(1e-13) - steps(1e-2) <= 5
+
+
+def test_tail_phase_changes_nothing_but_the_lane_count(monkeypatch):
+    # the last ≤ lanes/4 running trajectories move to lanes/4 lanes: bitwise the same results as running the
+    # whole batch to the end on every lane (_TAIL_SHRINK = 1 switches the tail phase off)
+    from rmtheory import _solver
+    from rmtheory._flow import _batched_columns, _flat_columns
+
+    inst = _peaked_batch(96, 16, 4)
+    theta0, reward, logref, lam, n_prompts = _flat_columns(inst)
+    gam = jnp.full(theta0.shape[:1], 0.02)
+
+    def run():  # not through the jit cache: the constant is read while tracing
+        return _batched_columns.__wrapped__(theta0, reward, logref, lam, n_prompts, reward, gam, 1e-9, 1e-9, 1e15,
+                                            20_000, lanes=16, with_kl=False, timed_is_reward=True)
+
+    with_tail = run()
+    monkeypatch.setattr(_solver, "_TAIL_SHRINK", 1)
+    without = run()
+    for a, b in zip(with_tail, without):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert np.all(np.asarray(with_tail.status) >= 0)  # nothing left running
