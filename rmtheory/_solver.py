@@ -305,7 +305,7 @@ def first_hitting_times(
     params,
     y0: Array,
     *,
-    lanes: int = 128,
+    lanes: int = 64,
     rtol: float = 1e-10,
     atol: float = 1e-10,
     t_max: float = 1e15,
@@ -325,7 +325,9 @@ def first_hitting_times(
     finishes is refilled with the next problem in the queue (at most max(8, lanes/16) lanes per iteration, the
     others in the next one; only the loaded rows are copied), so the batch costs ≈ Σ_i steps_i / lanes
     iterations plus one tail, whatever the spread of step counts (t_γ spanning 1 … 1e12 gives step counts
-    differing by 10×).
+    differing by 10×). The tail runs on lanes/4 lanes: once the queue is empty and at most lanes/4 trajectories
+    are still running, they move to a loop of that width (bitwise the same results; on
+    ``benchmarks/time_to_gamma.py`` the queue and the tail had cost 7 % more iterations than Σ_i steps_i / lanes).
     """
     require_x64("rmtheory.first_hitting_times")
     y0 = jnp.asarray(y0, jnp.float64)
