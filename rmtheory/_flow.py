@@ -39,7 +39,8 @@ Array = jax.Array
 
 def _first_argmax(theta):
     """``jnp.argmax(theta, -1, keepdims=True)`` (the first maximal index) as a max and a min over the last axis:
-    two plain reductions, which XLA's CPU code runs several times faster than argmax's (value, index) one."""
+    two plain reductions, cheaper on XLA's CPU backend than argmax's (value, index) one (the time-to-γ benchmark
+    ran 1.6 % faster in an A/B run, with identical results)."""
     n = theta.shape[-1]
     top = jnp.max(theta, axis=-1, keepdims=True)
     return jnp.min(jnp.where(theta == top, jnp.arange(n), n), axis=-1, keepdims=True)
@@ -120,7 +121,7 @@ def _out_of_range(theta0, reward, logref, lam, certify):
     """True where the float right-hand side at θ0 is exactly 0 (so the solver calls the start stationary) while
     the exact flow moves: an output with a finite logit whose probability underflowed to 0 has r^KL different
     from the pivot's, and the certificate does not prove the target unreachable on its own."""
-    k = jnp.argmax(theta0, -1, keepdims=True)
+    k = _first_argmax(theta0)
     g, pi, logp, mean = _lemma7_parts(theta0, reward, lam, logref, pivot=k)
     rkl = reward - lam * jnp.where(jnp.isfinite(logp - logref), logp - logref, 0.0)  # log space: no underflow
     moves = jnp.isfinite(theta0) & (pi == 0) & (rkl != jnp.take_along_axis(rkl, k, -1))
@@ -132,7 +133,7 @@ def _out_of_range(theta0, reward, logref, lam, certify):
 def _batched_columns(theta0, reward, logref, lam, n_prompts, measure, gamma, rtol, atol, t_max, max_steps, lanes,
                      with_kl=True, timed_is_reward=False):
     if timed_is_reward and not with_kl:  # the event's own formula for E_π r (pivoted, as the solver evaluates it)
-        target = _lemma7_parts(theta0, reward, pivot=jnp.argmax(theta0, -1, keepdims=True))[3] + gamma
+        target = _lemma7_parts(theta0, reward, pivot=_first_argmax(theta0))[3] + gamma
     else:
         target = jnp.sum(jax.nn.softmax(theta0) * measure, -1) + gamma
     cert = jax.vmap(_certificate_constants)(logref, reward, lam, measure, target)
