@@ -30,7 +30,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import _checks, _sharding
 from ._instance import Instance
-from ._objective import _lemma7_parts, lemma7_column
+from ._objective import _lemma7_parts
 from ._precision import require_x64
 from ._solver import OUT_OF_RANGE, UNREACHABLE, HitResult, first_hitting_time, first_hitting_times, integrate
 

@@ -20,7 +20,7 @@ the README, "Many devices"), and on one device they are no-ops.
 
 On one CPU device, :func:`run_on_cores` is the per-core counterpart of :func:`shard_columns`: the columns are
 dealt the same way into one block per core and each block runs in its own thread, as its own XLA computation.
-A lane-refill ``while_loop`` advances small [lanes, |Y|] arrays through ~100 operations per iteration; XLA
+A lane-refill ``while_loop`` advances small [lanes, |Y|] arrays through ~300 operations per iteration; XLA
 splits each operation over the cores, which keeps them busy only part of the time, whereas one loop per core
 keeps every core busy with operations of the same size (measured in ``benchmarks/time_to_gamma.py``).
 """
