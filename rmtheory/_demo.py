@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import io
 from ._bounds import prop3_time_lower_bound
 from ._flow import time_to_gamma
 from ._instance import make_instance
@@ -60,11 +61,7 @@ def main(args) -> int:
     viol = int(np.sum(t < bound * (1 - 1e-9)))
     print(f"Proposition 3 violations: {viol}   ({time.perf_counter() - t0:.1f} s)")
     os.makedirs(args.out, exist_ok=True)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = io.pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     ax.loglog(var, t, ".", ms=4, label="measured t_γ (gradient flow)")
     ax.loglog(var, bound, "x", ms=3, alpha=0.6, label="Proposition 3 lower bound")

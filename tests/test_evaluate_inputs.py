@@ -17,7 +17,7 @@ import pytest
 
 from rmtheory import cli
 from rmtheory import evaluate as E
-from rmtheory.evaluate import _compute, _prepare, _tables
+from rmtheory.evaluate import _compute, _csv, _input, _prepare
 from rmtheory.evaluate import InputError, evaluate
 
 FIX = Path(__file__).parent / "fixtures" / "evaluate"
@@ -37,7 +37,7 @@ def csv_path(request, monkeypatch):
     else:
         monkeypatch.setitem(sys.modules, "pyarrow.csv", None)    # Parquet still readable
     if request.param == "exact":
-        monkeypatch.setattr(_tables, "_read_csv_fast", lambda *a, **k: None)
+        monkeypatch.setattr(_csv, "_read_csv_fast", lambda *a, **k: None)
     return request.param
 
 
@@ -335,9 +335,9 @@ def test_jsonl_ids_normalised_once(tmp_path):
     assert rep["m"].n_prompts == 1 and rep["m"].n_samples == 3 and rep["m"].acc_on == 1.0
     assert any("1 duplicated (prompt_id, sample_id) row(s), e.g. row 4 (prompt '1', sample '0')" in w
                for w in rep.warnings)
-    assert [_tables._normalise_id(v) for v in (1, "1", 1.0, np.int64(1), np.float32(1.0), 0.5, " a ")] == \
+    assert [_input.normalise_id(v) for v in (1, "1", 1.0, np.int64(1), np.float32(1.0), 0.5, " a ")] == \
         ["1", "1", "1", "1", "1", "0.5", "a"]
-    assert [_tables._normalise_id(v) for v in (None, "", " ", True, math.nan, math.inf, [1], {})] == [None] * 8
+    assert [_input.normalise_id(v) for v in (None, "", " ", True, math.nan, math.inf, [1], {})] == [None] * 8
 
 
 def test_csv_ids_are_text(tmp_path, csv_path):

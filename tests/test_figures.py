@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from rmtheory import figures
-from rmtheory.figures import FIGURES, read_csv, save_json
+from rmtheory.figures import FIGURES, read_columns, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = ROOT / "experiments"
@@ -90,7 +90,7 @@ def _json(d: Path, fig: str):
 
 
 def _csv(d: Path, fig: str):
-    return read_csv(str(d / f"{FIGURES[fig]}.csv"))
+    return read_columns(str(d / f"{FIGURES[fig]}.csv"))
 
 
 def _f(x):
@@ -363,9 +363,9 @@ def test_fig5_flow_vs_practice(quick):
                                d["t_flow"][rescaled][-1] * d["scale"][rescaled][-1], rtol=1e-6)
 
 
-def test_save_json_writes_non_finite_as_null(tmp_path, capsys):
+def test_write_json_writes_non_finite_as_null(tmp_path, capsys):
     """Figure data follow rmtheory.io's strict rule (they used to hold the strings "inf"/"nan")."""
-    save_json({"t": [1.5, float("inf"), -np.inf], "rho": np.float64("nan"), "n": np.int64(3)}, str(tmp_path), "x.json")
+    write_json({"t": [1.5, float("inf"), -np.inf], "rho": np.float64("nan"), "n": np.int64(3)}, str(tmp_path), "x.json")
     text = (tmp_path / "x.json").read_text()
     assert json.loads(text, parse_constant=_reject_constant) == {"t": [1.5, None, None], "rho": None, "n": 3}
     assert not list(tmp_path.glob(".tmp*"))

@@ -20,11 +20,11 @@ Python API::
 ``rewards`` may also be an in-memory table: a mapping column name → sequence (a dict, or e.g. a pandas
 DataFrame). Missing scores are empty CSV cells, JSON ``null``/absent keys or Parquet nulls; NaN/inf are
 errors. Malformed input raises :class:`InputError` (the CLI exits with status 2 and a one-line message).
-The accepted formats, the number syntax and the id rule (``_tables._normalise_id``) are listed in
-``_tables.py`` and in the README ("Accepted input"). Errors about a parameter name it (``n_prompts``); the
+The accepted formats, the number syntax and the id rule (``_input.normalise_id``) are listed in
+``_input.py``, ``_csv.py`` and ``_tables.py`` and in the README ("Accepted input"). Errors about a parameter name it (``n_prompts``); the
 CLI names its flag (``--n-prompts``).
 
-Layout: ``_tables`` (readers) → ``_prepare`` (options, columns, rows, off-policy pairs) → ``_compute``
+Layout: ``_input`` (shared reading rules) → ``_csv``, ``_tables`` (readers) → ``_prepare`` (options, columns, rows, off-policy pairs) → ``_compute``
 (metrics, bootstrap) → ``_report`` (results, table/JSON/CSV/plot); ``cli`` (the command line).
 """
 
@@ -38,7 +38,8 @@ from ._compute import bootstrap as _bootstrap, evaluate_models
 from ._prepare import (DEFAULT_GT, ID_COLUMNS, MAX_BOOTSTRAP, MAX_BOOTSTRAP_DRAWS, check_bootstrap_cost, check_options,
                        index_rows, load_off_policy, select_columns)
 from ._report import MEASURE_LABELS, MEASURES, PLOT_FORMATS, PROP3_NOTE, ModelResult, Report, plot_path, rankings
-from ._tables import InputError, _Source
+from ._input import InputError
+from ._tables import Source
 from .cli import configure, main
 
 __all__ = ["evaluate", "InputError", "Report", "ModelResult", "MEASURES", "MEASURE_LABELS", "PROP3_NOTE",
@@ -94,9 +95,9 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
     check_options(normalisation, bootstrap, seed, ci, gamma, n_prompts)
     warnings: list[str] = []
     clock = _Clock()
-    source = _Source(rewards, fmt)
+    source = Source(rewards, fmt)
     cols = select_columns(source, ground_truth, models, include_ground_truth, warnings)
-    table = source.read(cols.numeric, ID_COLUMNS)
+    table = source.read(ID_COLUMNS, cols.numeric)
     clock.lap("read")
     rows = index_rows(table, cols.numeric, cols.gt, warnings)
     off, extra_prompts = None, []

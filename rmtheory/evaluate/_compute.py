@@ -9,9 +9,9 @@ import numpy as np
 
 from .._bounds import prop3_time_lower_bound
 from .._rm_eval import combined_measures, pooled_normalisation_stats, rm_report
-from ._prepare import _eg
+from ._prepare import examples
 from ._report import ModelResult
-from ._tables import InputError
+from ._input import InputError
 
 
 class _Grouping:
@@ -163,7 +163,7 @@ def evaluate_models(table, cols, rows, off, scheme, gamma, n_prompts_bound, n_un
         lost = np.flatnonzero((rows.counts >= 2) & (grouping.counts < 2))
         if lost.size:
             warnings.append(f"model '{name}': {lost.size} prompt(s) missing for this model "
-                            f"({_eg(rows.prompt_names[i] for i in lost)}), so models are compared on different "
+                            f"({examples(rows.prompt_names[i] for i in lost)}), so models are compared on different "
                             "prompt sets")
         res, unit = _evaluate_model(name, name == cols.gt, vals, gt_vals, grouping, off, scheme, gamma,
                                     n_prompts_bound, n_units, warnings)

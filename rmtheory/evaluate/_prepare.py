@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._rm_eval import SCHEMES
-from ._tables import InputError, _Source
+from ._input import InputError, require_columns
+from ._tables import Source
 
 DEFAULT_GT = "ground_truth"
 ID_COLUMNS = ("prompt_id", "sample_id")
@@ -26,7 +27,8 @@ def _factorise(values):
     return codes.reshape(-1).astype(np.int64), [values[i] for i in uniq_rows]
 
 
-def _eg(names, k=3):
+def examples(names, k=3):
+    """The first ``k`` of ``names`` for a message: "'a', 'b', 'c', …"."""
     names = list(names)
     s = ", ".join(repr(x) for x in names[:k])
     return s + (", …" if len(names) > k else "")
@@ -75,11 +77,9 @@ class Columns:
     numeric: list           # score columns to read
 
 
-def select_columns(source: _Source, ground_truth, models, include_ground_truth, warnings) -> Columns:
+def select_columns(source: Source, ground_truth, models, include_ground_truth, warnings) -> Columns:
     columns, src = source.columns, source.name
-    for c in ID_COLUMNS:
-        if c not in columns:
-            raise InputError(f"{src}: missing column '{c}' (columns: {', '.join(columns)})")
+    require_columns(src, columns, ID_COLUMNS)
     dupcols = sorted({c for c in columns if columns.count(c) > 1})
     if dupcols:
         raise InputError(f"{src}: duplicated column(s) {', '.join(dupcols)} in the header")
@@ -153,7 +153,7 @@ def index_rows(table, numeric, gt, warnings) -> Rows:
     counts_all = np.bincount(pcode[keep], minlength=n_p)
     few = np.flatnonzero(counts_all < 2)
     if few.size:
-        warnings.append(f"{few.size} prompt(s) have fewer than 2 samples ({_eg(prompt_names[i] for i in few)}); "
+        warnings.append(f"{few.size} prompt(s) have fewer than 2 samples ({examples(prompt_names[i] for i in few)}); "
                         "skipped (no variance or pairs without 2 samples)")
     if not (counts_all >= 2).any():
         raise InputError(f"{table.source}: no prompt has 2 or more samples; nothing to evaluate")
@@ -168,10 +168,9 @@ def index_rows(table, numeric, gt, warnings) -> Rows:
 def load_off_policy(source, sources, gt, fmt, warnings, prompt_index):
     """Off-policy pairs per model: {model: (chosen, rejected, gt_chosen, gt_rejected, prompt codes)}, and
     the prompts of the pairs file that are not in the rewards table (coded after them)."""
-    source = _Source(source, fmt)
+    source = Source(source, fmt)
     cols, osrc = source.columns, source.name
-    if "prompt_id" not in cols:
-        raise InputError(f"{osrc}: missing column 'prompt_id' (columns: {', '.join(cols)})")
+    require_columns(osrc, cols, ("prompt_id",))
     for c in cols:
         if c != "prompt_id" and not (c.endswith(".chosen") or c.endswith(".rejected")):
             raise InputError(f"{osrc}: unexpected column '{c}' (expected prompt_id and <model>.chosen, <model>.rejected)")
@@ -186,7 +185,7 @@ def load_off_policy(source, sources, gt, fmt, warnings, prompt_index):
                         "(not a model being evaluated)")
     used = [b for b in bases if b in sources or b == gt]
     numeric = [f"{b}.{s}" for b in used for s in ("chosen", "rejected")]
-    t = source.read(numeric, ("prompt_id",))
+    t = source.read(("prompt_id",), numeric)
     absent = [m for m in sources if m not in used and m != gt]
     if absent:
         warnings.append(f"off-policy file has no columns for {', '.join(map(repr, absent))}: "
@@ -204,7 +203,7 @@ def load_off_policy(source, sources, gt, fmt, warnings, prompt_index):
                 extra.append(p)
         codes[i] = c
     if extra:
-        warnings.append(f"off-policy file: {len(extra)} prompt(s) not in the rewards file ({_eg(extra)}); "
+        warnings.append(f"off-policy file: {len(extra)} prompt(s) not in the rewards file ({examples(extra)}); "
                         "their pairs still count towards off-policy accuracy")
     gt_c = gt_r = None
     if gt is not None and gt in used:

@@ -4,13 +4,13 @@ table, JSON, CSV and plot."""
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 from dataclasses import dataclass, field
+from io import StringIO
 
-from .. import io as _io
-from ._tables import InputError
+from .. import io
+from ._input import InputError
 
 MEASURES = ("var", "acc_on", "acc_off", "on_off", "var_acc")
 MEASURE_LABELS = {"var": "Var", "acc_on": "acc_on", "acc_off": "acc_off", "on_off": "On&Off", "var_acc": "Var&Acc"}
@@ -42,7 +42,7 @@ class ModelResult:
                                             "mean", "std", *MEASURES, "t_gamma_lower_bound",
                                             "n_zero_variance_prompts")}
         d["ci"] = {k: [lo, hi] for k, (lo, hi) in self.ci.items()}
-        return _io.to_jsonable(d)   # strict JSON: non-finite -> None (the reason is in the warnings)
+        return io.to_jsonable(d)   # strict JSON: non-finite -> None (the reason is in the warnings)
 
 
 @dataclass
@@ -60,14 +60,14 @@ class Report:
 
     def to_dict(self):
         return {"models": [m.as_dict() for m in self.models], "rankings": self.rankings,
-                "warnings": list(self.warnings), "meta": _io.to_jsonable(dict(self.meta)), "note": PROP3_NOTE}
+                "warnings": list(self.warnings), "meta": io.to_jsonable(dict(self.meta)), "note": PROP3_NOTE}
 
     def to_json(self, indent=None, sort_keys: bool = False) -> str:
         """Strict JSON (non-finite numbers are null; see :mod:`rmtheory.io`)."""
-        return _io.dumps(self.to_dict(), indent=indent, sort_keys=sort_keys)
+        return io.dumps(self.to_dict(), indent=indent, sort_keys=sort_keys)
 
     def to_csv(self) -> str:
-        buf = io.StringIO()
+        buf = StringIO()
         w = csv.writer(buf, lineterminator="\n")
         cols = ["model", "is_ground_truth", "n_prompts", "n_samples", "n_off_pairs", "norm_mean", "norm_std"]
         for m in MEASURES:
@@ -120,9 +120,7 @@ class Report:
         """Scatter of reward variance against accuracy, one labelled point per reward model. A path without
         an extension gets ``.png``; returns the path written."""
         path = plot_path(path)
-        import matplotlib
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        plt = io.pyplot()
         pts = [r for r in self.models if not (math.isnan(r.var) or math.isnan(getattr(r, accuracy)))]
         if not pts and accuracy == "acc_on":
             accuracy = "acc_off"
@@ -143,7 +141,7 @@ class Report:
         ax.set_title("Reward models: variance vs accuracy")
         ax.grid(alpha=0.3)
         try:
-            _io.save_figure(fig, path, dpi=150)
+            io.save_figure(fig, path, dpi=150)
         finally:
             plt.close(fig)
         return path
@@ -163,7 +161,7 @@ def plot_path(path) -> str:
         raise InputError(lambda name: f"{name} {path}: unknown extension '.{ext}' "
                          f"(use {', '.join('.' + f for f in PLOT_FORMATS)})", "plot")
     try:
-        _io.check_writable(path)
+        io.check_writable(path)
     except ValueError as e:
         why = str(e)
         raise InputError(lambda name: f"{name} {why}", "plot") from None

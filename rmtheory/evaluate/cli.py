@@ -8,7 +8,7 @@ import sys
 from .._rm_eval import SCHEMES
 from ._prepare import DEFAULT_GT
 from ._report import plot_path
-from ._tables import InputError
+from ._input import InputError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -17,8 +17,8 @@ import os
 import platform
 import time
 
-from ._output import read_csv, save_csv, save_json
-from ._tabular import BUCKET, HORIZON, N_OUTPUTS, embed, loglog_slope, tabular_t_gamma
+from ._output import read_columns, write_columns, write_json
+from ._tabular import BUCKET, N_OUTPUTS, T_MAX, embed, loglog_slope, tabular_t_gamma
 
 FIGURES = {
     "fig1": "fig1_scaling_law",
@@ -29,8 +29,8 @@ FIGURES = {
 }
 """{short name: module name} of every figure, in the order :func:`run_all` runs them."""
 
-__all__ = ["BUCKET", "FIGURES", "HORIZON", "N_OUTPUTS", "embed", "figure", "loglog_slope", "read_csv", "run_all",
-           "save_csv", "save_json", "select", "tabular_t_gamma"]
+__all__ = ["BUCKET", "FIGURES", "N_OUTPUTS", "T_MAX", "embed", "figure", "loglog_slope", "read_columns", "run_all",
+           "select", "tabular_t_gamma", "write_columns", "write_json"]
 
 
 def figure(key: str):

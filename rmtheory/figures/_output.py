@@ -1,7 +1,10 @@
-"""Output helpers shared by the figure modules: command-line wrapper, matplotlib setup, atomic PNG/CSV/JSON
-writes (through :mod:`rmtheory.io`) and captions.
+"""Output helpers shared by the figure modules: command-line wrapper, the figures' matplotlib style
+(:data:`FIGURE_RC`, for :func:`rmtheory.io.pyplot`), atomic PNG/CSV/JSON writes (through :mod:`rmtheory.io`)
+and captions.
 
 Every figure module exposes ``run(quick, seed, out) -> dict`` (the data it plotted) and ``main(argv=None)``.
+The ``write_*`` helpers take ``(data, out, name)``, write ``out/name`` and print its path; the ``save_*``
+functions of :mod:`rmtheory.io` take ``(path, data)``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import time
 import numpy as np
 
 from .. import io
-from ..io import atomic
+
+FIGURE_RC = {"font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "figure.dpi": 110}
+"""The rcParams every figure is drawn with: ``plt = io.pyplot(FIGURE_RC)``."""
 
 
 def parse_args(argv, description: str) -> argparse.Namespace:
@@ -41,41 +46,32 @@ def figure_main(run, doc: str):
     return lambda argv=None: script_main(run, argv, doc.splitlines()[0])
 
 
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "figure.dpi": 110})
-    return plt
-
-
-def save_figure(fig, out: str, name: str) -> str:
+def write_figure(fig, out: str, name: str) -> str:
     """Write ``fig`` to ``out/name`` atomically (tmp file + os.replace) and close it."""
     import matplotlib.pyplot as plt
 
     fmt = os.path.splitext(name)[1][1:]
-    path = atomic(lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format=fmt), os.path.join(out, name))
+    path = io.atomic(lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format=fmt), os.path.join(out, name))
     plt.close(fig)
     print(f"wrote {path}")
     return path
 
 
-def save_json(obj, out: str, name: str) -> str:
+def write_json(obj, out: str, name: str) -> str:
     """Strict JSON (rmtheory.io's rule: non-finite floats are written as null), atomically."""
     path = io.save_json(os.path.join(out, name), obj, sort_keys=False)
     print(f"wrote {path}")
     return path
 
 
-def save_csv(rows: dict, out: str, name: str) -> str:
-    """Columns given as {name: 1-D array} (equal lengths); floats written with repr precision ('inf' allowed)."""
-    cols = list(rows)
-    n = len(next(iter(rows.values())))
-    arrs = [np.asarray(rows[c]) for c in cols]
+def write_columns(columns: dict, out: str, name: str) -> str:
+    """A CSV of columns given as {name: 1-D array} (equal lengths); floats written with repr precision ('inf'
+    allowed)."""
+    cols = list(columns)
+    n = len(next(iter(columns.values())))
+    arrs = [np.asarray(columns[c]) for c in cols]
     if any(len(a) != n for a in arrs):
-        raise ValueError("save_csv: columns of unequal length")
+        raise ValueError("write_columns: columns of unequal length")
 
     def write(p):
         with open(p, "w", newline="") as f:
@@ -84,13 +80,13 @@ def save_csv(rows: dict, out: str, name: str) -> str:
             for i in range(n):
                 w.writerow([repr(float(a[i])) if a.dtype.kind == "f" else a[i] for a in arrs])
 
-    path = atomic(write, os.path.join(out, name))
+    path = io.atomic(write, os.path.join(out, name))
     print(f"wrote {path}")
     return path
 
 
-def read_csv(path: str) -> dict:
-    """Read a CSV written by :func:`save_csv` back as {column: np.ndarray} (numeric where possible)."""
+def read_columns(path: str) -> dict:
+    """Read a CSV written by :func:`write_columns` back as {column: np.ndarray} (numeric where possible)."""
     with open(path) as f:
         r = csv.reader(f)
         cols = next(r)

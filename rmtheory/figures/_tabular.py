@@ -15,7 +15,7 @@ from .. import make_instance, time_to_gamma
 # the last bits of the state (one instance moved from 8.9e13 to beyond 1e16 between two solver versions), so
 # such times are reported as "beyond the horizon" (t_γ = inf, status HORIZON), which keeps every figure's
 # data reproducible from its seed.
-HORIZON = 1e9
+T_MAX = 1e9
 BUCKET = 1024  # tabular t_γ batches are solved in chunks of exactly this size (padded), so every figure
                # with |Y| = N_OUTPUTS reuses one compiled solver (padding rows are decided at t = 0)
 N_OUTPUTS = 8  # |Y| of every tabular instance in the figures (smaller supports are embedded, see embed)
@@ -31,7 +31,7 @@ def loglog_slope(x, y):
     return float(s), float(c)
 
 
-def tabular_t_gamma(logits, reward, measure, gamma, lam=0.0, t_max: float = HORIZON):
+def tabular_t_gamma(logits, reward, measure, gamma, lam=0.0, t_max: float = T_MAX):
     """t_γ (and solver status) of the tabular gradient flow for a batch of single-prompt instances.
 
     ``logits``, ``reward`` (r_RM), ``measure`` (the timed reward): [N, |Y|]; ``gamma``, ``lam``: scalar or

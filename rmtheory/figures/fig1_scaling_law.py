@@ -29,8 +29,9 @@ import numpy as np
 
 import rmtheory as rt
 
-from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
-from ._tabular import HORIZON, N_OUTPUTS, embed, loglog_slope, tabular_t_gamma
+from .. import io
+from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
+from ._tabular import N_OUTPUTS, T_MAX, embed, loglog_slope, tabular_t_gamma
 
 GAMMA = 0.1
 NAME = "fig1_scaling_law"
@@ -108,7 +109,7 @@ def neural_points(key, policy, n: int, *, jacobian: bool):
     r_rm = s * r_g
     pi0 = jnp.exp(jax.vmap(policy.log_probs)(params))
     var = np.asarray(rt.reward_variance(pi0, r_rm))[:, 0]
-    res = rt.neural_time_to_gamma(policy, params, r_rm, GAMMA, prompt=0, measure=r_g, t_max=HORIZON)
+    res = rt.neural_time_to_gamma(policy, params, r_rm, GAMMA, prompt=0, measure=r_g, t_max=T_MAX)
     t = np.asarray(res.t)
     if jacobian:
         t_end = np.where(np.isfinite(t), t, 0.0)
@@ -170,7 +171,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     fams, worst = compute(quick, seed)
     rows = {k: [] for k in ("family", "variance", "t_gamma", "status", "gamma", "bound_prop3", "bound_thm4",
                             "jacobian")}
-    summary = {"gamma": GAMMA, "lambda": 0.0, "horizon": HORIZON, "quick": quick, "seed": seed,
+    summary = {"gamma": GAMMA, "lambda": 0.0, "horizon": T_MAX, "quick": quick, "seed": seed,
                "note": "Prop. 3 and Thm. 4 are LOWER bounds; fitted slopes are not exponents and may be steeper. "
                        "slope = least-squares slope of log10 t_gamma on log10 Var over finite t_gamma; "
                        "t_gamma = inf: not reached by the horizon (or certified unreachable).",
@@ -200,8 +201,8 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
           f"provable floor there {a['floor_at_gamma']:.4f}); violations={worst['violations']}")
     rows = {k: (np.array(v) if k == "family" else np.asarray(v, int if k == "status" else float))
             for k, v in rows.items()}
-    save_csv(rows, out, NAME + ".csv")
-    save_json(summary, out, NAME + ".json")
+    write_columns(rows, out, NAME + ".csv")
+    write_json(summary, out, NAME + ".json")
     plot(fams, summary, out)
     return {"rows": rows, "summary": summary}
 
@@ -216,7 +217,7 @@ STYLES = {
 
 
 def plot(fams, summary, out):
-    plt = pyplot()
+    plt = io.pyplot(FIGURE_RC)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12.5, 7.4))
     allv = np.concatenate([d["var"] for d in fams.values()])
     allv = allv[allv > 0]
@@ -271,14 +272,14 @@ def plot(fams, summary, out):
     fig.suptitle("Scaling law: t$_γ$ vs initial reward variance. Prop. 3 and Thm. 4 are LOWER bounds — "
                  "a fitted slope may be steeper than −1/2 or −1/3", fontsize=10)
     caption(fig, f"Exact gradient flow, λ = 0, one prompt, r$_{{RM}}$ = s·r$_G$, γ = {GAMMA}; t$_γ$ is timed "
-              f"on r$_G$. Not drawn: {n_inf} run(s) with t$_γ$ = ∞ (not reached by flow time {HORIZON:.0e}). "
+              f"on r$_G$. Not drawn: {n_inf} run(s) with t$_γ$ = ∞ (not reached by flow time {T_MAX:.0e}). "
               "Rescaling r$_{RM}$ by s rescales time exactly, so the rescaled families have slope ≈ −1/2 by "
               "construction; concentrated (peaked) initial policies are much slower than the Var$^{-1/2}$ law. MLP runs "
               f"(J$_{{t_γ}}$ ∈ [{jr[0]:.1f}, {jr[1]:.1f}]) can beat the tabular-only Prop. 3 line, but not their own Thm. 4 bound. "
               "Floor (derived here): tabular gradients have entries in [−½, ½] and sum to zero, so "
               "t$_γ$ ≥ (1+e$^{-γ/2}$)·(Prop. 3 bound); two equiprobable outputs attain it as γ → 0.",
               y=0.085)
-    save_figure(fig, out, NAME + ".png")
+    write_figure(fig, out, NAME + ".png")
 
 
 main = figure_main(run, __doc__)

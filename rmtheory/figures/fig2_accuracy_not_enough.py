@@ -17,7 +17,8 @@ import numpy as np
 
 import rmtheory as rt
 
-from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
+from .. import io
+from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig2_accuracy_not_enough"
@@ -64,7 +65,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     vg = np.asarray(rt.value(theta[:, :, 0], r_g))  # [T, k]
     rows = {"time": np.repeat(ts, k), "reward_model": np.tile(np.array(labels), len(ts)),
             "ground_truth_reward": vg.reshape(-1)}
-    save_csv(rows, out, NAME + ".csv")
+    write_columns(rows, out, NAME + ".csv")
     summary = {
         "gamma": GAMMA, "lambda": 0.0, "n_outputs": N_OUT, "pi0": pi0, "r_g": r_g, "v_g0": v0,
         "y_gamma": fast.y_gamma, "rho": fast.rho,
@@ -76,11 +77,11 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
                  "accuracy": fast.accuracy_fast, "accuracy_bound_2_over_Y": 2.0 / N_OUT,
                  "lambda_max": fast.lambda_max},
     }
-    save_json(summary, out, NAME + ".json")
+    write_json(summary, out, NAME + ".json")
     for m in summary["models"]:
         print(f"  {m['label']:18s} acc={m['accuracy']:.3f} var={m['variance']:.3g} t_γ={m['t_gamma']:.4g}")
 
-    plt = pyplot()
+    plt = io.pyplot(FIGURE_RC)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4))
     for i in range(k):
         ax.semilogx(ts[1:], vg[1:, i], color=f"C{i}", lw=1.8,
@@ -113,7 +114,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
               "and tiny values in reverse r$_G$ order elsewhere (accuracy ≤ 2/|Y|), yet is fast because π$_0$(y$^γ$) "
               "is not small. Accuracy: fraction of correctly ordered output pairs (uniform pairs); Var: "
               "Var$_{π_0}$[r$_{RM}$]; t$_γ$ in units of the flow's time.", y=0.0)
-    save_figure(fig, out, NAME + ".png")
+    write_figure(fig, out, NAME + ".png")
     return {"rows": rows, "summary": summary}
 
 

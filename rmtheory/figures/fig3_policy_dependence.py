@@ -16,7 +16,8 @@ import numpy as np
 
 import rmtheory as rt
 
-from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
+from .. import io
+from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig3_policy_dependence"
@@ -67,10 +68,10 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
                                                      else np.all(t[sl] >= b * (1 - 1e-9)))})
         print(f"  {f:3s} × {r:26s} median t_γ={np.median(t[sl]):9.4g}  Thm6 {kind} ≈ {np.median(b):.4g}")
     rows = {k: (np.asarray(v, float) if k in ("variance", "t_gamma", "bound") else np.array(v)) for k, v in rows.items()}
-    save_csv(rows, out, NAME + ".csv")
-    save_json(summary, out, NAME + ".json")
+    write_columns(rows, out, NAME + ".csv")
+    write_json(summary, out, NAME + ".json")
 
-    plt = pyplot()
+    plt = io.pyplot(FIGURE_RC)
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, sharey=True)
     for ci, (f, r) in enumerate(cells):
         ax = axes[ci // 2, ci % 2]
@@ -100,7 +101,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
               "policy already covers its rewarded output (high variance) and slow otherwise (variance ≤ 8/T²). "
               "Thin lines: individual initial policies; dotted: Theorem 6's bound (fast cells: an UPPER bound on "
               "t$_γ$; slow cells: a LOWER bound).", y=0.0)
-    save_figure(fig, out, NAME + ".png")
+    write_figure(fig, out, NAME + ".png")
     return {"rows": rows, "summary": summary}
 
 

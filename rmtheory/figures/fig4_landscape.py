@@ -17,8 +17,9 @@ import numpy as np
 
 import rmtheory as rt
 
-from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
-from ._tabular import HORIZON, N_OUTPUTS, tabular_t_gamma
+from .. import io
+from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
+from ._tabular import N_OUTPUTS, T_MAX, tabular_t_gamma
 
 NAME = "fig4_landscape"
 GAMMA, N_OUT = 0.1, N_OUTPUTS
@@ -42,20 +43,20 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     rho_acc, rho_var = rt.spearman(t, acc), rt.spearman(t, var)
     rho_acc_f, rho_var_f = rt.spearman(t[fin], acc[fin]), rt.spearman(t[fin], var[fin])
     summary = {"gamma": GAMMA, "lambda": 0.0, "n_outputs": N_OUT, "n_reward_models": n, "pi0": pi0, "r_g": r_g,
-               "fraction_infinite": float(1 - fin.mean()), "horizon": HORIZON,
-               "n_certified_unreachable": int(np.sum(status == rt.UNREACHABLE)),
-               "n_beyond_horizon": int(np.sum(status == rt.HORIZON)), "n_max_steps": int(np.sum(status == rt.MAX_STEPS)),
+               "fraction_infinite": float(1 - fin.mean()), "horizon": T_MAX,
+               "n_certified_unreachable": int(np.sum(status == rt.Status.UNREACHABLE)),
+               "n_beyond_horizon": int(np.sum(status == rt.Status.HORIZON)), "n_max_steps": int(np.sum(status == rt.Status.MAX_STEPS)),
                "mean_accuracy_finite": float(acc[fin].mean()), "mean_accuracy_infinite": float(acc[~fin].mean())
                if (~fin).any() else None,
                "spearman_t_vs_accuracy": rho_acc, "spearman_t_vs_variance": rho_var,
                "spearman_t_vs_accuracy_finite_only": rho_acc_f, "spearman_t_vs_variance_finite_only": rho_var_f}
     print(f"  Spearman(t_γ, acc) = {rho_acc:+.3f}   Spearman(t_γ, Var) = {rho_var:+.3f}   "
           f"(finite only: {rho_acc_f:+.3f}, {rho_var_f:+.3f}; {100 * (1 - fin.mean()):.1f}% infinite)")
-    save_csv({"sigma": sigma, "scale": scale, "accuracy": acc, "variance": var, "t_gamma": t, "status": status},
+    write_columns({"sigma": sigma, "scale": scale, "accuracy": acc, "variance": var, "t_gamma": t, "status": status},
                out, NAME + ".csv")
-    save_json(summary, out, NAME + ".json")
+    write_json(summary, out, NAME + ".json")
 
-    plt = pyplot()
+    plt = io.pyplot(FIGURE_RC)
     from matplotlib.colors import LogNorm
 
     fig, ax = plt.subplots(figsize=(7.2, 5.2))
@@ -66,7 +67,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     sc = ax.scatter(xa[fin], var[fin], c=np.clip(t[fin], lo_c, hi_c), s=ms, cmap="viridis_r",
                     norm=LogNorm(lo_c, hi_c), alpha=0.85)
     ax.scatter(xa[~fin], var[~fin], marker="x", s=ms + 1, color="r", alpha=0.6,
-               label=f"t$_γ$ = ∞ (E[r$_G$] never gains γ, or not by t = {HORIZON:.0e}): {int((~fin).sum())}")
+               label=f"t$_γ$ = ∞ (E[r$_G$] never gains γ, or not by t = {T_MAX:.0e}): {int((~fin).sum())}")
     ax.set_yscale("log")
     ax.set_ylim(var[var > 0].min() / 2, var.max() * 4)  # headroom for the legend
     cb = fig.colorbar(sc, ax=ax, extend="both")
@@ -87,7 +88,7 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
               "until E[r$_G$] gains γ. Spearman ρ over all RMs ranks t$_γ$ = ∞ as slowest; among RMs that do "
               "improve r$_G$ (finite t$_γ$), variance explains the speed and accuracy hardly does. Low-accuracy RMs "
               "often steer the policy to an output that is bad under r$_G$ (t$_γ$ = ∞).", y=-0.04)
-    save_figure(fig, out, NAME + ".png")
+    write_figure(fig, out, NAME + ".png")
     return {"summary": summary, "accuracy": acc, "variance": var, "t_gamma": t}
 
 

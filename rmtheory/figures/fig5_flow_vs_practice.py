@@ -28,7 +28,8 @@ import optax
 
 import rmtheory as rt
 
-from ._output import caption, figure_main, pyplot, save_csv, save_figure, save_json
+from .. import io
+from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig5_flow_vs_practice"
@@ -120,14 +121,14 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
         a, b = rec["noisy"], rec["rescaled"]
         print(f"  {name:34s} (a) noisy: Spearman vs flow = {a['spearman_vs_flow']:+.3f}, median t/t_flow = "
               f"{a['median_ratio_to_flow']:.3g} | (b) rescaled: relative spread of t = {b['relative_spread']:.3g}")
-    save_csv(rows, out, NAME + ".csv")
-    save_json(summary, out, NAME + ".json")
+    write_columns(rows, out, NAME + ".csv")
+    write_json(summary, out, NAME + ".json")
     plot(rows, summary, times, which, var, t_flow, scale, n_seeds, out)
     return {"rows": rows, "summary": summary}
 
 
 def plot(rows, summary, times, which, var, t_flow, scale, n_seeds, out):
-    plt = pyplot()
+    plt = io.pyplot(FIGURE_RC)
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 6.6))
     marks = ["s", "^", "v", "D", "x", "+"]
     for ax, s in zip(axes, SETS):
@@ -155,7 +156,7 @@ def plot(rows, summary, times, which, var, t_flow, scale, n_seeds, out):
               "differs mostly through the scale s, Adam's times are nearly constant and their rank correlation with "
               "the flow reflects only the RMs' noise patterns (not a bug). Adam's η·steps is not a flow time (each step "
               "moves every logit by ≈ η). The theory makes no claim about these optimisers.", y=0.085)
-    save_figure(fig, out, NAME + ".png")
+    write_figure(fig, out, NAME + ".png")
 
 
 main = figure_main(run, __doc__)
