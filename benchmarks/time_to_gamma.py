@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rmtheory as rt
+from rmtheory import _sharding  # the queue count time_to_gamma picks (core_blocks), for the report
 from _machine import cpu_model  # benchmarks/_machine.py (this script's directory is on sys.path)
 
 rt.enable_x64()  # the theory's float64
@@ -193,7 +194,7 @@ def main():
           f"{np.median(np.asarray(ref.steps)):.0f}, max {np.asarray(ref.steps).max()}", flush=True)
 
     kw = dict(rtol=args.rtol, atol=args.rtol, t_max=1e16, max_steps=200_000)
-    queues = rt.core_blocks(args.n, args.lanes) if len(jax.devices()) == 1 else len(jax.devices())
+    queues = _sharding.core_blocks(args.n, args.lanes) if len(jax.devices()) == 1 else len(jax.devices())
     res, t_ours = timed(rt.time_to_gamma, inst, g, lanes=args.lanes, repeats=args.repeats, **kw)
     err, same = rel_err(np.asarray(res.t)[:, 0], t_true)
     steps = np.asarray(res.steps)[:, 0]

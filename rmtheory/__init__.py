@@ -3,6 +3,10 @@
 The core data type is :class:`Instance` (tabular policy logits, optimised reward, reference, λ); every
 theory function takes it. The theory computes in float64: call :func:`enable_x64` once first (importing
 the package leaves JAX's global dtype flag alone; the theory entry points raise if it is off).
+
+The public API is :data:`__all__`; the subpackages ``rmtheory.evaluate``, ``rmtheory.figures``, ``rmtheory.io``,
+``rmtheory.lm`` and ``rmtheory.hf`` are imported by name. A solver status is a :class:`Status` member
+(``res.status == rmtheory.Status.REACHED``).
 """
 
 __version__ = "0.1.0"
@@ -33,12 +37,6 @@ from ._objective import (
     value,
 )
 from ._solver import (
-    HORIZON,
-    MAX_STEPS,
-    OUT_OF_RANGE,
-    REACHED,
-    STATUS_NAMES,
-    UNREACHABLE,
     HitResult,
     Status,
     first_hitting_time,
@@ -60,7 +58,7 @@ from ._autoregressive import (
     sequence_probs,
 )
 from ._rm_eval import RMReport, normalisation_stats, normalise, rm_report
-from ._stats import pearson, rankdata, spearman
+from ._stats import pearson, spearman
 from ._ascent import AscentResult, ascent_time_to_gamma, sampled_gradient
 from ._bounds import (
     Prop4Check,
@@ -93,7 +91,26 @@ from ._constructions import (
     thm6_bounds,
     weak_orders,
 )
-from ._sharding import core_blocks, host_cores, shard_leading
+from ._sharding import shard_leading
 from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value
 from ._neural import MLP, TabularAR, init_batch, jacobian_norm, jacobian_norms, trajectory_jacobian_norm
 from ._neural import time_to_gamma as neural_time_to_gamma
+
+__all__ = [
+    "accuracy", "ascent_time_to_gamma", "AscentResult", "attainable_accuracies", "best_of_n_distribution",
+    "best_of_n_optimal_value", "best_of_n_value", "default_y_gamma", "enable_x64", "expected_reward",
+    "fast_reward", "first_hitting_time", "first_hitting_times", "flow_logits", "flow_trajectory", "gradient",
+    "HitResult", "init_batch", "Instance", "jacobian_norm", "jacobian_norms", "kl", "kl_reward",
+    "lemma10_growth_bound", "lemma7_column", "lemma8_gradient_bound", "log_policy", "logits_from_probs",
+    "make_instance", "MLP", "neural_time_to_gamma", "normalisation_stats", "normalise", "num_prefixes",
+    "objective", "on_policy_accuracy", "one_hot_reward", "optimal_policy", "order_with_accuracy",
+    "pair_agreement", "pair_list_accuracy", "parametric_flow", "parametric_objective", "parametric_time_to_gamma",
+    "pearson", "policy", "policy_velocity", "prefix_table", "prompt_gradient", "prompt_objective",
+    "prop2_gradient_bound", "prop3_time_lower_bound", "prop4_conditions", "prop4_time_upper_bound", "Prop4Check",
+    "random_instance", "random_prefix_logits", "reward_variance", "rho", "rm_report", "RMReport",
+    "sample_thm6_policies", "sample_variance", "sampled_gradient", "sequence_log_probs", "sequence_probs",
+    "shard_leading", "slow_reward", "spearman", "Status", "TabularAR", "thm4_time_lower_bound",
+    "thm5_construction", "thm5_lambda_threshold", "thm5_slow_lower_bound", "thm5_time_upper_bound",
+    "Thm5Construction", "thm6_bounds", "thm6_lambda_threshold", "thm6_slow_lower_bound", "thm6_time_upper_bound",
+    "Thm6Bounds", "time_to_gamma", "trajectory_jacobian_norm", "value", "weak_orders", "x64_enabled"
+]

@@ -70,7 +70,6 @@ _MESSAGES = {
                           "in float64 and is not proven infinite"),
 }
 REACHED, UNREACHABLE, HORIZON, MAX_STEPS, OUT_OF_RANGE = Status
-STATUS_NAMES = {s: s.name.lower() for s in Status}
 _RUNNING = -1
 _REFILL_SLOTS = 8  # lanes refilled per loop iteration at most (see first_hitting_times)
 _TAIL_SHRINK = 4  # the tail runs on lanes / 4 lanes (see first_hitting_times)

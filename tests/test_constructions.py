@@ -17,7 +17,7 @@ seeds = st.integers(0, 2**32 - 1)
 @settings(max_examples=8)
 @given(seeds)
 def test_thm5_constructions_accuracy_and_variance(seed):
-    data = V._thm5_instances(np.random.default_rng(seed), 8)
+    data = V.thm5_instances(np.random.default_rng(seed), dict(n=8))
     row = V.check_constructions(None, CFG, data)
     assert row.violations == 0, row
     assert row.ratio <= 0.25  # Var < (1/T)²/4 by construction
@@ -27,7 +27,7 @@ def test_thm5_constructions_accuracy_and_variance(seed):
 @given(seeds)
 def test_thm5_slow_and_fast_flows(seed):
     rng = np.random.default_rng(seed)
-    data = V._thm5_instances(rng, CFG["n"])
+    data = V.thm5_instances(rng, CFG)
     slow, fast = V.check_thm5(rng, CFG, data)
     assert slow.violations == 0, slow
     assert fast.violations == 0, fast

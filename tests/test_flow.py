@@ -98,21 +98,21 @@ def test_unreachable_targets_return_inf_quickly():
     r = np.array([[-1.0, -0.2, 0.3, 0.5]])
     # γ above max r − V0
     res = rt.time_to_gamma(rt.make_instance(logits, r), 0.61)  # V0 = -0.1, max r = 0.5
-    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.UNREACHABLE and int(res.steps[0]) == 0
+    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.Status.UNREACHABLE and int(res.steps[0]) == 0
     # zero variance: the flow never moves
     res = rt.time_to_gamma(rt.make_instance(logits, np.full((1, 4), 0.3)), 0.1, measure=r)
-    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.UNREACHABLE and int(res.steps[0]) == 0
+    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.Status.UNREACHABLE and int(res.steps[0]) == 0
     # λ > 0: the fixed point's reward is below the target, proven by the KL certificate
     inst = rt.make_instance(logits, r, 2.0)
     v_star = float(jnp.sum(rt.optimal_policy(inst) * r))
     gamma = (v_star - float(rt.value(inst.logits, r)[0])) + 0.02
     t0 = time.perf_counter()
     res = rt.time_to_gamma(inst, gamma)
-    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.UNREACHABLE
+    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.Status.UNREACHABLE
     assert int(res.steps[0]) < 2000 and time.perf_counter() - t0 < 60
     # ... while slightly below the fixed point's reward it is reached
     res = rt.time_to_gamma(inst, gamma - 0.04)
-    assert np.isfinite(res.t[0]) and int(res.status[0]) == rt.REACHED
+    assert np.isfinite(res.t[0]) and int(res.status[0]) == rt.Status.REACHED
 
 
 def test_lambda_zero_measured_reward_certificate():
@@ -122,7 +122,7 @@ def test_lambda_zero_measured_reward_certificate():
     proxy = np.array([[1.0, 0.0, -1.0]])
     measure = np.array([[-1.0, 1.0, -1.0]])  # the proxy's argmax is the worst output for `measure`
     res = rt.time_to_gamma(rt.make_instance(logits, proxy), 0.9, measure=measure)
-    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.UNREACHABLE
+    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.Status.UNREACHABLE
     ref = scipy_time_to_gamma(logits[0], proxy[0], measure[0], 0.9, t_max=1e6)
     assert np.isinf(ref)
 
@@ -130,7 +130,7 @@ def test_lambda_zero_measured_reward_certificate():
 def test_horizon_is_reported():
     inst = rt.make_instance(np.array([[0.0, 0.0]]), np.array([[0.5, -0.5]]))
     res = rt.time_to_gamma(inst, 0.49, t_max=10.0)
-    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.HORIZON and float(res.t_end[0]) >= 10.0
+    assert np.isinf(res.t[0]) and int(res.status[0]) == rt.Status.HORIZON and float(res.t_end[0]) >= 10.0
 
 
 def test_extreme_logits_and_tiny_variance_no_nan():
@@ -221,15 +221,16 @@ def test_extreme_logits_are_out_of_range_not_unreachable():
     gamma = np.array([[0.1, 0.1, 0.1, 1.5]]).T[:, 0]  # last: target above max r (certificate)
     res = rt.time_to_gamma(rt.make_instance(logits, reward), gamma)
     assert np.all(np.isinf(np.asarray(res.t)))
-    assert list(np.asarray(res.status)) == [rt.OUT_OF_RANGE, rt.UNREACHABLE, rt.UNREACHABLE, rt.UNREACHABLE]
+    assert list(np.asarray(res.status)) == [rt.Status.OUT_OF_RANGE, rt.Status.UNREACHABLE, rt.Status.UNREACHABLE, rt.Status.UNREACHABLE]
     assert res.messages()[0].startswith("out_of_range") and "not proven" in res.messages()[0]
 
 
-def test_status_type_keeps_the_old_names():
-    assert (rt.REACHED, rt.UNREACHABLE, rt.HORIZON, rt.MAX_STEPS, rt.OUT_OF_RANGE) == (0, 1, 2, 3, 4)
-    assert rt.STATUS_NAMES[0] == "reached" and rt.STATUS_NAMES[rt.HORIZON] == "horizon"
-    assert rt.Status(3) is rt.MAX_STEPS and "budget" in rt.MAX_STEPS.message
+def test_status_codes():
+    S = rt.Status
+    assert (S.REACHED, S.UNREACHABLE, S.HORIZON, S.MAX_STEPS, S.OUT_OF_RANGE) == (0, 1, 2, 3, 4)
+    assert rt.Status(0).name == "REACHED" and rt.Status(2) is rt.Status.HORIZON
+    assert rt.Status(3) is rt.Status.MAX_STEPS and "budget" in rt.Status.MAX_STEPS.message
     msgs = rt.Status.describe(np.array([[0, 2], [1, 4]]))
     assert msgs.shape == (2, 2) and msgs[1, 0].startswith("unreachable") and msgs[0, 1].startswith("horizon")
     st = np.asarray(rt.time_to_gamma(rt.make_instance(np.zeros((2, 2)), np.array([[0.5, -0.5], [0.2, 0.2]])), 0.1).status)
-    assert list(st == rt.Status.REACHED) == [True, False] and st[1] == rt.UNREACHABLE
+    assert list(st == rt.Status.REACHED) == [True, False] and st[1] == rt.Status.UNREACHABLE

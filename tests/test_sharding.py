@@ -97,7 +97,7 @@ def test_four_devices_match_one_device(tmp_path):
     assert list(four["devices"]) == [4, 4, 4]  # really split: the results span 4 devices, and so do the runs
     assert list(one["devices"]) == [1, 1, 1]
     status = one["flow_status"]
-    assert {int(v) for v in np.unique(status)} == {rt.REACHED, rt.UNREACHABLE, rt.HORIZON}  # every outcome occurs
+    assert {int(v) for v in np.unique(status)} == {rt.Status.REACHED, rt.Status.UNREACHABLE, rt.Status.HORIZON}  # every outcome occurs
     assert len(set(one["flow_steps"].ravel())) > 20  # columns finish at different times: the queues refill
     _assert_same_numbers(one, four)
 

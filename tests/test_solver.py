@@ -31,7 +31,7 @@ def test_refilled_lanes_equal_lockstep_vmap():
         for a, b in zip(res, lock):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     st = np.asarray(lock.status)[:, 0]
-    assert st[-1] == rt.UNREACHABLE and st[-2] == rt.UNREACHABLE and np.all(st[:-2] == rt.REACHED)
+    assert st[-1] == rt.Status.UNREACHABLE and st[-2] == rt.Status.UNREACHABLE and np.all(st[:-2] == rt.Status.REACHED)
     steps = np.asarray(lock.steps)[:-2, 0]
     assert steps.max() > 2 * steps.min()  # a spread worth scheduling
 
@@ -46,7 +46,7 @@ def test_first_hitting_times_generic_problem():
 
     res = first_hitting_times(make, jnp.stack([a, c], 1), jnp.ones((5, 1)), lanes=2, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.asarray(res.t[:4]), np.log(np.asarray(c[:4])) / np.asarray(a[:4]), rtol=1e-9)
-    assert np.isinf(float(res.t[4])) and int(res.status[4]) == rt.UNREACHABLE  # stationary start
+    assert np.isinf(float(res.t[4])) and int(res.status[4]) == rt.Status.UNREACHABLE  # stationary start
     one = first_hitting_time(lambda y: 2.0 * y, jnp.ones(1), lambda y: y[0] - 1e6, rtol=1e-12, atol=1e-12)
     assert float(one.t) == float(res.t[2]) and int(one.steps) == int(res.steps[2])
 
@@ -60,7 +60,7 @@ def test_plateau_is_cheap_at_tight_tolerance():
     logits[0, 0, 0] = 0.0
     inst = inst._replace(logits=jnp.asarray(logits))
     res = rt.time_to_gamma(inst, 0.01, rtol=1e-12, atol=1e-12, t_max=1e16, max_steps=20_000)
-    assert int(res.status[0, 0]) == rt.REACHED and float(res.t[0, 0]) > 1e9
+    assert int(res.status[0, 0]) == rt.Status.REACHED and float(res.t[0, 0]) > 1e9
     assert int(res.steps[0, 0]) < 2_000
 
 
@@ -98,7 +98,7 @@ def test_blow_up_approach_without_rejection_cycles():
     run = jax.jit(lambda tol: first_hitting_time(lambda y: y * y, jnp.array([1e-9]), lambda y: y[0] - 1e9,
                                                  rtol=tol, atol=0.0, t_max=1e12, max_steps=100_000))
     res = run(1e-6)
-    assert int(res.status) == rt.REACHED and int(res.steps) < 400
+    assert int(res.status) == rt.Status.REACHED and int(res.steps) < 400
     np.testing.assert_allclose(float(res.t), 1e9 - 1e-9, rtol=1e-6)
     tight = run(1e-11)
     np.testing.assert_allclose(float(tight.t), 1e9 - 1e-9, rtol=1e-10)
@@ -111,7 +111,7 @@ def test_output_with_zero_probability_is_inert():
     without = rt.time_to_gamma(rt.make_instance(logits[:, [0, 1, 3]], reward[:, [0, 1, 3]], 0.0), 0.1)
     inst = rt.make_instance(np.zeros_like(logits), reward, 0.0)._replace(logits=jnp.asarray(logits))
     res = rt.time_to_gamma(inst, 0.1)
-    assert int(res.status[0]) == rt.REACHED
+    assert int(res.status[0]) == rt.Status.REACHED
     np.testing.assert_allclose(float(res.t[0]), float(without.t[0]), rtol=1e-9)
 
 
