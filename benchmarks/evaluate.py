@@ -39,7 +39,8 @@ def generate(directory, rows, k, seed=0):
     pairs = np.column_stack([np.char.add("prompt_", np.arange(p).astype(str))]
                             + [np.char.mod("%.17g", rng.normal(size=p)) for _ in range(2 * (len(MODELS) + 1))])
     with open(off, "w") as f:
-        f.write(",".join(["prompt_id"] + [f"{m}.{s}" for m in MODELS + ["ground_truth"] for s in ("chosen", "rejected")]) + "\n")
+        pair_cols = [f"{m}.{s}" for m in MODELS + ["ground_truth"] for s in ("chosen", "rejected")]
+        f.write(",".join(["prompt_id"] + pair_cols) + "\n")
         np.savetxt(f, pairs, fmt="%s", delimiter=",")
     return rew, off
 

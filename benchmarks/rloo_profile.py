@@ -77,7 +77,8 @@ def main(argv=None):
         return f
 
     parts = {
-        "sample (prefill + 8 KV steps)": (scanned(lambda i, p: sample(p, prompts, jax.random.PRNGKey(i), L)[1]), (pol,)),
+        "sample (prefill + 8 KV steps)": (scanned(lambda i, p: sample(p, prompts, jax.random.PRNGKey(i), L)[1]),
+                                          (pol,)),
         "teacher-forced log-prob forward (lp_old or lp_ref)": (
             scanned(lambda i, p: sequence_logprob(p, tokens0.at[0, 0].set(i % 5 + 4), P, mask0)), (pol,)),
         "reward-model forward": (scanned(lambda i, r: r(tokens0.at[0, 0].set(i % 5 + 4))), (rm,)),

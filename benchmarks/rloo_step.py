@@ -58,12 +58,17 @@ def main(argv=None):
                      jnp.ones(R, jnp.float32), jnp.arange(R, dtype=jnp.int32))
     print(f"config {cfg.name}: policy {param_count(pol):,} parameters (float32), seq len {spec.seq_len}, "
           f"vocab {spec.vocab}; devices {jax.devices()}")
-    one = lambda tree: jax.tree_util.tree_map(lambda x: x[:1], tree)  # noqa: E731
+    def one(tree):
+        return jax.tree_util.tree_map(lambda x: x[:1], tree)
+
     if a.per_run_refs:
         upd = update_epoch
-        n_runs = lambda tree: jax.tree_util.tree_leaves(tree)[0].shape[0]  # noqa: E731
-        # the references are the initial policies (all runs, or the first one for the one-at-a-time baseline)
-        update_epoch = lambda p, st, rm, cc, e: upd(p, st, rm, cc, e, pols if n_runs(p) == R else one(pols))  # noqa: E731
+
+        def update_epoch(p, st, rm, cc, e):
+            # the references are the initial policies (all runs, or the first one for the one-at-a-time baseline)
+            n_runs = jax.tree_util.tree_leaves(p)[0].shape[0]
+            return upd(p, st, rm, cc, e, pols if n_runs == R else one(pols))
+
     t = time.time()
     out = update_epoch(pols, sts, rms, c, 0)
     jax.block_until_ready(out)

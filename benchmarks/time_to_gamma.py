@@ -9,22 +9,21 @@ output whose reward is at most 0.5 (so the target is reachable in principle), ε
 so the initial reward variance spans ~1e-13 … ~0.6 and t_γ (γ = 0.01) spans ~0.1 … ~1e16; about 12 % of the
 targets are not reached by t_max = 1e16 (the same ones for every solver and tolerance, which is checked).
 
-Accuracy is measured against a tight float64 reference: this solver at rtol = atol = 1e-13, itself checked
-against scipy DOP853 at 1e-13 on a subset. Baseline (a) is scipy's solve_ivp with a terminal event looped
-over instances, RK45 (Dormand–Prince 5(4), the same method) and DOP853 at the same tolerance, with the same
-plateau-stable right-hand side; it is timed on a random subset and scaled linearly to the whole batch (a full
-loop takes tens of minutes), which the output says. Floor: the minimum work of the method, timed in the same run. The solver used E right-hand-side evaluations
-(6 per Runge–Kutta step, FSAL, plus 2 per problem to start); each is |Y| exponentials, two dot products and
-one vector update. The floor runs exactly E such evaluations as a plain jitted kernel with no control flow
-(``lax.scan`` over [B, |Y|] arrays, B = the number of lanes or 1024, whichever is faster here), and
-time / floor says how far the solver is from what this CPU can do at best for the same number of evaluations.
-The machine may be shared: every baseline is timed in alternating runs with rmtheory (best of each), and each
-ratio compares the two minima of the same rounds.
-Baseline (c) is diffrax, what a JAX user would reach for: ``diffeqsolve`` with ``Dopri5``, a ``PIDController``
-and a terminal ``Event`` (Newton root finder on the dense output), vmapped over the batch, the same pivoted
-right-hand side, at the loosest tolerance meeting the same accuracy. Baseline (b) is forward Euler, batched in JAX: its time per
-step is measured, and the steps it needs are t_γ,max / h (h = 0.05, which is only just stable for the fastest
-instances, and still far from 1e-4 accuracy).
+Accuracy is measured against a tight float64 reference: this solver at rtol = atol = 1e-13, itself checked against
+scipy DOP853 at 1e-13 on a subset. Baseline (a) is scipy's solve_ivp with a terminal event looped over instances, RK45
+(Dormand–Prince 5(4), the same method) and DOP853 at the same tolerance, with the same plateau-stable right-hand side;
+it is timed on a random subset and scaled linearly to the whole batch (a full loop takes tens of minutes), which the
+output says. Floor: the minimum work of the method, timed in the same run. The solver used E right-hand-side
+evaluations (6 per Runge–Kutta step, FSAL, plus 2 per problem to start); each is |Y| exponentials, two dot products
+and one vector update. The floor runs exactly E such evaluations as a plain jitted kernel with no control flow
+(``lax.scan`` over [B, |Y|] arrays, B = the number of lanes or 1024, whichever is faster here), and time / floor says
+how far the solver is from what this CPU can do at best for the same number of evaluations. The machine may be shared:
+every baseline is timed in alternating runs with rmtheory (best of each), and each ratio compares the two minima of
+the same rounds. Baseline (c) is diffrax, what a JAX user would reach for: ``diffeqsolve`` with ``Dopri5``, a
+``PIDController`` and a terminal ``Event`` (Newton root finder on the dense output), vmapped over the batch, the same
+pivoted right-hand side, at the loosest tolerance meeting the same accuracy. Baseline (b) is forward Euler, batched in
+JAX: its time per step is measured, and the steps it needs are t_γ,max / h (h = 0.05, which is only just stable for
+the fastest instances, and still far from 1e-4 accuracy).
 """
 
 from __future__ import annotations
@@ -209,7 +208,10 @@ def main():
     first = {k: timed(f, repeats=2)[1] for k, f in kernels.items()}
     k_floor = min(first, key=first.get)  # the fastest chunk size and thread count on this machine
     t_floor, t_ours_f = paired(kernels[k_floor], run_ours, args.repeats)
-    name = lambda k: f"[{k[0]}, {args.outputs}] × {k[1]} thread{'s' if k[1] > 1 else ''}"  # noqa: E731
+
+    def name(k):
+        return f"[{k[0]}, {args.outputs}] × {k[1]} thread{'s' if k[1] > 1 else ''}"
+
     others = ", ".join(f"{name(k)} {t:.2f} s" for k, t in first.items() if k != k_floor)
     print(f"floor: the same {n_evals:.3g} right-hand-side evaluations as a plain batched kernel (no control flow), "
           f"fastest of {len(kernels)} layouts: {name(k_floor)} {t_floor:.2f} s (best of {args.repeats}; others, best "
@@ -229,16 +231,19 @@ def main():
     t_sc = {}
     for method, tols in (("RK45", (1e-6, 1e-7, 1e-8)), ("DOP853", (1e-5, 1e-6, 1e-7))):
         for tol in tols:
-            loop = lambda: np.array([scipy_time_to_gamma(logits[i], reward[i], reward[i], g, t_max=1e16, rtol=tol,  # noqa: E731
-                                                         atol=tol, method=method, pivot=True) for i in sub])
+            def loop(tol=tol, method=method):
+                return np.array([scipy_time_to_gamma(logits[i], reward[i], reward[i], g, t_max=1e16, rtol=tol,
+                                                     atol=tol, method=method, pivot=True) for i in sub])
+
             sc, secs = timed(loop)
             e, same_sc = rel_err(sc, t_true[sub])
             ok = e <= 1e-4 and same_sc
             if ok:  # time it against rmtheory in alternating runs
                 secs, t_o = paired(loop, run_ours, args.repeats)
                 t_sc[f"{method}@{tol:g}"] = (secs * args.n / len(sub), t_o)
-            print(f"(a) scipy solve_ivp {method} loop, rtol=atol={tol:g}: {secs * args.n / len(sub):.1f} s for {args.n} "
-                  f"(timed on {len(sub)}, scaled{f', best of {args.repeats}; rmtheory in the same rounds {t_o:.2f} s' if ok else ''}); "
+            same_rounds = f", best of {args.repeats}; rmtheory in the same rounds {t_o:.2f} s" if ok else ""
+            print(f"(a) scipy solve_ivp {method} loop, rtol=atol={tol:g}: {secs * args.n / len(sub):.1f} s "
+                  f"for {args.n} (timed on {len(sub)}, scaled{same_rounds}); "
                   f"max rel err {e:.1e}{'' if ok else '  (misses 1e-4)'}", flush=True)
             if ok:
                 break
@@ -260,7 +265,8 @@ def main():
         ok = e <= 1e-4 and same_d
         secs, t_o = paired(functools.partial(run, th_all, r_all), run_ours, min(args.repeats, 3)) if ok else (0, 0)
         print(f"(c) diffrax diffeqsolve Dopri5 + PIDController + terminal Event, vmapped, rtol=atol={tol:g}: "
-              + (f"{secs:.2f} s (best of {min(args.repeats, 3)}; rmtheory in the same rounds {t_o:.2f} s); " if ok else "")
+              + (f"{secs:.2f} s (best of {min(args.repeats, 3)}; rmtheory in the same rounds {t_o:.2f} s); "
+                 if ok else "")
               + f"max rel err {e:.1e}; inf pattern identical: {same_d}; "
               f"steps median {np.median(np.asarray(dsteps)):.0f}, max {np.max(np.asarray(dsteps))}"
               f"{'' if ok else '  (misses 1e-4)'}", flush=True)
@@ -293,13 +299,16 @@ def main():
           f"{'met' if r_sc >= 30 and ok_acc else 'NOT met'}")
     if t_dfx is not None:
         r_d = t_dfx[0] / t_dfx[1]
-        print(f"    vs (c) diffrax at ≤ 1e-4: {r_d:.1f}x   target ≥ 10x: {'met' if r_d >= 10 and ok_acc else 'NOT met'}")
-    print(f"    time / floor: {t_ours_f / t_floor:.2f}x   target ≤ 2x: {'met' if t_ours_f / t_floor <= 2 else 'NOT met'}")
+        met = "met" if r_d >= 10 and ok_acc else "NOT met"
+        print(f"    vs (c) diffrax at ≤ 1e-4: {r_d:.1f}x   target ≥ 10x: {met}")
+    met = "met" if t_ours_f / t_floor <= 2 else "NOT met"
+    print(f"    time / floor: {t_ours_f / t_floor:.2f}x   target ≤ 2x: {met}")
     print(f"    vs lockstep vmap: {t_lock / t_ours:.1f}x; vs (b): {need * per_step / t_ours:.1e}x", flush=True)
 
     # cost vs t_γ: steps per decade of t_γ (reached targets)
     dec = np.floor(np.log10(t_true[fin])).astype(int)
-    rows = [f"1e{d}: {np.median(steps[fin][dec == d]):.0f}" for d in range(dec.min(), dec.max() + 1) if np.any(dec == d)]
+    rows = [f"1e{d}: {np.median(steps[fin][dec == d]):.0f}" for d in range(dec.min(), dec.max() + 1)
+            if np.any(dec == d)]
     print("median steps by decade of t_γ: " + ", ".join(rows))
     if args.no_scaling:
         return
@@ -310,7 +319,8 @@ def main():
         ins = make_instances(n, m, seed=2)
         rt.time_to_gamma(ins, g, lanes=args.lanes, **kw)  # compile for this shape
         r, secs = timed(rt.time_to_gamma, ins, g, lanes=args.lanes, repeats=3, **kw)
-        print(f"    {n:5d} instances × |Y| = {m:4d}: {secs:6.2f} s, {secs / (n * m) * 1e9:6.1f} ns per instance·output, "
+        print(f"    {n:5d} instances × |Y| = {m:4d}: {secs:6.2f} s, "
+              f"{secs / (n * m) * 1e9:6.1f} ns per instance·output, "
               f"{secs / int(np.sum(np.asarray(r.steps))) * 1e6:5.2f} µs per step", flush=True)
 
 

@@ -61,7 +61,9 @@ def build(a, workdir):
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     pad, eos = 0, 3  # rmtheory.lm.task PAD, EOS
-    name = lambda i: f"t{i:03d}"  # same width: no token name is a prefix of another (special tokens match as substrings)
+    def name(i):
+        return f"t{i:03d}"  # same width: no token name is a prefix of another (special tokens match as substrings)
+
     vocab = {name(i): i for i in range(a.vocab)}
     tk = Tokenizer(models.WordLevel(vocab, unk_token=name(1)))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()

@@ -23,7 +23,7 @@ Array = jax.Array
 
 def num_prefixes(vocab: int, length: int) -> int:
     """P = Σ_{l=0}^{L−1} |V|^l."""
-    return sum(vocab**l for l in range(length))
+    return sum(vocab**ell for ell in range(length))
 
 
 @functools.lru_cache(maxsize=None)
@@ -34,14 +34,14 @@ def prefix_table(vocab: int, length: int):
         raise ValueError(f"vocab must be >= 2 and length >= 1; got vocab={vocab}, length={length}")
     n = vocab**length
     ys = np.arange(n)
-    tokens = np.stack([(ys // vocab ** (length - 1 - l)) % vocab for l in range(length)], axis=1)
-    offsets = np.cumsum([0] + [vocab**l for l in range(length)])[:-1]
+    tokens = np.stack([(ys // vocab ** (length - 1 - ell)) % vocab for ell in range(length)], axis=1)
+    offsets = np.cumsum([0] + [vocab**ell for ell in range(length)])[:-1]
     index = np.zeros((n, length), np.int64)
-    for l in range(length):
+    for ell in range(length):
         code = np.zeros(n, np.int64)
-        for i in range(l):
+        for i in range(ell):
             code = code * vocab + tokens[:, i]
-        index[:, l] = offsets[l] + code
+        index[:, ell] = offsets[ell] + code
     return tokens, index
 
 

@@ -84,6 +84,7 @@ def best_of_n_optimal_value(pi: Array, r_g: Array, n: int, *, check: bool = True
     f_end = jnp.where(nxt_same, jnp.nan, cdf)
     # previous block end's F: running max of cdf at ends before this position
     ends_cdf = jnp.where(nxt_same, 0.0, cdf)
-    prev = jnp.concatenate([jnp.zeros(r_s.shape[:-1] + (1,)), jax.lax.cummax(ends_cdf, axis=ends_cdf.ndim - 1)[..., :-1]], -1)
+    prev = jnp.concatenate([jnp.zeros(r_s.shape[:-1] + (1,)),
+                            jax.lax.cummax(ends_cdf, axis=ends_cdf.ndim - 1)[..., :-1]], -1)
     contrib = jnp.where(nxt_same, 0.0, r_s * (jnp.nan_to_num(f_end) ** n - prev**n))
     return jnp.sum(contrib, -1)

@@ -108,10 +108,10 @@ def _column_problem(n_prompts, with_kl, timed_is_reward=False):
 
     def make(p):
         rhs_for = _column_rhs(p["logref"], p["reward"], p["lam"], n_prompts, with_kl)
-        if own_mean:
-            event = lambda th, aux: aux[2] - p["target"]  # noqa: E731
-        else:
-            event = lambda th, aux: jnp.sum(aux[0] * p["measure"]) - p["target"]  # noqa: E731
+        def event(th, aux):
+            mean = aux[2] if own_mean else jnp.sum(aux[0] * p["measure"])
+            return mean - p["target"]
+
         return rhs_for, event, _column_certificate(p["cert"], p["reward"], p["lam"], p["target"], with_kl)
 
     return make
@@ -144,7 +144,8 @@ def _batched_columns(theta0, reward, logref, lam, n_prompts, measure, gamma, rto
     xtol = jnp.maximum(1e-13, 1e-3 * rtol)
     res = first_hitting_times(make, params, theta0, lanes=lanes, rtol=rtol, atol=atol, t_max=t_max,
                               max_steps=max_steps, xtol=xtol)
-    oor = jax.vmap(lambda th, r, lr, la, p: _out_of_range(th, r, lr, la, make(p)[2]))(theta0, reward, logref, lam, params)
+    oor = jax.vmap(lambda th, r, lr, la, p: _out_of_range(th, r, lr, la, make(p)[2]))(theta0, reward, logref, lam,
+                                                                                      params)
     oor = oor & (res.status == UNREACHABLE) & (res.steps == 0)
     return res._replace(status=jnp.where(oor, OUT_OF_RANGE, res.status))
 
@@ -249,9 +250,9 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
 def _flat_columns(inst: Instance):
     batch = inst.logits.shape[:-1]
     n_out = inst.logits.shape[-1]
-    flat = lambda a: jnp.reshape(a, (-1, n_out))  # noqa: E731
+    logits, reward, ref_logits = (jnp.reshape(a, (-1, n_out)) for a in (inst.logits, inst.reward, inst.ref_logits))
     lam = jnp.broadcast_to(jnp.asarray(inst.lam, jnp.float64)[..., None], batch).reshape(-1)
-    return flat(inst.logits), flat(inst.reward), flat(inst.ref_logits), lam, float(inst.logits.shape[-2])
+    return logits, reward, ref_logits, lam, float(inst.logits.shape[-2])
 
 
 def flow_trajectory(inst: Instance, ts, *, rtol: float = 1e-10, atol: float = 1e-10) -> Array:
@@ -342,9 +343,9 @@ def _parametric_first_hit(log_policy_fn, unravel, flat0, reward, measure, lam, r
     certified unreachable at once."""
     grad = _parametric_rhs(log_policy_fn, unravel, reward, lam, ref, train_mask)
     v = _parametric_value(log_policy_fn, unravel, measure, prompt)
-    certify = lambda flat: target >= jnp.max(measure[prompt])  # noqa: E731
-    return first_hitting_time(grad, flat0, lambda y: v(y) - target, certify, rtol=rtol, atol=atol, t_max=t_max,
-                              max_steps=max_steps)
+    unreachable = target >= jnp.max(measure[prompt])
+    return first_hitting_time(grad, flat0, lambda y: v(y) - target, lambda flat: unreachable, rtol=rtol, atol=atol,
+                              t_max=t_max, max_steps=max_steps)
 
 
 def _parametric_hit(log_policy_fn, unravel, flat0, reward, measure, lam, ref, train_mask, gamma, prompt, rtol,

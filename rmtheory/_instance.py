@@ -70,7 +70,8 @@ def make_instance(logits, reward, lam=0.0, ref_logits=None, *, check: bool = Tru
         _checks.in_range("reward", reward, -1.0, 1.0)
         _checks.nonnegative("lam", lam)
         if lam.shape not in ((), logits.shape[:-2]):
-            raise ValueError(f"lam must be a scalar or have batch shape {list(logits.shape[:-2])}; got {list(lam.shape)}")
+            raise ValueError(f"lam must be a scalar or have batch shape {list(logits.shape[:-2])}; "
+                             f"got {list(lam.shape)}")
         if ref_logits is not None and _checks.is_concrete(ref):
             r = np.asarray(ref)
             if np.any(np.isnan(r)) or np.any(r == np.inf):

@@ -38,17 +38,17 @@ def _prefix_structure(vocab: int, length: int):
     lens = np.zeros(n_p, np.int64)
     toks = np.zeros((n_p, max(length, 1)), np.int64)
     p = 0
-    for l in range(length):
-        for code in range(vocab**l):
-            lens[p] = l
-            for i in range(l):
-                toks[p, i] = (code // vocab ** (l - 1 - i)) % vocab
+    for ell in range(length):
+        for code in range(vocab**ell):
+            lens[p] = ell
+            for i in range(ell):
+                toks[p, i] = (code // vocab ** (ell - 1 - i)) % vocab
             p += 1
     # consistency with prefix_table's indexing
     tokens, index = prefix_table(vocab, length)
     for y in range(min(vocab**length, 64)):
-        for l in range(length):
-            assert lens[index[y, l]] == l and np.all(toks[index[y, l], :l] == tokens[y, :l])
+        for ell in range(length):
+            assert lens[index[y, ell]] == ell and np.all(toks[index[y, ell], :ell] == tokens[y, :ell])
     return lens, toks
 
 
@@ -62,8 +62,8 @@ def _selection_matrices(vocab: int, length: int):
     n_p = num_prefixes(vocab, length)
     seq = np.zeros((n_p * vocab, vocab**length))
     for y in range(vocab**length):
-        for l in range(length):
-            seq[index[y, l] * vocab + tokens[y, l], y] = 1.0
+        for ell in range(length):
+            seq[index[y, ell] * vocab + tokens[y, ell], y] = 1.0
     lens, toks = _prefix_structure(vocab, length)
     width = max(length - 1, 1)
     tok = np.zeros((n_p, width * vocab))
@@ -126,7 +126,10 @@ class MLP:
     def init(self, key, scale: float = 1.0):
         ks = jax.random.split(key, 6)
         e, h, v = self.embed, self.hidden, self.vocab
-        n = lambda k, s: jax.random.normal(k, s, jnp.float64)  # noqa: E731
+
+        def n(k, s):
+            return jax.random.normal(k, s, jnp.float64)
+
         return {
             "prompt": n(ks[0], (self.n_prompts, e)),
             "token": n(ks[1], (max(self.length - 1, 1), v, e)),

@@ -129,7 +129,8 @@ def shard_leading(tree, devices=None):
         return tree
     sizes = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
     if len(sizes) != 1 or None in sizes:
-        raise ValueError(f"tree: every leaf needs the same leading (runs) axis; got leading sizes {sorted(map(str, sizes))}")
+        raise ValueError("tree: every leaf needs the same leading (runs) axis; "
+                         f"got leading sizes {sorted(map(str, sizes))}")
     n = sizes.pop()
     devs = jax.devices() if devices is None else list(devices)
     d = leading_devices(n, devs)

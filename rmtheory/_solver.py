@@ -289,9 +289,15 @@ def first_hitting_time(
     trajectories with very different step counts use :func:`first_hitting_times`.
     """
     require_x64("rmtheory.first_hitting_time")
-    rhs_for = lambda _: lambda y: (rhs(y), None)  # noqa: E731
-    event_a = lambda y, _: event(y)  # noqa: E731
-    certify_a = (lambda y, _: jnp.asarray(False)) if certify is None else (lambda y, _: certify(y))
+    def rhs_for(_):
+        return lambda y: (rhs(y), None)
+
+    def event_a(y, _):
+        return event(y)
+
+    def certify_a(y, _):
+        return jnp.asarray(False) if certify is None else certify(y)
+
     s0 = _init(rhs_for, event_a, certify_a, y0, rtol, atol)
     s = jax.lax.while_loop(lambda s: s.status == _RUNNING,
                            lambda s: _advance(rhs_for, event_a, certify_a, s, rtol, atol, t_max, max_steps, xtol),
@@ -355,7 +361,10 @@ def first_hitting_times(
     n_lanes = max(1, min(int(lanes), n))
     n_slots = min(n_lanes, max(_REFILL_SLOTS, n_lanes // 16))
     pos = jnp.arange(n_lanes)
-    take = lambda tree, idx: jax.tree_util.tree_map(lambda a: a[idx], tree)  # noqa: E731
+
+    def take(tree, idx):
+        return jax.tree_util.tree_map(lambda a: a[idx], tree)
+
     idx0 = queue[jnp.minimum(pos, n - 1)]
     active0 = pos < n_run
 
@@ -385,8 +394,9 @@ def first_hitting_times(
         load = free & (rank < n_slots) & (nxt + rank < n_run)
         slot_lane = jnp.nonzero(load, size=n_slots, fill_value=n_lanes)[0]  # lanes in rank order
         slot_prob = queue[jnp.minimum(nxt + jnp.arange(n_slots), n - 1)]
-        put = lambda dst, src: jax.tree_util.tree_map(  # noqa: E731
-            lambda d, s_: d.at[slot_lane].set(s_, mode="drop"), dst, src)
+        def put(dst, src):
+            return jax.tree_util.tree_map(lambda d, s_: d.at[slot_lane].set(s_, mode="drop"), dst, src)
+
         state = put(state, take(init, slot_prob))
         lane_params = put(lane_params, take(params, slot_prob))
         idx = idx.at[slot_lane].set(slot_prob, mode="drop")
@@ -417,7 +427,9 @@ def integrate(rhs: Callable[[Array], Array], y0: Array, t1, *, rtol: float = 1e-
     """y(t1) for dy/dt = rhs(y), y(0) = y0, by adaptive Dormand–Prince steps (last step lands on t1)."""
     y0 = jnp.asarray(y0, jnp.float64)
     t1 = jnp.asarray(t1, jnp.float64)
-    rhs_a = lambda y: (rhs(y), None)  # noqa: E731
+    def rhs_a(y):
+        return rhs(y), None
+
     f0 = rhs(y0)
     h0 = _initial_step(rhs_a, y0, f0, rtol, atol)
 

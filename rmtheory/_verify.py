@@ -84,8 +84,8 @@ def run_checks(scale: str = "default", seed: int = 0, progress: Callable[[str], 
     >>> sum(r.violations for r in rows)  # doctest: +SKIP
     0
 
-    Each ``check_*`` function (:data:`CHECKS`) is one row (or a few) of that table and runs on its own; Proposition 1 on two
-    random instances per setting:
+    Each ``check_*`` function (:data:`CHECKS`) is one row (or a few) of that table and runs on its own;
+    Proposition 1 on two random instances per setting:
 
     >>> import numpy as np
     >>> from rmtheory._verify import check_prop1

@@ -289,7 +289,8 @@ def check_prop4(rng, cfg):
             if not c.ok:
                 failed[c.failed] = failed.get(c.failed, 0) + 1
     t = _hit(logits, r_rm, lam, gamma, r_g)
-    note = f"conditions held on {ok.sum()}/{ok.size}; failed: " + ", ".join(f"{k} {v}" for k, v in sorted(failed.items()))
+    note = (f"conditions held on {ok.sum()}/{ok.size}; failed: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(failed.items())))
     return _upper_row("Prop 4 (fast, conditions hold)", t[ok], bound[ok], note)
 
 
@@ -315,8 +316,10 @@ def thm5_instances(rng, cfg):
             pw = None if rng.random() < 0.5 else np.triu(rng.random((N_OUT, N_OUT)), 1)
             yg = constructions.default_y_gamma(pi[i, s], r_g[i, s], gamma[i, s])
             alpha = float(rng.choice(constructions.attainable_accuracies(r_g[i, s], pw)))
-            alpha_f = None if rng.random() < 0.25 else float(rng.choice(constructions.attainable_accuracies(r_g[i, s], pw, top=yg)))
-            c = constructions.thm5_construction(pi[i, s], r_g[i, s], gamma[i, s], slowness[i], alpha, alpha_f, pw, yg, N_PROMPTS)
+            alpha_f = (None if rng.random() < 0.25
+                       else float(rng.choice(constructions.attainable_accuracies(r_g[i, s], pw, top=yg))))
+            c = constructions.thm5_construction(pi[i, s], r_g[i, s], gamma[i, s], slowness[i], alpha, alpha_f, pw, yg,
+                                                N_PROMPTS)
             row.append(c)
             accs.append((alpha, alpha_f, c, pw, pi[i, s], r_g[i, s], slowness[i]))
         cons.append(row)

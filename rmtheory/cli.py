@@ -17,7 +17,8 @@ SUBCOMMANDS = {
     "figures": ("rmtheory.figures.cli", "regenerate every figure (PNG + CSV/JSON data) into ./figures"),
     "verify": ("rmtheory._verify", "check every theorem on random instances; non-zero exit on a violation"),
     "evaluate": ("rmtheory.evaluate", "reward-model report card from exported rewards (CSV/JSONL/Parquet)"),
-    "score": ("rmtheory.hf.score", "sample a Hugging Face policy, score with reward models → evaluate's input ([hf] extra)"),
+    "score": ("rmtheory.hf.score",
+              "sample a Hugging Face policy, score with reward models → evaluate's input ([hf] extra)"),
     "lm": ("rmtheory.lm.cli", "the miniature LM pipeline (SFT → RMs → RLOO → tables)"),
 }
 

@@ -21,8 +21,10 @@ def test_rloo_advantages_is_the_leave_one_out_mean(dtype, k):
     ref = np.stack([r[..., i] - np.delete(r, i, axis=-1).mean(-1) for i in range(k)], -1)
     np.testing.assert_allclose(np.asarray(A, np.float64), ref, atol=1e-5 if dtype == jnp.float32 else 1e-12)
     np.testing.assert_allclose(np.asarray(A, np.float64).sum(-1), 0.0, atol=1e-5 if dtype == jnp.float32 else 1e-12)
-    # the formula both call sites used before they shared this function, bit for bit (eager and under jit)
-    old = lambda x: x - (x.sum(-1, keepdims=True) - x) / (x.shape[-1] - 1)  # noqa: E731
+    # the leave-one-out baseline written out, bit for bit (eager and under jit)
+    def old(x):
+        return x - (x.sum(-1, keepdims=True) - x) / (x.shape[-1] - 1)
+
     np.testing.assert_array_equal(np.asarray(A), np.asarray(old(R)))
     np.testing.assert_array_equal(np.asarray(jax.jit(rloo_advantages)(R)), np.asarray(jax.jit(old)(R)))
 

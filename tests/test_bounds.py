@@ -6,7 +6,7 @@ require the hit before the bound. Instance batches mix λ = 0 and λ > 0 (rmtheo
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rmtheory import _bounds as B
@@ -88,13 +88,16 @@ def test_prop4_checker_reports_each_condition():
     # good set: y in Y+ without r_G > V_G^0 + γ
     assert B.prop4_conditions(pi0, r_g, r_rm, 1.5, good).failed == "good_set"
     # condition 1: a second good output with a very different r_RM (spread > separation)
-    r2 = r_rm.copy(); r2[1] = -0.3
-    r_g2 = r_g.copy(); r_g2[1] = 1.0
+    r2 = r_rm.copy()
+    r2[1] = -0.3
+    r_g2 = r_g.copy()
+    r_g2[1] = 1.0
     assert B.prop4_conditions(pi0, r_g2, r2, 0.2, np.array([1, 1, 0, 0], bool)).failed == "separation"
     # condition 2: λ too large
     assert B.prop4_conditions(pi0, r_g, r_rm, 0.2, good, lam=1.0).failed == "lambda"
     # condition 3: a distractor with r_RM above V_RM^0
-    r3 = r_rm.copy(); r3[3] = 0.9
+    r3 = r_rm.copy()
+    r3[3] = 0.9
     assert B.prop4_conditions(pi0, r_g, r3, 0.2, good).failed == "distractors"
 
 

@@ -152,7 +152,8 @@ def _write_pipeline_files(tmp_path, P=40, K=10, seed=0):
         w = csv.writer(f)
         w.writerow(["prompt_id"] + [f"{m}.{s}" for m in PIPE_MODELS + ["ground_truth"] for s in ("chosen", "rejected")])
         for p in range(P):
-            w.writerow([f"q{p:04d}"] + [repr(float(off[m][p, j])) for m in PIPE_MODELS + ["ground_truth"] for j in (0, 1)])
+            w.writerow([f"q{p:04d}"]
+                       + [repr(float(off[m][p, j])) for m in PIPE_MODELS + ["ground_truth"] for j in (0, 1)])
     return scores, off
 
 
@@ -240,7 +241,8 @@ def test_cli_table_json_csv_plot(tmp_path, capsys):
     assert cli.main(base + ["--json", "--exclude-ground-truth", "--gamma", "0.5"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in d["models"]] == ["a", "b"] and d["meta"]["gamma"] == 0.5
-    assert "tabular policy" in d["note"] and set(d["models"][0]["ci"]) == {"var", "acc_on", "acc_off", "on_off", "var_acc"}
+    assert "tabular policy" in d["note"]
+    assert set(d["models"][0]["ci"]) == {"var", "acc_on", "acc_off", "on_off", "var_acc"}
     png = tmp_path / "card.png"
     assert cli.main(base + ["--csv", "--plot", str(png)]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))

@@ -250,7 +250,8 @@ def test_verify_and_figures_bad_arguments_fail_first(tmp_path, monkeypatch, caps
     (tmp_path / "afile").write_text("x")
     for argv, needle in [(["verify", "--seed", "-1"], "rmtheory verify: error: --seed must be >= 0; got -1"),
                          (["figures", "--seed", "-1"], "rmtheory figures: error: --seed must be >= 0; got -1"),
-                         (["figures", "--out", "/proc/nope"], "rmtheory figures: error: --out /proc/nope: cannot write"),
+                         (["figures", "--out", "/proc/nope"],
+                          "rmtheory figures: error: --out /proc/nope: cannot write"),
                          (["figures", "--out", str(tmp_path / "afile")], "exists and is not a directory")]:
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip()
@@ -468,7 +469,8 @@ except ImportError:
     pass
 
 
-@settings(max_examples=3 * settings.default.max_examples, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=3 * settings.default.max_examples,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=_written_tables(_FORMATS))
 def test_fuzz_readers(case, csv_path, tmp_path_factory):
     """Either a clear InputError, or exactly the report of the clean in-memory table; damage is an error."""

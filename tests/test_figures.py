@@ -42,9 +42,9 @@ def _env(**extra):
 
 
 class _QuickRun:
-    """``rmtheory figures --quick`` in a background subprocess (its working directory outside the repository), started once per module; ``wait()`` returns
-    its output directory. The notebook and CLI tests run first (they compile in another process) while it
-    runs, which roughly halves this file's wall time on two cores."""
+    """``rmtheory figures --quick`` in a background subprocess (its working directory outside the repository),
+    started once per module; ``wait()`` returns its output directory. The notebook and CLI tests run first (they
+    compile in another process) while it runs, which roughly halves this file's wall time on two cores."""
 
     def __init__(self, out: Path):
         self.out = out

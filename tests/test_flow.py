@@ -50,7 +50,10 @@ def analytic_two_output(d0, delta, gamma, n_prompts=1):
     if p1 >= 1:
         return np.inf
     d1 = np.log(p1 / (1 - p1))
-    big = lambda d: 2 * d + np.exp(d) - np.exp(-d)  # noqa: E731
+
+    def big(d):
+        return 2 * d + np.exp(d) - np.exp(-d)
+
     return n_prompts * (big(d1) - big(d0)) / (2 * delta)
 
 
@@ -184,7 +187,8 @@ def test_flow_trajectory_matches_scipy_state():
         (lambda inst: rt.time_to_gamma(inst, 0.0), "gamma must be > 0"),
         (lambda inst: rt.time_to_gamma(inst, -1.0), "gamma must be > 0"),
         (lambda inst: rt.time_to_gamma(inst, np.nan), "gamma must be finite"),
-        (lambda inst: rt.time_to_gamma(inst._replace(reward=jnp.full((2, 3), 0.5)), 1e-16), "below the float64 resolution"),
+        (lambda inst: rt.time_to_gamma(inst._replace(reward=jnp.full((2, 3), 0.5)), 1e-16),
+         "below the float64 resolution"),
         (lambda inst: rt.time_to_gamma(inst, 0.1, measure=np.full((2, 3), 2.0)), r"measure must lie in \[-1, 1\]"),
         (lambda inst: rt.time_to_gamma(inst, 0.1, measure=np.zeros((2, 4))), "shapes must agree"),
     ],
@@ -221,7 +225,8 @@ def test_extreme_logits_are_out_of_range_not_unreachable():
     gamma = np.array([[0.1, 0.1, 0.1, 1.5]]).T[:, 0]  # last: target above max r (certificate)
     res = rt.time_to_gamma(rt.make_instance(logits, reward), gamma)
     assert np.all(np.isinf(np.asarray(res.t)))
-    assert list(np.asarray(res.status)) == [rt.Status.OUT_OF_RANGE, rt.Status.UNREACHABLE, rt.Status.UNREACHABLE, rt.Status.UNREACHABLE]
+    S = rt.Status
+    assert list(np.asarray(res.status)) == [S.OUT_OF_RANGE, S.UNREACHABLE, S.UNREACHABLE, S.UNREACHABLE]
     assert res.messages()[0].startswith("out_of_range") and "not proven" in res.messages()[0]
 
 
@@ -232,5 +237,6 @@ def test_status_codes():
     assert rt.Status(3) is rt.Status.MAX_STEPS and "budget" in rt.Status.MAX_STEPS.message
     msgs = rt.Status.describe(np.array([[0, 2], [1, 4]]))
     assert msgs.shape == (2, 2) and msgs[1, 0].startswith("unreachable") and msgs[0, 1].startswith("horizon")
-    st = np.asarray(rt.time_to_gamma(rt.make_instance(np.zeros((2, 2)), np.array([[0.5, -0.5], [0.2, 0.2]])), 0.1).status)
+    inst = rt.make_instance(np.zeros((2, 2)), np.array([[0.5, -0.5], [0.2, 0.2]]))
+    st = np.asarray(rt.time_to_gamma(inst, 0.1).status)
     assert list(st == rt.Status.REACHED) == [True, False] and st[1] == rt.Status.UNREACHABLE

@@ -97,7 +97,8 @@ def test_four_devices_match_one_device(tmp_path):
     assert list(four["devices"]) == [4, 4, 4]  # really split: the results span 4 devices, and so do the runs
     assert list(one["devices"]) == [1, 1, 1]
     status = one["flow_status"]
-    assert {int(v) for v in np.unique(status)} == {rt.Status.REACHED, rt.Status.UNREACHABLE, rt.Status.HORIZON}  # every outcome occurs
+    S = rt.Status
+    assert {int(v) for v in np.unique(status)} == {S.REACHED, S.UNREACHABLE, S.HORIZON}  # every outcome occurs
     assert len(set(one["flow_steps"].ravel())) > 20  # columns finish at different times: the queues refill
     _assert_same_numbers(one, four)
 
@@ -169,7 +170,8 @@ def test_two_processes_match_one_device(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-    procs = [subprocess.Popen([sys.executable, "-c", MULTIHOST, f"127.0.0.1:{port}", str(i), str(tmp_path / f"p{i}.npz")],
+    procs = [subprocess.Popen([sys.executable, "-c", MULTIHOST, f"127.0.0.1:{port}", str(i),
+                               str(tmp_path / f"p{i}.npz")],
                               env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     one = _case()

@@ -79,7 +79,10 @@ def test_lanes_match_plain_vmap_of_first_hitting_time():
 
         def one(p, y0):
             rhs_for, event, certify = make(p)
-            rhs = lambda y: rhs_for(y)(y)  # noqa: E731  (pivot at y itself: the same field)
+
+            def rhs(y):
+                return rhs_for(y)(y)  # pivot at y itself: the same field
+
             return first_hitting_time(lambda y: rhs(y)[0], y0, lambda y: event(y, rhs(y)[1]),
                                       lambda y: certify(y, rhs(y)[1]))
 

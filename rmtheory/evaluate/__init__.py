@@ -20,12 +20,13 @@ Python API::
 ``rewards`` may also be an in-memory table: a mapping column name → sequence (a dict, or e.g. a pandas
 DataFrame). Missing scores are empty CSV cells, JSON ``null``/absent keys or Parquet nulls; NaN/inf are
 errors. Malformed input raises :class:`InputError` (the CLI exits with status 2 and a one-line message).
-The accepted formats, the number syntax and the id rule (``_input.normalise_id``) are listed in
-``_input.py``, ``_csv.py`` and ``_tables.py`` and in the README ("Accepted input"). Errors about a parameter name it (``n_prompts``); the
-CLI names its flag (``--n-prompts``).
+The accepted formats, the number syntax and the id rule (``_input.normalise_id``) are listed in ``_input.py``,
+``_csv.py`` and ``_tables.py`` and in the README ("Accepted input"). Errors about a parameter name it
+(``n_prompts``); the CLI names its flag (``--n-prompts``).
 
-Layout: ``_input`` (shared reading rules) → ``_csv``, ``_tables`` (readers) → ``_prepare`` (options, columns, rows, off-policy pairs) → ``_compute``
-(metrics, bootstrap) → ``_report`` (results, table/JSON/CSV/plot); ``cli`` (the command line).
+Layout: ``_input`` (the rules every reader shares) → ``_csv``, ``_tables`` (readers) → ``_prepare`` (options,
+columns, rows, off-policy pairs) → ``_compute`` (metrics, bootstrap) → ``_report`` (results, table/JSON/CSV/plot);
+``cli`` (the command line).
 """
 
 from __future__ import annotations

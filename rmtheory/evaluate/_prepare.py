@@ -90,7 +90,8 @@ def select_columns(source: Source, ground_truth, models, include_ground_truth, w
         gt = None
     else:
         if ground_truth not in others:
-            raise InputError(f"{src}: unknown ground-truth column '{ground_truth}' (score columns: {', '.join(others)})")
+            raise InputError(f"{src}: unknown ground-truth column '{ground_truth}' "
+                             f"(score columns: {', '.join(others)})")
         gt = ground_truth
     if models is None:
         model_names = [c for c in others if c != gt]
@@ -173,7 +174,8 @@ def load_off_policy(source, sources, gt, fmt, warnings, prompt_index):
     require_columns(osrc, cols, ("prompt_id",))
     for c in cols:
         if c != "prompt_id" and not (c.endswith(".chosen") or c.endswith(".rejected")):
-            raise InputError(f"{osrc}: unexpected column '{c}' (expected prompt_id and <model>.chosen, <model>.rejected)")
+            raise InputError(f"{osrc}: unexpected column '{c}' "
+                             "(expected prompt_id and <model>.chosen, <model>.rejected)")
     bases = list(dict.fromkeys(c.rsplit(".", 1)[0] for c in cols if c != "prompt_id"))
     for b in bases:
         for side in ("chosen", "rejected"):
@@ -214,14 +216,16 @@ def load_off_policy(source, sources, gt, fmt, warnings, prompt_index):
                             f"(first: row {int(np.flatnonzero(gmiss)[0]) + 1}); skipped for every model")
     else:
         gmiss = np.zeros(t.n, bool)
-        warnings.append("off-policy file has no ground-truth columns: the chosen response is taken as strictly preferred")
+        warnings.append("off-policy file has no ground-truth columns: "
+                        "the chosen response is taken as strictly preferred")
     per_model = {}
     for m in used:
         c, r = t.values[f"{m}.chosen"], t.values[f"{m}.rejected"]
         ok = ~(np.isnan(c) | np.isnan(r)) & ~gmiss
         if not ok[~gmiss].all():
             bad = np.flatnonzero(~ok & ~gmiss)
-            warnings.append(f"off-policy file: model '{m}' missing on {bad.size} pair(s) (first: row {int(bad[0]) + 1}); "
+            warnings.append(f"off-policy file: model '{m}' missing on {bad.size} pair(s) "
+                            f"(first: row {int(bad[0]) + 1}); "
                             "skipped for this model")
         per_model[m] = (c[ok], r[ok], None if gt_c is None else gt_c[ok], None if gt_r is None else gt_r[ok], codes[ok])
     if gt is not None and gt not in sources:

@@ -106,7 +106,10 @@ class Report:
             cells.append(f"{r.t_gamma_lower_bound:.4g}")
             rows.append(cells)
         widths = [max(len(h), *(len(c[i]) for c in rows)) for i, h in enumerate(head)]
-        fmt = lambda cs: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cs, widths)))  # noqa: E731
+
+        def fmt(cs):
+            return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cs, widths)))
+
         lines += ["", fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in rows]
         lines += ["", "Ranking (best first):"]
         for m in MEASURES:

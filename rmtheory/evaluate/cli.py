@@ -40,7 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-prompts", type=int, default=None, metavar="S",
                         help="|S| for the Proposition 3 bound (default: each model's number of evaluated prompts)")
     out = parser.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print JSON (metrics, CIs, rankings, warnings) instead of the table")
+    out.add_argument("--json", action="store_true",
+                     help="print JSON (metrics, CIs, rankings, warnings) instead of the table")
     out.add_argument("--csv", action="store_true", help="print one CSV row per reward model instead of the table")
     parser.add_argument("--plot", metavar="PATH", help="save a variance-vs-accuracy scatter (PNG/PDF/SVG)")
     parser.add_argument("--plot-accuracy", choices=("acc_on", "acc_off", "on_off"), default="acc_on",

@@ -67,8 +67,7 @@ def embed(logits, reward, measure, n_outputs: int = N_OUTPUTS, pad_logit: float 
     k = n_outputs - logits.shape[-1]
     if k <= 0:
         return logits, reward, measure
-    rep = lambda a: np.repeat(a[..., -1:], k, axis=-1)  # noqa: E731
     return (np.concatenate([logits, np.full(logits.shape[:-1] + (k,), pad_logit)], -1),
-            np.concatenate([reward, rep(reward)], -1), np.concatenate([measure, rep(measure)], -1))
+            *(np.concatenate([a, np.repeat(a[..., -1:], k, axis=-1)], -1) for a in (reward, measure)))
 
 

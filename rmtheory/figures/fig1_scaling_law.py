@@ -186,7 +186,8 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
         fin = np.isfinite(d["t"])
         p3, b4 = d["bound_prop3"], d["bound_thm4"]
         rec = {"n": n, "n_finite": int(fin.sum()), "slope": slope, "intercept_log10": icpt,
-               "min_ratio_prop3": float(np.nanmin(np.where(fin, d["t"] / p3, np.nan))) if np.isfinite(p3).any() else None,
+               "min_ratio_prop3": (float(np.nanmin(np.where(fin, d["t"] / p3, np.nan))) if np.isfinite(p3).any()
+                                   else None),
                "min_ratio_thm4": float(np.nanmin(np.where(fin, d["t"] / b4, np.nan))),
                "violations_prop3": int(np.sum(d["t"] < p3 * (1 - 1e-9))),
                "violations_thm4": int(np.sum(d["t"] < b4 * (1 - 1e-9)))}
@@ -195,7 +196,8 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
         summary["families"][name] = rec
         r3 = rec["min_ratio_prop3"]
         print(f"  {name:38s} n={n:5d} slope={slope:+.3f}  min t/Prop3={'  —  ' if r3 is None else f'{r3:.3g}'}"
-              f"  min t/Thm4={rec['min_ratio_thm4']:.3g}  violations={rec['violations_prop3'] + rec['violations_thm4']}")
+              f"  min t/Thm4={rec['min_ratio_thm4']:.3g}  "
+              f"violations={rec['violations_prop3'] + rec['violations_thm4']}")
     a = worst["at"]
     print(f"  worst case: min t_γ/Prop.3 bound = {worst['min_ratio']:.4f} ({a['search']}, γ={a['gamma']:.3g}; "
           f"provable floor there {a['floor_at_gamma']:.4f}); violations={worst['violations']}")
@@ -274,8 +276,9 @@ def plot(fams, summary, out):
     caption(fig, f"Exact gradient flow, λ = 0, one prompt, r$_{{RM}}$ = s·r$_G$, γ = {GAMMA}; t$_γ$ is timed "
               f"on r$_G$. Not drawn: {n_inf} run(s) with t$_γ$ = ∞ (not reached by flow time {T_MAX:.0e}). "
               "Rescaling r$_{RM}$ by s rescales time exactly, so the rescaled families have slope ≈ −1/2 by "
-              "construction; concentrated (peaked) initial policies are much slower than the Var$^{-1/2}$ law. MLP runs "
-              f"(J$_{{t_γ}}$ ∈ [{jr[0]:.1f}, {jr[1]:.1f}]) can beat the tabular-only Prop. 3 line, but not their own Thm. 4 bound. "
+              "construction; concentrated (peaked) initial policies are much slower than the Var$^{-1/2}$ law. "
+              f"MLP runs (J$_{{t_γ}}$ ∈ [{jr[0]:.1f}, {jr[1]:.1f}]) can beat the tabular-only Prop. 3 line, but not "
+              "their own Thm. 4 bound. "
               "Floor (derived here): tabular gradients have entries in [−½, ½] and sum to zero, so "
               "t$_γ$ ≥ (1+e$^{-γ/2}$)·(Prop. 3 bound); two equiprobable outputs attain it as γ → 0.",
               y=0.085)

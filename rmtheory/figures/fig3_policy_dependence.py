@@ -22,7 +22,8 @@ from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig3_policy_dependence"
 GAMMA, SLOWNESS, C_MASS, V0, N_OUT = 0.2, 8.0, 0.3, 0.0, N_OUTPUTS
-DISPLAY = {"r_RM (one-hot on y^γ)": "r$_{RM}$ (one-hot on y$^γ$)", "r′_RM (one-hot on y′^γ)": "r′$_{RM}$ (one-hot on y′$^γ$)"}
+DISPLAY = {"r_RM (one-hot on y^γ)": "r$_{RM}$ (one-hot on y$^γ$)",
+           "r′_RM (one-hot on y′^γ)": "r′$_{RM}$ (one-hot on y′$^γ$)"}
 
 
 def run(quick: bool = False, seed: int = 0, out: str = "figures"):
@@ -67,7 +68,8 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
                                  "bound_holds": bool(np.all(t[sl] <= b * (1 + 1e-9)) if fast
                                                      else np.all(t[sl] >= b * (1 - 1e-9)))})
         print(f"  {f:3s} × {r:26s} median t_γ={np.median(t[sl]):9.4g}  Thm6 {kind} ≈ {np.median(b):.4g}")
-    rows = {k: (np.asarray(v, float) if k in ("variance", "t_gamma", "bound") else np.array(v)) for k, v in rows.items()}
+    rows = {k: (np.asarray(v, float) if k in ("variance", "t_gamma", "bound") else np.array(v))
+            for k, v in rows.items()}
     write_columns(rows, out, NAME + ".csv")
     write_json(summary, out, NAME + ".json")
 

@@ -45,7 +45,8 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     summary = {"gamma": GAMMA, "lambda": 0.0, "n_outputs": N_OUT, "n_reward_models": n, "pi0": pi0, "r_g": r_g,
                "fraction_infinite": float(1 - fin.mean()), "horizon": T_MAX,
                "n_certified_unreachable": int(np.sum(status == rt.Status.UNREACHABLE)),
-               "n_beyond_horizon": int(np.sum(status == rt.Status.HORIZON)), "n_max_steps": int(np.sum(status == rt.Status.MAX_STEPS)),
+               "n_beyond_horizon": int(np.sum(status == rt.Status.HORIZON)),
+               "n_max_steps": int(np.sum(status == rt.Status.MAX_STEPS)),
                "mean_accuracy_finite": float(acc[fin].mean()), "mean_accuracy_infinite": float(acc[~fin].mean())
                if (~fin).any() else None,
                "spearman_t_vs_accuracy": rho_acc, "spearman_t_vs_variance": rho_var,

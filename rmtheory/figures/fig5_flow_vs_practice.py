@@ -84,7 +84,10 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     keys = jax.random.split(jax.random.PRNGKey(seed), n_seeds)
 
     times = {}
-    steps = lambda eta: int(min(200_000, np.ceil(max_t / eta)))  # noqa: E731
+
+    def steps(eta):
+        return int(min(200_000, np.ceil(max_t / eta)))
+
     t_sgd = _ascent_exact(inst, meas, optax.sgd, SGD_ETAS, [steps(e) for e in SGD_ETAS])
     for j, eta in enumerate(SGD_ETAS):
         times[f"SGD η={eta:g}"] = (t_sgd[j], steps(eta))
@@ -104,17 +107,19 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
                "methods": {},
                "adam_note": "Adam's update m_hat/(sqrt(v_hat)+eps) is invariant to multiplying the reward (hence every "
                             "gradient) by s while |g| >> eps = 1e-8, so Adam's t does not depend on the reward scale: "
-                            "on the 'rescaled' set its times are identical for every s although the flow's scale as 1/s. "
-                            "On the 'noisy' set the variance differences come mostly from the scale s, so Adam's times "
-                            "barely vary and their Spearman with the flow reflects only the noise patterns of "
-                            "the RMs (its sign depends on the seed): the variance ordering does not survive Adam. Its t = eta*steps is not comparable "
-                            "to flow time (each step moves every logit by about eta regardless of the gradient's size)."}
+                            "on the 'rescaled' set its times are identical for every s although the flow's scale as "
+                            "1/s. On the 'noisy' set the variance differences come mostly from the scale s, so Adam's "
+                            "times barely vary and their Spearman with the flow reflects only the noise patterns of "
+                            "the RMs (its sign depends on the seed): the variance ordering does not survive Adam. "
+                            "Its t = eta*steps is not comparable to flow time (each step moves every logit by about "
+                            "eta regardless of the gradient's size)."}
     for name, (t, ms) in times.items():
         rows["t_" + name] = t
         rec = {"max_steps": ms, "n_not_reached": int(np.sum(~np.isfinite(t)))}
         for s in SETS:
             m = which == s
-            rec[s] = {"spearman_vs_flow": rt.spearman(t_flow[m], t[m]), "spearman_vs_variance": rt.spearman(t[m], var[m]),
+            rec[s] = {"spearman_vs_flow": rt.spearman(t_flow[m], t[m]),
+                      "spearman_vs_variance": rt.spearman(t[m], var[m]),
                       "median_ratio_to_flow": float(np.median(t[m] / t_flow[m])),
                       "relative_spread": float((np.max(t[m]) - np.min(t[m])) / np.median(t[m]))}
         summary["methods"][name] = rec
@@ -154,8 +159,8 @@ def plot(rows, summary, times, which, var, t_flow, scale, n_seeds, out):
               "are slow teachers (ρ$_s$ ≈ +1). Adam does not: its update m̂/(√v̂+ε) is invariant to the reward's scale, "
               "so in (b) every rescaling gives the same Adam time while the flow's time ∝ 1/s; in (a), where variance "
               "differs mostly through the scale s, Adam's times are nearly constant and their rank correlation with "
-              "the flow reflects only the RMs' noise patterns (not a bug). Adam's η·steps is not a flow time (each step "
-              "moves every logit by ≈ η). The theory makes no claim about these optimisers.", y=0.085)
+              "the flow reflects only the RMs' noise patterns (not a bug). Adam's η·steps is not a flow time "
+              "(each step moves every logit by ≈ η). The theory makes no claim about these optimisers.", y=0.085)
     write_figure(fig, out, NAME + ".png")
 
 
