@@ -4,7 +4,7 @@
 minimises). Time is measured as t = η·k, so plain SGD is the forward-Euler discretisation of the gradient
 flow (Eq. 4) and its t_γ converges to the flow's as η → 0. Gradients can be exact (Lemma 7 with the 1/|S|
 factor) or sampled per prompt from the current policy (REINFORCE, or RLOO with a leave-one-out baseline),
-as in practice; the theory makes no claim about these (Section 1.4, "out of scope").
+as in practice; the theory makes no claim about these (docs/theory.md, "Setting").
 
 The whole run is one ``lax.while_loop`` that stops at the first step where every prompt has reached its
 target (or at ``max_steps``); it ``vmap``s over batches of instances.

@@ -6,7 +6,7 @@ prefixes. The induced distribution over complete outputs is
 
     π_θ(y|x) = Π_{l=1}^{L} softmax(f_θ(x, y_{<l}))_{y_l},
 
-and the Jacobian of the logits w.r.t. θ is a coordinate selection, so J = 1 (Section 1.2).
+and the Jacobian of the logits w.r.t. θ is a coordinate selection, so J = 1 (docs/theory.md, "Setting").
 Outputs are indexed in base |V| with the first token most significant.
 """
 

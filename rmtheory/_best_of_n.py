@@ -1,4 +1,4 @@
-"""Best-of-N (Proposition 1, theory.md 2.11): exact output distribution over a finite Y.
+"""Best-of-N (Proposition 1, docs/theory.md "Results"): exact output distribution over a finite Y.
 
 π^BoN_r draws N i.i.d. samples y_1..y_N ∼ π(·|x) and returns the one with the highest selection reward r.
 
@@ -67,7 +67,7 @@ def best_of_n_value(pi: Array, r_select: Array, r_eval: Array, n: int, tie_break
 
 
 def best_of_n_optimal_value(pi: Array, r_g: Array, n: int, *, check: bool = True) -> Array:
-    """Closed form of theory.md 2.11: E[max_{i≤N} r_G(y_i)] = Σ_k r_(k)(F_k^N − F_{k−1}^N), the largest
+    """Closed form (docs/theory.md, Proposition 1): E[max_{i≤N} r_G(y_i)] = Σ_k r_(k)(F_k^N − F_{k−1}^N), the largest
     E_{π^BoN_{r'}}[r_G] over every selection reward r' (attained by any perfectly accurate r', Prop. 1)."""
     pi = jnp.asarray(pi, jnp.float64)
     r_g = jnp.asarray(r_g, jnp.float64)

@@ -1,10 +1,11 @@
-"""Bounds of the paper, each a pure function of the quantities it names (Section 2 of theory.md).
+"""Bounds of the paper, each a pure function of the quantities it names (docs/theory.md,
+"Results").
 
 Every function is elementwise in its array arguments (they broadcast), validates concrete inputs (errors
 name the argument) and returns float64. Conventions:
 
-* ``n_prompts`` is |S| (the flow carries a 1/|S| factor, Section 1.4);
-* ``gamma`` is the improvement γ > 0 of Section 1.7;
+* ``n_prompts`` is |S| (the flow carries a 1/|S| factor, docs/theory.md "Setting");
+* ``gamma`` is the improvement γ > 0 of t_γ (docs/theory.md "Definitions");
 * a time lower bound is ``inf`` when the variance is 0 (the flow never moves), a time upper bound is
   only meaningful when the conditions of its result hold (see the ``*_conditions`` checkers).
 
@@ -232,7 +233,7 @@ def prop4_conditions(pi0, r_g, r_rm, gamma, good_set, lam=0.0, n_prompts=1) -> P
       good_set: boolean mask [|Y|] of Y+.
       lam, n_prompts: λ ≥ 0 and |S|.
 
-    Conditions (theory.md 2.8): every y ∈ Y+ has r_G > V_G^0 + γ and r_RM > V_RM^0; with
+    Conditions (docs/theory.md, Proposition 4): every y ∈ Y+ has r_G > V_G^0 + γ and r_RM > V_RM^0; with
     ρ = (V_G^0 + γ + 1)/(min_{Y+} r_G + 1),
       1. δ := (1 − ρ)[max_{Y+} r_RM − V_RM^0] − max_{y,y' ∈ Y+}|r_RM(y) − r_RM(y')| > 0;
       2. λ ≤ π_0(Y+)(1 − ρ)δ / (8|Y+| (2 ln(1/min π_0) + 1/(2e)));

@@ -1,5 +1,5 @@
-"""Explicit reward models of Theorems 2/5 and 3/6 (theory.md 2.9, 2.10) and attainable accuracy
-(Definition 3, theory.md 1.9).
+"""Explicit reward models of Theorems 2/5 and 3/6 (docs/theory.md, "Results") and attainable accuracy
+(Definition 3, docs/theory.md "Definitions").
 
 All constructions concern one prompt x (tabular columns decouple, so other prompts are arbitrary) and
 work on vectors over Y: ``pi0`` = π_θ(0)(·|x) [|Y|], ``r_g`` = r_G(x, ·) [|Y|]. A pair distribution D is

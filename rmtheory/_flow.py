@@ -1,4 +1,4 @@
-"""Gradient flow (Eq. 4) and time-to-γ (Section 1.7) for tabular and parametric policies.
+"""Gradient flow (Eq. 4) and time-to-γ (docs/theory.md) for tabular and parametric policies.
 
 Tabular flow: columns decouple, dθ_{x,:}/dt = (1/|S|) ∇_{θ_{x,:}} φ_RLHF(θ; x) (Lemma 7), so every
 (instance, prompt) pair is an independent trajectory; they are flattened into one batch and solved by
@@ -15,7 +15,7 @@ as soon as the proof applies instead of after integrating to the horizon:
   to the second-best value), which bounds every later E_π r.
 
 A target that is never certified unreachable but not hit by ``t_max`` returns ``inf`` with status HORIZON
-(with λ = 0 a finite t_γ can be astronomically large, Section 1.7; report the horizon).
+(with λ = 0 a finite t_γ can be astronomically large, docs/theory.md "Definitions"; report the horizon).
 """
 
 from __future__ import annotations

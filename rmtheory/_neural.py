@@ -1,4 +1,5 @@
-"""General autoregressive policies with a non-trivial f_θ for Theorem 4 / Proposition 2 (theory.md 1.2, 1.8).
+"""General autoregressive policies with a non-trivial f_θ for Theorem 4 / Proposition 2
+(docs/theory.md: "Setting", "Jacobian quantities").
 
 A *policy* here is a frozen (hashable) object with
 
@@ -85,7 +86,7 @@ def seq_log_probs(prefix_logits, vocab: int, length: int):
 @dataclasses.dataclass(frozen=True)
 class TabularAR:
     """Per-prefix tabular autoregressive policy: θ = f_θ(x, y_{<l}) itself, shape [|X|, P, |V|].
-    ∂f/∂θ is a coordinate selection, so J = 1 (theory.md 1.2)."""
+    ∂f/∂θ is a coordinate selection, so J = 1 (docs/theory.md, "Setting")."""
 
     n_prompts: int
     vocab: int
@@ -164,7 +165,7 @@ def jacobian_norms(policy, params) -> Array:
 def jacobian_norm(policy, params, prompt: int | None = None) -> Array:
     """J at θ: the largest spectral norm of ∂f_θ(x, y_{<l})/∂θ over every prefix of every prompt (J_x for
     one ``prompt`` when given). Every prefix y_{<l}, l < L, is a prefix of some y ∈ Y = V^L, so this is the
-    sup in theory.md 1.8."""
+    sup of docs/theory.md ("Jacobian quantities")."""
     norms = jacobian_norms(policy, params)
     return jnp.max(norms if prompt is None else norms[prompt])
 
@@ -261,7 +262,8 @@ def _traj_fn(policy, unravel_key, n_grid, rtol, atol):
 def trajectory_jacobian_norm(policy, params_batch, reward, t_end, *, lam=0.0, train_mask=None, n_grid: int = 32,
                              rtol: float = 1e-9, atol: float = 1e-9) -> Array:
     """J_T with T = ``t_end`` [B]: the largest ‖∂f_θ(t)(x, y_{<l})/∂θ‖₂ over all prompts, prefixes and the
-    uniform time grid {k T / n_grid : k = 0 … n_grid} along the gradient flow (theory.md 1.8).
+    uniform time grid {k T / n_grid : k = 0 … n_grid} along the gradient flow (docs/theory.md,
+    "Jacobian quantities").
 
     A grid maximum slightly *under*-estimates the supremum over [0, T] (so a bound computed from it is
     slightly inflated); compare with a tolerance. ``t_end`` must be finite.

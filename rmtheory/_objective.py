@@ -52,7 +52,7 @@ def kl(inst: Instance, logits: Array | None = None) -> Array:
 
 
 def kl_reward(inst: Instance, logits: Array | None = None) -> Array:
-    """r^KL_RM(x, y; θ) = r_RM(x, y) − λ ln(π_θ(y|x)/π_ref(y|x)) (Section 1.3)."""
+    """r^KL_RM(x, y; θ) = r_RM(x, y) − λ ln(π_θ(y|x)/π_ref(y|x)) (docs/theory.md, "Setting")."""
     logits = inst.logits if logits is None else logits
     return inst.reward - _lam(inst) * _log_ratio(inst, logits)
 

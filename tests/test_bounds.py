@@ -1,7 +1,8 @@
-"""Bounds of Section 2 (Prop. 3, Thm 4 tabular, Lemma 8, Prop. 4) as property tests on random instances.
+"""Bounds of the paper (Prop. 3, Thm 4 tabular, Lemma 8, Prop. 4) as property tests on random instances.
 
-Lower bounds: integrate to the bound and check the target is not reached (theory.md 2.12); upper bounds:
-require the hit before the bound. Instance batches mix λ = 0 and λ > 0 (rmtheory._verify draws them).
+Lower bounds: integrate to the bound and check the target is not reached; upper bounds: require the hit before
+the bound (docs/theory.md, "Checking a bound numerically"). Instance batches mix λ = 0 and λ > 0
+(rmtheory._verify_checks draws them).
 """
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The runnable examples in the docstrings of the main entry points (issue 13, item 7).
+"""The runnable examples in the docstrings of the main entry points.
 
 Each module's examples run under :func:`doctest.testmod`; a module must have at least one example and none
 may fail. The examples are small (well under 2 s each after import) and print rounded floats.

@@ -1,4 +1,4 @@
-"""``rmtheory evaluate`` on hostile input (issue 12): no silently wrong report card, no traceback, no hang.
+"""``rmtheory evaluate`` on hostile input: no silently wrong report card, no traceback, no hang.
 
 Every CSV case runs on each reader path (pyarrow when importable, numpy's C parser, the exact csv-module
 path): the paths must apply the same rules.

@@ -364,7 +364,7 @@ def test_fig5_flow_vs_practice(quick):
 
 
 def test_write_json_writes_non_finite_as_null(tmp_path, capsys):
-    """Figure data follow rmtheory.io's strict rule (they used to hold the strings "inf"/"nan")."""
+    """Figure data follow rmtheory.io's strict rule: non-finite values are null, never the strings "inf"/"nan"."""
     write_json({"t": [1.5, float("inf"), -np.inf], "rho": np.float64("nan"), "n": np.int64(3)}, str(tmp_path), "x.json")
     text = (tmp_path / "x.json").read_text()
     assert json.loads(text, parse_constant=_reject_constant) == {"t": [1.5, None, None], "rho": None, "n": 3}

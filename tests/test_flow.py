@@ -80,7 +80,7 @@ def test_time_rescaling_lambda_zero(seed, s):
 
 
 def test_prompt_count_scales_time_linearly():
-    """Columns decouple: t_γ with |S| prompts is |S| times its single-prompt value (Section 1.4)."""
+    """Columns decouple: t_γ with |S| prompts is |S| times its single-prompt value (docs/theory.md "Setting")."""
     inst, _ = _random_case(7, 1, 6, 0.1, False)
     one = float(rt.time_to_gamma(inst, 0.1).t[0])
     many = rt.make_instance(jnp.tile(inst.logits, (5, 1)), jnp.tile(inst.reward, (5, 1)), 0.1)
@@ -201,7 +201,7 @@ def test_time_to_gamma_bad_input(call, match):
 
 @pytest.mark.parametrize("gamma", [1e-16, 1e-20])
 def test_gamma_below_float_resolution_is_rejected(gamma):
-    # E_π r carries a rounding error ~|Y|·eps·max|r|; a smaller γ used to return REACHED with a wrong t
+    # E_π r carries a rounding error ~|Y|·eps·max|r|; a smaller γ would return REACHED with a wrong t
     # (8.3e-17 for γ = 1e-20). The limit is 64·|Y|·eps·max|r| = 64·2·eps·0.5 here.
     inst = rt.make_instance(np.array([[0.0, 1.0]]), np.array([[-0.5, 0.5]]))
     limit = 64 * 2 * np.finfo(float).eps * 0.5

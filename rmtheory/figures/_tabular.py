@@ -10,11 +10,11 @@ import numpy as np
 
 from .. import make_instance, time_to_gamma
 
-# Flow-time horizon of every t_γ solve in the figures. With λ = 0 a finite t_γ can be astronomically large
-# (the flow first settles near a saddle, a worse output; theory.md 1.7). The time spent near a saddle depends on
-# the last bits of the state (one instance moved from 8.9e13 to beyond 1e16 between two solver versions), so
-# such times are reported as "beyond the horizon" (t_γ = inf, status HORIZON), which keeps every figure's
-# data reproducible from its seed.
+# Flow-time horizon (t_max) of every t_γ solve in the figures. With λ = 0 a finite t_γ can be astronomically
+# large (the flow first settles near a saddle, a worse output; docs/theory.md "Definitions"). The time spent near
+# a saddle depends on the last bits of the state (a t_γ of 8.9e13 can move beyond 1e16 under a change of the
+# solver's rounding), so such times are reported as "beyond the horizon" (t_γ = inf, status HORIZON), which
+# keeps every figure's data reproducible from its seed.
 T_MAX = 1e9
 BUCKET = 1024  # tabular t_γ batches are solved in chunks of exactly this size (padded), so every figure
                # with |Y| = N_OUTPUTS reuses one compiled solver (padding rows are decided at t = 0)

@@ -3,7 +3,7 @@
 λ = 0, one prompt, r_RM = s·r_G with r_G uniform in [−1, 1], t_γ timed on r_G with γ = 0.1. Families:
 
 * tabular (|Y| = 8), rescaled RM: logits N(0, 1), s log-uniform in [1e−3, 1]. Rescaling r_RM by s rescales
-  time exactly at λ = 0 (θ_s(t) = θ_1(st), theory.md 2.7), so along it t_γ ∝ Var^{−1/2};
+  time exactly at λ = 0 (θ_s(t) = θ_1(st), docs/theory.md "Derived here"), so along it t_γ ∝ Var^{−1/2};
 * tabular, peaked policies: s = 1, logits N(0, 1) × a temperature log-uniform in [0.5, 8] (low variance
   from concentrated policies; the slope need not be −1/2 and is in fact much steeper);
 * autoregressive tabular (TabularAR: |V| = 3, L = 2, one free logit vector per prefix, J = 1) and a
@@ -13,7 +13,7 @@
 
 Both results are *lower* bounds; the fitted slopes may be steeper than −1/2 or −1/3. The worst-case search
 (two-output grid over π and γ, plus small random instances) reports the smallest t_γ / (Prop. 3 bound). A
-floor for it (derived here, not stated in the paper): the gradient of V_r(θ) = E_π[r] w.r.t. a tabular
+floor for it (docs/theory.md, "The tabular floor"; not in the paper): the gradient of V_r(θ) = E_π[r] w.r.t. a tabular
 column has entries π_y(r_y − V) ∈ [−½, ½] and the flow's velocity sums to zero, so |dV_r/dt| ≤ ½‖θ̇‖₁ (the
 paper's proof uses ‖θ̇‖₁); the rest of Prop. 3's proof then gives t_γ ≥ 2|S|(1 − e^{−γ})/√Var, i.e.
 t_γ / bound ≥ 1 + e^{−γ/2} → 2 as γ → 0, which two equiprobable outputs attain as γ → 0.
