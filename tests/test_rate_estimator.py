@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from rmtheory._rate_estimator import rate_estimate
 from rmtheory._sketch import CHUNK, KINDS, projection_matrix, sketch, sketch_variance
 
-
 # ---- independent references ------------------------------------------------------------------------------
 
 def exact_rates(pi, a, b):
