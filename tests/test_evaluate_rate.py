@@ -115,7 +115,7 @@ def test_matches_exact_tabular_rate_over_many_prompts(tmp_path):
     g = (np.eye(4)[y] - pi).reshape(P * K, 4)
     sketches = {"prompt_id": table["prompt_id"], "sample_id": np.array(table["sample_id"]), "g": g}
     rep = evaluate(table, sketches=sketches, bootstrap=200, seed=1)
-    c = lambda v: v - pi @ v  # noqa: E731
+    c = lambda v: v - pi @ v
     for name, got, exact, scale in (
             ("rate_g", rep["rm"].rate_g, np.sum(pi ** 2 * c(r_g) * c(r)), rep["rm"].std * rep["ground_truth"].std),
             ("rate_self", rep["rm"].rate_self, np.sum(pi ** 2 * c(r) ** 2), rep["rm"].std ** 2)):
@@ -128,7 +128,7 @@ def test_matches_exact_tabular_rate_over_many_prompts(tmp_path):
 def test_rates_scale_free_and_rank_higher_first(tmp_path):
     """A positive rescaling and shift of a model's raw scores leaves its normalised rates unchanged; the
     rankings put the higher rate first."""
-    path, spath, rows, sk, _ = tabular_files(tmp_path, ks=(4,), models=("rm_x",))
+    _path, spath, rows, _sk, _ = tabular_files(tmp_path, ks=(4,), models=("rm_x",))
     table = {k: [r[k] for r in rows] for k in rows[0]}
     table["rm_z"] = [1000 * v - 3 for v in table["rm_x"]]
     rep = evaluate(table, sketches=spath, bootstrap=0)
@@ -141,7 +141,7 @@ def test_rates_scale_free_and_rank_higher_first(tmp_path):
 
 def test_missing_scores_use_the_rows_of_var(tmp_path):
     """A row with a missing model score is left out of that model's rate, as of its variance."""
-    path, spath, rows, sk, _ = tabular_files(tmp_path, ks=(4,), models=("rm_x",))
+    _path, spath, rows, sk, _ = tabular_files(tmp_path, ks=(4,), models=("rm_x",))
     table = {k: [r[k] for r in rows] for k in rows[0]}
     table["rm_x"][1] = None
     rep = evaluate(table, sketches=spath, bootstrap=0)

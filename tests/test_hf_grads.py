@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from rmtheory._sketch import sketch  # noqa: E402
-from rmtheory.evaluate import evaluate  # noqa: E402
-from rmtheory.hf.grads import GradsError, sample_grads, select_params, write_sketches  # noqa: E402
+from rmtheory._sketch import sketch
+from rmtheory.evaluate import evaluate
+from rmtheory.hf.grads import GradsError, sample_grads, select_params, write_sketches
 
 pytestmark = pytest.mark.hf
 

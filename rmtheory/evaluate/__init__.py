@@ -27,7 +27,8 @@ The accepted formats, the number syntax and the id rule (``_tables._normalise_id
 CLI names its flag (``--n-prompts``).
 
 Layout: ``_tables`` (readers) → ``_prepare`` (options, columns, rows, off-policy pairs) → ``_compute``
-(metrics, bootstrap; ``_rates``: the teaching rates from gradient sketches) → ``_report`` (results, table/JSON/CSV/plot); ``cli`` (the command line).
+(metrics, bootstrap; ``_rates``: the teaching rates from gradient sketches) → ``_report`` (results,
+table/JSON/CSV/plot); ``cli`` (the command line).
 """
 
 from __future__ import annotations

@@ -245,4 +245,4 @@ def write_sketches(path: str, prompt_ids: Sequence[str], sample_ids: Sequence[st
                         sample_id=np.array([str(s) for s in sample_ids]), g=g, **meta)
 
 
-__all__ = ["GradsError", "KINDS", "sample_grads", "select_params", "write_sketches"]
+__all__ = ["KINDS", "GradsError", "sample_grads", "select_params", "write_sketches"]
