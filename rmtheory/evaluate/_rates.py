@@ -64,7 +64,7 @@ def _id_array(src, z, key):
         _fail(src, f"'{key}' must hold strings or integers (e.g. np.array(ids, dtype=str)); got dtype {a.dtype}")
     out = []
     for k, v in enumerate(a.tolist()):
-        s = _normalise_id(v)
+        s = _normalise_id(v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
         if s is None:
             _fail(src, f"'{key}'[{k}]: invalid or missing id {v!r}")
         out.append(s)
