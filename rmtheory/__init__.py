@@ -97,3 +97,15 @@ from ._sharding import core_blocks, host_cores, shard_leading
 from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value
 from ._neural import MLP, TabularAR, init_batch, jacobian_norm, jacobian_norms, trajectory_jacobian_norm
 from ._neural import time_to_gamma as neural_time_to_gamma
+from ._flow import parametric_prompt_objective
+from ._teaching_rate import (
+    TeachingRate,
+    neural_teaching_rate,
+    parametric_self_rate,
+    parametric_teaching_rate,
+    rate_cauchy_schwarz_bound,
+    self_rate,
+    self_rate_variance_bound,
+    teaching_rate,
+    teaching_rate_variance_bound,
+)
