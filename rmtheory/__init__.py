@@ -99,3 +99,15 @@ from ._neural import MLP, TabularAR, init_batch, jacobian_norm, jacobian_norms, 
 from ._neural import time_to_gamma as neural_time_to_gamma
 from ._rate_estimator import RateEstimate, rate_estimate
 from ._sketch import projection_matrix, sketch, sketch_variance
+from ._flow import parametric_prompt_objective
+from ._teaching_rate import (
+    TeachingRate,
+    neural_teaching_rate,
+    parametric_self_rate,
+    parametric_teaching_rate,
+    rate_cauchy_schwarz_bound,
+    self_rate,
+    self_rate_variance_bound,
+    teaching_rate,
+    teaching_rate_variance_bound,
+)
