@@ -95,6 +95,20 @@ from ._sharding import shard_leading
 from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value
 from ._neural import MLP, TabularAR, init_batch, jacobian_norm, jacobian_norms, trajectory_jacobian_norm
 from ._neural import time_to_gamma as neural_time_to_gamma
+from ._rate_estimator import RateEstimate, rate_estimate
+from ._sketch import projection_matrix, sketch, sketch_variance
+from ._flow import parametric_prompt_objective
+from ._teaching_rate import (
+    TeachingRate,
+    neural_teaching_rate,
+    parametric_self_rate,
+    parametric_teaching_rate,
+    rate_cauchy_schwarz_bound,
+    self_rate,
+    self_rate_variance_bound,
+    teaching_rate,
+    teaching_rate_variance_bound,
+)
 
 __all__ = [
     "accuracy", "ascent_time_to_gamma", "AscentResult", "attainable_accuracies", "best_of_n_distribution",
@@ -102,15 +116,19 @@ __all__ = [
     "fast_reward", "first_hitting_time", "first_hitting_times", "flow_logits", "flow_trajectory", "gradient",
     "HitResult", "init_batch", "Instance", "jacobian_norm", "jacobian_norms", "kl", "kl_reward",
     "lemma10_growth_bound", "lemma7_column", "lemma8_gradient_bound", "log_policy", "logits_from_probs",
-    "make_instance", "MLP", "neural_time_to_gamma", "normalisation_stats", "normalise", "num_prefixes",
-    "objective", "on_policy_accuracy", "one_hot_reward", "optimal_policy", "order_with_accuracy",
-    "pair_agreement", "pair_list_accuracy", "parametric_flow", "parametric_objective", "parametric_time_to_gamma",
-    "pearson", "policy", "policy_velocity", "prefix_table", "prompt_gradient", "prompt_objective",
-    "prop2_gradient_bound", "prop3_time_lower_bound", "prop4_conditions", "prop4_time_upper_bound", "Prop4Check",
-    "random_instance", "random_prefix_logits", "reward_variance", "rho", "rm_report", "RMReport",
-    "sample_thm6_policies", "sample_variance", "sampled_gradient", "sequence_log_probs", "sequence_probs",
-    "shard_leading", "slow_reward", "spearman", "Status", "TabularAR", "thm4_time_lower_bound",
-    "thm5_construction", "thm5_lambda_threshold", "thm5_slow_lower_bound", "thm5_time_upper_bound",
-    "Thm5Construction", "thm6_bounds", "thm6_lambda_threshold", "thm6_slow_lower_bound", "thm6_time_upper_bound",
-    "Thm6Bounds", "time_to_gamma", "trajectory_jacobian_norm", "value", "weak_orders", "x64_enabled"
+    "make_instance", "MLP", "neural_teaching_rate", "neural_time_to_gamma", "normalisation_stats", "normalise",
+    "num_prefixes", "objective", "on_policy_accuracy", "one_hot_reward", "optimal_policy", "order_with_accuracy",
+    "pair_agreement", "pair_list_accuracy", "parametric_flow", "parametric_objective",
+    "parametric_prompt_objective", "parametric_self_rate", "parametric_teaching_rate", "parametric_time_to_gamma",
+    "pearson", "policy", "policy_velocity", "prefix_table", "projection_matrix", "prompt_gradient",
+    "prompt_objective", "prop2_gradient_bound", "prop3_time_lower_bound", "prop4_conditions",
+    "prop4_time_upper_bound", "Prop4Check", "random_instance", "random_prefix_logits",
+    "rate_cauchy_schwarz_bound", "rate_estimate", "RateEstimate", "reward_variance", "rho", "rm_report",
+    "RMReport", "sample_thm6_policies", "sample_variance", "sampled_gradient", "self_rate",
+    "self_rate_variance_bound", "sequence_log_probs", "sequence_probs", "shard_leading", "sketch",
+    "sketch_variance", "slow_reward", "spearman", "Status", "TabularAR", "teaching_rate",
+    "teaching_rate_variance_bound", "TeachingRate", "thm4_time_lower_bound", "thm5_construction",
+    "thm5_lambda_threshold", "thm5_slow_lower_bound", "thm5_time_upper_bound", "Thm5Construction", "thm6_bounds",
+    "thm6_lambda_threshold", "thm6_slow_lower_bound", "thm6_time_upper_bound", "Thm6Bounds", "time_to_gamma",
+    "trajectory_jacobian_norm", "value", "weak_orders", "x64_enabled"
 ]

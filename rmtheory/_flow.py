@@ -290,13 +290,20 @@ def _trajectory_columns(theta0, reward, logref, lam, n_prompts, dts, rtol, atol)
 # General (parametric) autoregressive policies: Theorem 1/4 setting.
 # ---------------------------------------------------------------------------------------------------
 
+def parametric_prompt_objective(log_policy_fn: Callable, params, reward: Array, lam,
+                                ref_log_probs: Array) -> Array:
+    """φ_RLHF(θ; x) = E_{π_θ(·|x)}[r_RM(x, ·)] − λ KL(π_θ(·|x) ‖ π_ref(·|x)) for every prompt x, shape [|X|], for a
+    policy given by its log-probabilities ``log_policy_fn(params) -> [|X|, |Y|]`` (λ = 0: the value V(θ; x))."""
+    logp = log_policy_fn(params)
+    pi = jnp.exp(logp)
+    return jnp.sum(pi * reward, -1) - lam * jnp.sum(pi * (logp - ref_log_probs), -1)
+
+
 def parametric_objective(log_policy_fn: Callable, params, reward: Array, lam, ref_log_probs: Array,
                          train_mask: Array) -> Array:
     """φ_RLHF(θ) = E_{x∼S}[E_{π_θ}[r_RM] − λ KL(π_θ ‖ π_ref)] for a policy given by its log-probabilities
     ``log_policy_fn(params) -> [|X|, |Y|]``; ``train_mask`` [|X|] marks the prompts in S."""
-    logp = log_policy_fn(params)
-    pi = jnp.exp(logp)
-    per = jnp.sum(pi * reward, -1) - lam * jnp.sum(pi * (logp - ref_log_probs), -1)
+    per = parametric_prompt_objective(log_policy_fn, params, reward, lam, ref_log_probs)
     w = train_mask / jnp.sum(train_mask)
     return jnp.sum(w * per)
 

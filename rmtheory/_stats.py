@@ -35,3 +35,76 @@ def pearson(x, y) -> float:
 def spearman(x, y) -> float:
     """Spearman rank correlation = Pearson correlation of average ranks."""
     return pearson(rankdata(x), rankdata(y))
+
+
+def resampled_ranks(x, weights) -> np.ndarray:
+    """Average ranks of x in every resample given by integer multiplicities ``weights`` [B, n] (a bootstrap draw
+    repeats item i weights[b, i] times), without materialising the resamples: the rank of a tie group is the total
+    weight below it plus (its weight + 1)/2. Returns [B, n] (the rank each item has in resample b)."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(weights, np.float64)
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    starts = np.flatnonzero(np.concatenate([[True], xs[1:] != xs[:-1]]))
+    group = np.cumsum(np.concatenate([[False], xs[1:] != xs[:-1]]))
+    gw = np.add.reduceat(w[:, order], starts, axis=1)
+    ranks = np.empty_like(w)
+    ranks[:, order] = (np.cumsum(gw, axis=1) - 0.5 * (gw - 1.0))[:, group]
+    return ranks
+
+
+def weighted_pearson(x, y, weights) -> np.ndarray:
+    """Pearson correlation of the rows of x and y [B, n] with weights [B, n] (NaN where either is constant)."""
+    w = np.asarray(weights, np.float64)
+    total = w.sum(-1, keepdims=True)
+    xc = x - (w * x).sum(-1, keepdims=True) / total
+    yc = y - (w * y).sum(-1, keepdims=True) / total
+    den = np.sqrt((w * xc * xc).sum(-1) * (w * yc * yc).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (w * xc * yc).sum(-1) / den, np.nan)
+
+
+def resampled_spearman(x, y, weights) -> np.ndarray:
+    """Spearman of x and y in every resample of ``weights`` [B, n] (see :func:`resampled_ranks`): equals
+    :func:`spearman` of the expanded resample. Returns [B]."""
+    return weighted_pearson(resampled_ranks(x, weights), resampled_ranks(y, weights), weights)
+
+
+def _inversions(a) -> int:
+    """Number of pairs i < j with a[i] > a[j] (integer array), by a bottom-up merge count."""
+    n = len(a)
+    size = 1 << max(int(np.ceil(np.log2(max(n, 2)))), 1)
+    big = int(a.max(initial=0)) + 1
+    cur = np.concatenate([a, np.full(size - n, big)]).astype(np.int64)  # padding after: larger, no inversions
+    count, width = 0, 1
+    while width < size:
+        blocks = cur.reshape(-1, 2 * width)
+        off = (np.arange(blocks.shape[0]) * (big + 1))[:, None]
+        left = (blocks[:, :width] + off).ravel()  # sorted within blocks; offsets keep the blocks apart
+        right = blocks[:, width:] + off
+        below = np.searchsorted(left, right.ravel(), side="right").reshape(right.shape) - off // (big + 1) * width
+        count += int(np.sum(width - below))
+        cur = np.sort(blocks, axis=1).ravel()
+        width *= 2
+    return count
+
+
+def kendall(x, y) -> float:
+    """Kendall's τ_b (ties in either variable handled as in Kendall 1945 / Knight's O(n log n) algorithm)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
+        raise ValueError(f"x and y must be 1-D of equal length >= 2; got {x.shape} and {y.shape}")
+    n0 = x.size * (x.size - 1) // 2
+    order = np.lexsort((y, x))
+    xs, ys = x[order], y[order]
+
+    def tied_pairs(*keys):
+        new = np.concatenate([[True], np.any([k[1:] != k[:-1] for k in keys], axis=0)])
+        sizes = np.diff(np.flatnonzero(np.concatenate([new, [True]])))
+        return int(np.sum(sizes * (sizes - 1) // 2))
+
+    n1, n3 = tied_pairs(xs), tied_pairs(xs, ys)
+    n2 = tied_pairs(np.sort(y))
+    discordant = _inversions(np.unique(ys, return_inverse=True)[1].ravel())
+    den = np.sqrt(float(n0 - n1) * float(n0 - n2))
+    return float((n0 - n1 - n2 + n3 - 2 * discordant) / den) if den > 0 else float("nan")

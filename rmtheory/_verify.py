@@ -29,6 +29,7 @@ from ._verify_checks import (
     check_prop2,
     check_prop3,
     check_prop4,
+    check_teaching_rate,
     check_thm4_ar,
     check_thm4_mlp,
     check_thm4_tabular,
@@ -68,6 +69,7 @@ CHECKS = (
     Check("Thm 5 flows", check_thm5, thm5_instances),
     Check("Thm 6", check_thm6),
     Check("Prop 1", check_prop1),
+    Check("Teaching rate", check_teaching_rate),
 )
 """Every check of ``rmtheory verify``, in the order it runs (each gets its own random stream from the seed)."""
 

@@ -20,10 +20,11 @@ from . import _best_of_n as bon
 from . import _bounds as B
 from . import _constructions as constructions
 from . import _neural as NN
+from . import _teaching_rate as TR
 from ._flow import flow_trajectory, time_to_gamma
 from ._instance import make_instance
 from ._metrics import accuracy, reward_variance
-from ._objective import gradient, kl_reward, policy, policy_velocity, prompt_gradient
+from ._objective import gradient, kl_reward, objective, policy, policy_velocity, prompt_gradient, value
 
 N_PROMPTS, N_OUT = 2, 6  # every tabular flow uses this shape (one compile)
 LOWER_TOL = 1e-7  # relative slack on the integrator's hitting time
@@ -428,3 +429,34 @@ def check_prop1(rng, cfg):
                 worst = max(worst, _max((e + 1) / (opt + 1)))
                 tried += n
     return Row("Prop 1 (Best-of-N optimum)", tried, viol, worst, "(E+1)/(opt+1)")
+
+
+def check_teaching_rate(rng, cfg):
+    """The teaching rate (docs/teaching_rate.md) on random tabular instances with π_ref ≠ π_θ and λ ≥ 0: equal to
+    autodiff's ⟨∇V̄_G, ∇φ⟩ and to the derivative at t = 0 of the flow's trajectory (Richardson, per prompt);
+    |rate| ≤ Cauchy–Schwarz ≤ the Var bound, rate_self ≤ max π · Var[r^KL]/|S|."""
+    n = cfg["n"]
+    logits, reward, lam = _random_tabular(rng, n, scales=False)
+    inst = make_instance(logits, reward, lam, ref_logits=logits + 0.5 * rng.standard_normal(logits.shape))
+    meas = jnp.asarray(np.clip(0.5 * reward + 0.5 * rng.uniform(-1, 1, reward.shape), -1, 1))
+    rate, own = TR.teaching_rate(inst, meas), TR.self_rate(inst)
+    own_g = TR.self_rate(inst._replace(reward=meas, lam=jnp.zeros(n)))
+    cs = np.asarray(TR.rate_cauchy_schwarz_bound(own_g.per_prompt, own.per_prompt)) + 1e-300
+    auto = jax.vmap(lambda i, m: jnp.vdot(jax.grad(lambda t: jnp.mean(value(t, m)))(i.logits),
+                                          jax.grad(lambda t: objective(i, t))(i.logits)))(inst, meas)
+    h = 1e-3
+    v = np.asarray(value(flow_trajectory(inst, jnp.array([0.0, h, 2 * h, 4 * h]), rtol=1e-13, atol=1e-14), meas))
+    d = [(v[k] - v[0]) / (h * 2 ** (k - 1)) for k in (1, 2, 3)]
+    flow = (4 * (2 * d[0] - d[1]) - (2 * d[1] - d[2])) / 3
+    err = max(np.max(np.abs(np.asarray(rate.total - auto)) / cs.mean(-1)) / 1e-10,
+              np.max(np.abs(flow - np.asarray(rate.per_prompt)) / cs) / 1e-6)
+    pi = np.asarray(policy(inst.logits))
+    var_kl, var_g = _var(pi, np.asarray(kl_reward(inst))), _var(pi, np.asarray(meas))
+    ratios = np.concatenate([np.abs(np.asarray(rate.per_prompt)) / cs,
+                             cs / np.asarray(TR.teaching_rate_variance_bound(pi.max(-1), var_g, var_kl, N_PROMPTS)),
+                             np.asarray(own.per_prompt) / np.asarray(TR.self_rate_variance_bound(
+                                 pi.max(-1), var_kl, N_PROMPTS))]).ravel()
+    return [Row("Teaching rate (= autodiff, = flow d/dt)", n * N_PROMPTS, int(err > 1), err, "err/tol",
+                "tol 1e-10 (autodiff), 1e-6 (Richardson), relative to the C-S bound"),
+            Row("Teaching rate bounds (C-S, Var)", ratios.size, int(np.sum(ratios > 1 + 1e-12)), _max(ratios),
+                "lhs/rhs")]

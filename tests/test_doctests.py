@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 
-MODULES = ["rmtheory._flow", "rmtheory._rm_eval", "rmtheory.evaluate", "rmtheory._verify"]
+MODULES = ["rmtheory._flow", "rmtheory._rm_eval", "rmtheory.evaluate", "rmtheory._verify", "rmtheory._teaching_rate"]
 
 
 @pytest.mark.parametrize("name", MODULES)

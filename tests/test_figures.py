@@ -30,7 +30,7 @@ EXP = ROOT / "experiments"
 CLI = "import sys; from rmtheory.cli import main; sys.exit(main(sys.argv[1:]))"
 
 DATA_EXT = {"fig1": ("csv", "json"), "fig2": ("csv", "json"), "fig3": ("csv", "json"), "fig4": ("csv", "json"),
-            "fig5": ("csv", "json")}
+            "fig5": ("csv", "json"), "fig6": ("csv", "json")}
 FAST_XLA = "--xla_backend_optimization_level=0"
 TOL = 1e-9
 
@@ -189,7 +189,7 @@ def test_cli_figures_bad_only(tmp_path, capsys):
 def test_every_figure_is_a_package_module():
     """``rmtheory.figures.FIGURES`` names one module per figure, each with ``run`` and ``main``; ``--only``
     takes a short name or a module-name prefix."""
-    assert list(FIGURES) == ["fig1", "fig2", "fig3", "fig4", "fig5"]
+    assert list(FIGURES) == ["fig1", "fig2", "fig3", "fig4", "fig5", "fig6"]
     for key, name in FIGURES.items():
         mod = figures.figure(key)
         assert mod.__name__ == f"rmtheory.figures.{name}" and mod.NAME == name
@@ -361,6 +361,46 @@ def test_fig5_flow_vs_practice(quick):
     rescaled = d["rm_set"] == "rescaled"
     np.testing.assert_allclose(d["t_flow"][rescaled] * d["scale"][rescaled],
                                d["t_flow"][rescaled][-1] * d["scale"][rescaled][-1], rtol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# Figure 6: the teaching rate against Var and accuracy
+# --------------------------------------------------------------------------------------------------
+
+def test_fig6_teaching_rate(quick):
+    d = _csv(quick, "fig6")
+    assert {"target", "gamma", "predictor", "reached", "spearman", "spearman_lo", "spearman_hi", "kendall",
+            "paired_diff", "paired_lo", "paired_hi", "verdict"} <= set(d)
+    s = _json(quick, "fig6")
+    assert s["n_columns"] == 2 * s["n_instances"] and len(s["families"]) == 5
+    gammas = s["gammas"]
+    assert gammas[0] == 1e-3 and gammas == sorted(gammas)
+    gt = [s["table"][f"ground truth | gamma={g:g}"] for g in gammas]
+    for rec in gt + [s["table"][f"proxy | gamma={g:g}"] for g in gammas]:
+        for p, r in rec["predictors"].items():
+            rho, (lo, hi), tau = _f(r["spearman"]), map(_f, r["spearman_ci"]), _f(r["kendall"])
+            assert -1 <= lo <= hi <= 1 and -1 <= rho <= 1 and -1 <= tau <= 1, p
+        first = "rate_G" if "rate_G" in rec["predictors"] else "rate_self"
+        for p, r in rec["predictors"].items():
+            if p != first:  # the paired difference is the difference of the two point estimates
+                assert abs(_f(r[f"paired_diff_vs_{first}"]) - (_f(rec["predictors"][first]["spearman"])
+                                                                 - _f(r["spearman"]))) < 1e-12
+                lo, hi = map(_f, r["paired_diff_ci"])
+                assert r["verdict"] == ("beats" if lo > 0 else "loses" if hi < 0 else "not distinguishable")
+    # a larger γ is never reached more often (t_γ is non-decreasing in γ for every column)
+    reached = [rec["reached"] for rec in gt]
+    assert all(a >= b for a, b in zip(reached, reached[1:])) and reached[0] > 0.5
+    # at fixed |S| and γ, the Prop. 3 bound is a decreasing function of Var: the same ranks (up to ties that the
+    # square root makes or breaks among variances equal to rounding)
+    for rec in gt:
+        p3, var = (_f(rec["predictors"][p]["spearman"]) for p in ("Prop 3 bound", "Var"))
+        assert abs(p3 - var) < 1e-3
+    # at the smallest γ the exact first-order speed ranks the ground-truth speed almost perfectly, and beats the rest
+    small = gt[0]["predictors"]
+    assert _f(small["rate_G"]["spearman"]) > 0.9
+    assert all(r["verdict"] == "beats" for p, r in small.items() if p != "rate_G")
+    dec = s["decision"]["ground truth"]
+    assert dec["first_order_predictor"] == "rate_G" and dec["per_gamma"][0]["wins"]
 
 
 def test_write_json_writes_non_finite_as_null(tmp_path, capsys):

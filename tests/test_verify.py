@@ -5,7 +5,8 @@ import argparse
 from rmtheory import _verify as V
 
 EXPECTED = ["Lemma 8", "Lemma 9", "Lemma 10", "Prop 3", "Thm 4 (tabular", "Prop 2", "Thm 4 (AR", "Thm 4 (MLP",
-            "Prop 4", "Thm 5 constructions", "Thm 5 slow", "Thm 5 fast", "Thm 6 fast", "Thm 6 slow", "Prop 1"]
+            "Prop 4", "Thm 5 constructions", "Thm 5 slow", "Thm 5 fast", "Thm 6 fast", "Thm 6 slow", "Prop 1",
+            "Teaching rate (= autodiff", "Teaching rate bounds"]
 
 
 def test_verify_quick(capsys):
@@ -26,3 +27,17 @@ def test_rows_as_data_and_nonzero_exit_on_violation(monkeypatch):
     V.configure(parser)
     assert V.main(parser.parse_args(["--scale", "quick"])) == 1
     assert "x" in V.format_table(rows)
+
+
+def test_teaching_rate_row_catches_a_wrong_rate(monkeypatch):
+    """The row compares the closed form with autodiff and the flow: a rate off by 1e-4 relative is a violation."""
+    import numpy as np
+
+    from rmtheory import _teaching_rate as TR
+
+    ok = V.check_teaching_rate(np.random.default_rng(0), dict(n=8))
+    assert [r.violations for r in ok] == [0, 0] and ok[0].ratio < 1 and ok[1].ratio <= 1
+    real = TR.teaching_rate
+    monkeypatch.setattr(TR, "teaching_rate", lambda i, m: TR.TeachingRate(*(1.0001 * a for a in real(i, m))))
+    bad = V.check_teaching_rate(np.random.default_rng(0), dict(n=8))
+    assert bad[0].violations == 1 and bad[0].ratio > 1

@@ -11,6 +11,7 @@ from io import StringIO
 
 from .. import io
 from ._input import InputError
+from ._rates import NO_RATE_NOTE, RATE_LABELS, RATE_MEASURES, RATE_NOTE
 
 MEASURES = ("var", "acc_on", "acc_off", "on_off", "var_acc")
 MEASURE_LABELS = {"var": "Var", "acc_on": "acc_on", "acc_off": "acc_off", "on_off": "On&Off", "var_acc": "Var&Acc"}
@@ -36,11 +37,14 @@ class ModelResult:
     t_gamma_lower_bound: float
     ci: dict = field(default_factory=dict)            # measure -> (lo, hi)
     n_zero_variance_prompts: int = 0
+    has_rates: bool = False  # computed from gradient sketches (evaluate/_rates.py); else the rates are absent
+    rate_g: float = math.nan
+    rate_self: float = math.nan
 
     def as_dict(self):
         d = {k: getattr(self, k) for k in ("name", "is_ground_truth", "n_prompts", "n_samples", "n_off_pairs",
                                             "mean", "std", *MEASURES, "t_gamma_lower_bound",
-                                            "n_zero_variance_prompts")}
+                                            "n_zero_variance_prompts") + (RATE_MEASURES if self.has_rates else ())}
         d["ci"] = {k: [lo, hi] for k, (lo, hi) in self.ci.items()}
         return io.to_jsonable(d)   # strict JSON: non-finite -> None (the reason is in the warnings)
 
@@ -58,9 +62,19 @@ class Report:
                 return m
         raise KeyError(name)
 
+    @property
+    def measures(self):
+        """The reported measures: MEASURES, and the rates when sketches were given."""
+        return MEASURES + (RATE_MEASURES if any(m.has_rates for m in self.models) else ())
+
+    @property
+    def rate_note(self):
+        return RATE_NOTE if len(self.measures) > len(MEASURES) else NO_RATE_NOTE
+
     def to_dict(self):
         return {"models": [m.as_dict() for m in self.models], "rankings": self.rankings,
-                "warnings": list(self.warnings), "meta": io.to_jsonable(dict(self.meta)), "note": PROP3_NOTE}
+                "warnings": list(self.warnings), "meta": io.to_jsonable(dict(self.meta)), "note": PROP3_NOTE,
+                "rate_note": self.rate_note}
 
     def to_json(self, indent=None, sort_keys: bool = False) -> str:
         """Strict JSON (non-finite numbers are null; see :mod:`rmtheory.io`)."""
@@ -70,16 +84,16 @@ class Report:
         buf = StringIO()
         w = csv.writer(buf, lineterminator="\n")
         cols = ["model", "is_ground_truth", "n_prompts", "n_samples", "n_off_pairs", "norm_mean", "norm_std"]
-        for m in MEASURES:
+        for m in self.measures:
             cols += [m, f"{m}_lo", f"{m}_hi", f"{m}_rank"]
         cols += ["t_gamma_lower_bound"]
         w.writerow(cols)
         ranks = {k: {name: i + 1 for i, name in enumerate(v)} for k, v in self.rankings.items()}
         for r in self.models:
             row = [r.name, int(r.is_ground_truth), r.n_prompts, r.n_samples, r.n_off_pairs, _f(r.mean), _f(r.std)]
-            for m in MEASURES:
+            for m in self.measures:
                 lo, hi = r.ci.get(m, (math.nan, math.nan))
-                row += [_f(getattr(r, m)), _f(lo), _f(hi), ranks[m].get(r.name, "")]
+                row += [_f(getattr(r, m)), _f(lo), _f(hi), ranks.get(m, {}).get(r.name, "")]
             row += [_f(r.t_gamma_lower_bound)]
             w.writerow(row)
         return buf.getvalue()
@@ -92,16 +106,18 @@ class Report:
         if meta["bootstrap"] > 0:
             lines.append(f"[lo, hi]: {100 * meta['ci']:g}% percentile bootstrap over prompts "
                          f"({meta['bootstrap']} resamples, seed {meta['seed']})")
-        head = ["model", "prompts"] + [MEASURE_LABELS[m] for m in MEASURES] + [f"t_γ ≥ (γ={meta['gamma']:g})"]
+        labels = {**MEASURE_LABELS, **RATE_LABELS}
+        head = ["model", "prompts"] + [labels[m] for m in self.measures] + [f"t_γ ≥ (γ={meta['gamma']:g})"]
         rows = []
         for r in self.models:
             cells = [r.name + (" (GT)" if r.is_ground_truth else ""), str(r.n_prompts)]
-            for m in MEASURES:
+            for m in self.measures:
                 v = getattr(r, m)
-                cell = "—" if math.isnan(v) else f"{v:.4f}"
+                f4, f3 = (".4g", ".3g") if m in RATE_MEASURES else (".4f", ".3f")   # rates: any magnitude
+                cell = "—" if math.isnan(v) else f"{v:{f4}}"
                 if m in r.ci and not math.isnan(v):
                     lo, hi = r.ci[m]
-                    cell += f" [{lo:.3f}, {hi:.3f}]" if not (math.isnan(lo) or math.isnan(hi)) else ""
+                    cell += f" [{lo:{f3}}, {hi:{f3}}]" if not (math.isnan(lo) or math.isnan(hi)) else ""
                 cells.append(cell)
             cells.append(f"{r.t_gamma_lower_bound:.4g}")
             rows.append(cells)
@@ -112,11 +128,12 @@ class Report:
 
         lines += ["", fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in rows]
         lines += ["", "Ranking (best first):"]
-        for m in MEASURES:
+        for m in self.measures:
             if self.rankings.get(m):
-                lines.append(f"  {MEASURE_LABELS[m]:8s} " + " > ".join(self.rankings[m]))
+                lines.append(f"  {labels[m]:8s} " + " > ".join(self.rankings[m]))
         lines += ["", "Note: " + PROP3_NOTE.replace("t_gamma_lower_bound", "t_γ ≥")
-                  + f" Here |S| = {meta['n_prompts_bound'] or 'the number of evaluated prompts of each model'}."]
+                  + f" Here |S| = {meta['n_prompts_bound'] or 'the number of evaluated prompts of each model'}.",
+                  "Note: " + self.rate_note]
         return "\n".join(lines)
 
     def plot(self, path, accuracy: str = "acc_on") -> str:
@@ -175,10 +192,10 @@ def _f(v):
     return "" if isinstance(v, float) and math.isnan(v) else repr(float(v))
 
 
-def rankings(results) -> dict:
+def rankings(results, measures=MEASURES) -> dict:
     """measure -> model names, best first (models without a value left out)."""
     out = {}
-    for m in MEASURES:
+    for m in measures:
         vals = [(getattr(r, m), r.name) for r in results if not math.isnan(getattr(r, m))]
         out[m] = [name for _, name in sorted(vals, key=lambda t: -t[0])]
     return out

@@ -1,6 +1,6 @@
-"""The five theory figures: data, plot and files, installed with the package (``rmtheory figures``).
+"""The six theory figures: data, plot and files, installed with the package (``rmtheory figures``).
 
-Each figure is one module, ``fig1_scaling_law`` … ``fig5_flow_vs_practice``, exposing
+Each figure is one module, ``fig1_scaling_law`` … ``fig6_teaching_rate``, exposing
 ``run(quick=False, seed=0, out="figures") -> dict`` (writes ``out/<name>.png`` and its CSV/JSON data, returns
 the data it plotted) and ``main(argv=None)`` (``python -m rmtheory.figures.fig2_accuracy_not_enough --quick``).
 :func:`run_all` runs them in turn; ``rmtheory figures`` is its command line (:mod:`rmtheory.figures.cli`).
@@ -26,6 +26,7 @@ FIGURES = {
     "fig3": "fig3_policy_dependence",
     "fig4": "fig4_landscape",
     "fig5": "fig5_flow_vs_practice",
+    "fig6": "fig6_teaching_rate",
 }
 """{short name: module name} of every figure, in the order :func:`run_all` runs them."""
 

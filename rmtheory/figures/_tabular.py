@@ -32,30 +32,36 @@ def loglog_slope(x, y):
 
 
 def tabular_t_gamma(logits, reward, measure, gamma, lam=0.0, t_max: float = T_MAX):
-    """t_γ (and solver status) of the tabular gradient flow for a batch of single-prompt instances.
+    """t_γ (and solver status) of the tabular gradient flow for a batch of instances.
 
-    ``logits``, ``reward`` (r_RM), ``measure`` (the timed reward): [N, |Y|]; ``gamma``, ``lam``: scalar or
-    [N]. The batch is solved in chunks of exactly :data:`BUCKET` rows, the last one padded with trivially
-    unreachable rows (zero reward, decided ``inf`` at t = 0), so every call with the same |Y|
-    reuses one compiled solver. Returns (t [N], status [N]) as numpy arrays.
+    ``logits``, ``reward`` (r_RM), ``measure`` (the timed reward): [N, |Y|] (single-prompt instances) or
+    [N, |S|, |Y|] (then t and status are [N, |S|]: the flow with its 1/|S|); ``gamma``: scalar, [N] or [N, |S|];
+    ``lam``: scalar or [N]. The batch is solved in chunks of exactly :data:`BUCKET` instances, the last one
+    padded with trivially unreachable rows (zero reward, decided ``inf`` at t = 0), so every call with the same
+    (|S|, |Y|) reuses one compiled solver. Returns (t, status) as numpy arrays.
     """
     logits, reward, measure = (np.asarray(a, np.float64) for a in (logits, reward, measure))
-    n, ny = logits.shape
-    gamma = np.broadcast_to(np.asarray(gamma, np.float64), (n,))
+    single = logits.ndim == 2
+    if single:
+        logits, reward, measure = logits[:, None], reward[:, None], measure[:, None]
+    n, ns, ny = logits.shape
+    gamma = np.asarray(gamma, np.float64)
+    gamma = np.broadcast_to(gamma[:, None] if gamma.ndim == 1 else gamma, (n, ns))
     lam = np.broadcast_to(np.asarray(lam, np.float64), (n,))
     ts, sts = [], []
     for a in range(0, n, BUCKET):
         sl = slice(a, min(a + BUCKET, n))
         k = sl.stop - sl.start
         pad = BUCKET - k
-        z = np.zeros((pad, ny))
-        inst = make_instance(np.concatenate([logits[sl], z])[:, None], np.concatenate([reward[sl], z])[:, None],
-                                np.concatenate([lam[sl], np.zeros(pad)]))
-        res = time_to_gamma(inst, np.concatenate([gamma[sl], np.full(pad, 0.5)])[:, None],
-                               measure=np.concatenate([measure[sl], z])[:, None], t_max=t_max)
-        ts.append(np.asarray(res.t)[:k, 0])
-        sts.append(np.asarray(res.status)[:k, 0])
-    return np.concatenate(ts), np.concatenate(sts)
+        z = np.zeros((pad, ns, ny))
+        inst = make_instance(np.concatenate([logits[sl], z]), np.concatenate([reward[sl], z]),
+                             np.concatenate([lam[sl], np.zeros(pad)]))
+        res = time_to_gamma(inst, np.concatenate([gamma[sl], np.full((pad, ns), 0.5)]),
+                            measure=np.concatenate([measure[sl], z]), t_max=t_max)
+        ts.append(np.asarray(res.t)[:k])
+        sts.append(np.asarray(res.status)[:k])
+    t, st = np.concatenate(ts), np.concatenate(sts)
+    return (t[:, 0], st[:, 0]) if single else (t, st)
 
 
 def embed(logits, reward, measure, n_outputs: int = N_OUTPUTS, pad_logit: float = -60.0):
