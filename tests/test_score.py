@@ -15,10 +15,9 @@ import re
 import subprocess
 import sys
 
+import _commands
 import numpy as np
 import pytest
-
-import _commands
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -45,8 +45,20 @@ import numpy as np
 
 from .. import io as rio
 from . import _inputs, _models
-from ._inputs import (INSTALL_HINT, PAIR_KEYS, SCORE_KEYS, ScoreError, Settings, differences, model_source,
-                      output_paths, read_pairs, read_prompts, rm_input, stale_chunks)
+from ._inputs import (
+    INSTALL_HINT,
+    PAIR_KEYS,
+    SCORE_KEYS,
+    ScoreError,
+    Settings,
+    differences,
+    model_source,
+    output_paths,
+    read_pairs,
+    read_prompts,
+    rm_input,
+    stale_chunks,
+)
 
 __all__ = ["STEPS", "Run", "ScoreError", "Settings", "configure", "main", "output_paths", "read_pairs",
            "read_prompts", "run"]
