@@ -38,7 +38,8 @@ def demo_instances(key, n: int, n_outputs: int):
 
 DEFAULT_OUT = "demo_out"
 MIN_RATIO_NOTE = ("min t_γ/bound: the smallest measured t_γ divided by its Proposition 3 lower bound "
-                  "2|S|(1 − e^{−γ/2})/√Var in the bin; ≥ 1 means the bound holds there, and 1 would mean it is attained")
+                  "2|S|(1 − e^{−γ/2})/√Var in the bin; ≥ 1 means the bound holds there, and 1 would mean it is "
+                  "attained")
 
 
 def run(seed: int = 0, n: int = 256, n_outputs: int = 16, gamma_frac: float = 0.1, out: str = DEFAULT_OUT):

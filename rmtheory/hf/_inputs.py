@@ -161,6 +161,10 @@ class Settings:
         return d
 
 
+# Settings added after the first release, with the value that reproduces what runs made before them did: a
+# manifest without the key reads as this value.
+SETTING_DEFAULTS = {"truncate_prompts": False}
+
 # The settings each kind of saved chunk depends on (besides its reward model's path): a change of any other
 # setting leaves a finished chunk valid (see stale_chunks).
 SAMPLE_KEYS = frozenset({"policy", "prompts_sha256", "k", "seed", "temperature", "top_p", "top_k", "max_new_tokens",

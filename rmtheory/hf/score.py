@@ -45,20 +45,8 @@ import numpy as np
 
 from .. import io as rio
 from . import _inputs, _models
-from ._inputs import (
-    INSTALL_HINT,
-    PAIR_KEYS,
-    SCORE_KEYS,
-    ScoreError,
-    Settings,
-    differences,
-    model_source,
-    output_paths,
-    read_pairs,
-    read_prompts,
-    rm_input,
-    stale_chunks,
-)
+from ._inputs import (INSTALL_HINT, PAIR_KEYS, SCORE_KEYS, SETTING_DEFAULTS, ScoreError, Settings, differences,
+                      model_source, output_paths, read_pairs, read_prompts, rm_input, stale_chunks)
 
 __all__ = ["STEPS", "Run", "ScoreError", "Settings", "configure", "main", "output_paths", "read_pairs",
            "read_prompts", "run"]
@@ -122,7 +110,7 @@ def prepare(s: Settings, prompts, pairs, out: str, device: str, *, overwrite=Fal
     parts = paths["parts"]
     if os.path.exists(paths["manifest"]) and not os.path.exists(parts):
         done = rio.load_json(paths["manifest"])
-        diff = differences(settings, done.get("settings", {}))
+        diff = differences(settings, {**SETTING_DEFAULTS, **done.get("settings", {})})
         if not diff and done.get("complete") and os.path.exists(paths["rewards"]):
             log(f"{out} is complete with these settings; nothing to do")
             return None
@@ -133,7 +121,7 @@ def prepare(s: Settings, prompts, pairs, out: str, device: str, *, overwrite=Fal
         raise ScoreError(f"--out: {out} exists and was not written by rmtheory score; use another --out or --overwrite")
     if os.path.isdir(parts):
         mpath = os.path.join(parts, "manifest.json")
-        old = rio.load_json(mpath) if os.path.exists(mpath) else {}
+        old = {**SETTING_DEFAULTS, **rio.load_json(mpath)} if os.path.exists(mpath) else {}
         files = sorted(f for f in os.listdir(parts) if f != "manifest.json")
         stale = stale_chunks(settings, old, files) if old else files
         if stale and not overwrite:
@@ -321,7 +309,10 @@ def main(args) -> int:
         prompts = read_prompts(args.prompts)
         pairs = read_pairs(args.off_policy, prompts) if args.off_policy else None
         _inputs.check_options(args)
-        for option, path in [("--policy", args.policy)] + [(f"--rm {n}", p) for n, p in _inputs.named_models(args)]:
+        models = _inputs.named_models(args)
+        options = [f"--rm {n}" for n, _ in models[:len(args.rm)]] + [f"--ground-truth {n}" for n, _ in
+                                                                     models[len(args.rm):]]
+        for option, path in [("--policy", args.policy)] + [(o, p) for o, (_, p) in zip(options, models)]:
             model_source(path, option)  # a mistyped local path fails here, before anything is loaded or written
         device = _models.resolve_device(args.device)
         s = _inputs.settings(args, device, _models.resolve_dtype(args.dtype, device))
