@@ -334,6 +334,10 @@ def test_a_mistyped_local_path_says_no_such_directory(models, tmp_path, capsys, 
     argv[argv.index("--rm") + 1] = f"helpful={tmp_path}/no/such/rm"
     assert cli(argv) == 2
     assert f"--rm helpful {tmp_path}/no/such/rm: no such directory" in _one_line(capsys)
+    argv = _argv(models, "x.csv")
+    argv[argv.index("--ground-truth") + 1] = "gold=./gold"
+    assert cli(argv) == 2
+    assert "--ground-truth gold ./gold: no such directory" in _one_line(capsys)
     assert not os.path.exists("x.csv.parts") and not os.path.exists("x_score.json")
 
 
