@@ -172,6 +172,9 @@ SAMPLE_KEYS = frozenset({"policy", "prompts_sha256", "k", "seed", "temperature",
 SCORE_KEYS = SAMPLE_KEYS | {"max_length"}
 PAIR_KEYS = frozenset({"pairs_sha256", "k", "chunk_prompts", "batch_size", "chat_template", "max_length",
                        "device_type", "dtype"})
+# chunk kind (the file name's first part) -> the settings it depends on; a step that saves a new kind of chunk
+# registers it here (an unregistered kind is stale whenever any setting changes)
+CHUNK_KEYS = {"gen": SAMPLE_KEYS, "score": SCORE_KEYS, "pairs": PAIR_KEYS}
 
 
 def check_options(args) -> None:
@@ -270,8 +273,8 @@ def differences(new: dict, old: dict, keys=None) -> list[str]:
 def stale_chunks(new: dict, old: dict, files) -> list[str]:
     """The chunk files (names under ``<out>.parts/``: ``gen-C.json``, ``score-NAME-C.json``,
     ``pairs-NAME-C.json``) that settings ``new`` would not reproduce, given the settings ``old`` they were
-    made with: a chunk is stale when a setting it depends on (``SAMPLE_KEYS``, ``SCORE_KEYS``, ``PAIR_KEYS``)
-    or its reward model's path changed; a change to anything else (say a mistyped ``--rm`` that never loaded)
+    made with: a chunk is stale when a setting it depends on (:data:`CHUNK_KEYS`) or its reward model's path
+    changed; a change to anything else (say a mistyped ``--rm`` that never loaded)
     leaves it valid."""
     changed = {k for k in set(new) | set(old) if new.get(k) != old.get(k)}
     new_rm = {n: p for n, p in new.get("rms", [])}
@@ -280,9 +283,7 @@ def stale_chunks(new: dict, old: dict, files) -> list[str]:
     for f in files:
         kind, _, rest = f.removesuffix(".json").partition("-")
         name = rest.rpartition("-")[0]
-        keys = {"gen": SAMPLE_KEYS, "score": SCORE_KEYS, "pairs": PAIR_KEYS}.get(kind)
-        if keys is None:
-            continue
+        keys = CHUNK_KEYS.get(kind, changed)
         if changed & keys or (kind != "gen" and new_rm.get(name) != old_rm.get(name)):
             stale.append(f)
     return stale

@@ -225,8 +225,9 @@ def write_tables(run: Run) -> None:
 
 # The steps in order: each takes the Run, skips what its saved chunks already hold, and adds the files it writes
 # to run.written. An optional step (e.g. per-sample policy-gradient sketches for a teaching rate, written beside
-# the scores as <stem>_grads.*) goes after "score": one more (name, function) pair here, and its setting in
-# Settings (with the keys its chunks depend on in _inputs) so that resume stays exact.
+# the scores as <stem>_grads.*) goes after "score": one more (name, function) pair here that returns at once when
+# its setting is off, its setting in Settings (default in SETTING_DEFAULTS), and its chunk kind with the settings
+# it depends on in _inputs.CHUNK_KEYS, so that resume stays exact.
 STEPS = (("sample", sample), ("score", score), ("tables", write_tables))
 
 
