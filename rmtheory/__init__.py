@@ -97,3 +97,5 @@ from ._sharding import core_blocks, host_cores, shard_leading
 from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value
 from ._neural import MLP, TabularAR, init_batch, jacobian_norm, jacobian_norms, trajectory_jacobian_norm
 from ._neural import time_to_gamma as neural_time_to_gamma
+from ._rate_estimator import RateEstimate, rate_estimate
+from ._sketch import projection_matrix, sketch, sketch_variance

@@ -10,6 +10,8 @@ under the policy after the paper's normalisation (Definition 2, Section 3.2), on
 sample pairs (Definition 1, ties included), off-policy accuracy, On&Off, Var&Acc, the ranking by each
 measure, and the Proposition 3 lower bound on t_γ implied by the variance. Every metric comes from the
 shared implementation :func:`rmtheory.rm_report` (the LM pipeline's evaluation stage uses the same one).
+With per-sample gradient sketches (``sketches=``, ``--sketches``) it also reports the teaching rates rate_G
+and rate_self (``_rates.py``, ``docs/rate_estimator.md``).
 
 Python API::
 
@@ -25,7 +27,8 @@ The accepted formats, the number syntax and the id rule (``_tables._normalise_id
 CLI names its flag (``--n-prompts``).
 
 Layout: ``_tables`` (readers) → ``_prepare`` (options, columns, rows, off-policy pairs) → ``_compute``
-(metrics, bootstrap) → ``_report`` (results, table/JSON/CSV/plot); ``cli`` (the command line).
+(metrics, bootstrap; ``_rates``: the teaching rates from gradient sketches) → ``_report`` (results,
+table/JSON/CSV/plot); ``cli`` (the command line).
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from ._compute import bootstrap as _bootstrap, evaluate_models
 from ._prepare import (DEFAULT_GT, ID_COLUMNS, MAX_BOOTSTRAP, MAX_BOOTSTRAP_DRAWS, check_bootstrap_cost, check_options,
                        index_rows, load_off_policy, select_columns)
 from ._report import MEASURE_LABELS, MEASURES, PLOT_FORMATS, PROP3_NOTE, ModelResult, Report, plot_path, rankings
+from ._rates import RATE_MEASURES, load_sketches
 from ._tables import InputError, _Source
 from .cli import configure, main
 
 __all__ = ["evaluate", "InputError", "Report", "ModelResult", "MEASURES", "MEASURE_LABELS", "PROP3_NOTE",
+           "RATE_MEASURES",
            "DEFAULT_GT", "ID_COLUMNS", "MAX_BOOTSTRAP", "MAX_BOOTSTRAP_DRAWS", "PLOT_FORMATS", "plot_path",
            "configure", "main"]
 
@@ -49,7 +54,7 @@ __all__ = ["evaluate", "InputError", "Report", "ModelResult", "MEASURES", "MEASU
 def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", models=None,
              include_ground_truth: bool = True, normalisation: str = "global", bootstrap: int = 1000,
              seed: int = 0, ci: float = 0.95, gamma: float = 1.0, n_prompts: int | None = None,
-             fmt: str | None = None, off_policy_fmt: str | None = None) -> Report:
+             fmt: str | None = None, off_policy_fmt: str | None = None, sketches=None) -> Report:
     """Reward-model report card (see the module docstring).
 
     Args:
@@ -62,6 +67,8 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
       normalisation: ``global`` (the paper's default) or ``prompt_variance`` (Table 9).
       bootstrap, seed, ci: percentile bootstrap over prompts (0 disables).
       gamma, n_prompts: Proposition 3 bound; |S| defaults to each model's number of evaluated prompts.
+      sketches: optional path of an ``.npz`` (or a mapping) of per-sample gradient sketches ``prompt_id``,
+        ``sample_id``, ``g`` [N, D] (format: ``evaluate/_rates.py``): adds rate_G and rate_self.
 
     Example (a tiny CSV: two prompts, three samples each, two reward models and the ground truth):
 
@@ -99,6 +106,7 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
     table = source.read(cols.numeric, ID_COLUMNS)
     clock.lap("read")
     rows = index_rows(table, cols.numeric, cols.gt, warnings)
+    sk = load_sketches(sketches, table, rows) if sketches is not None else None
     off, extra_prompts = None, []
     if off_policy is not None:
         off, extra_prompts = load_off_policy(off_policy, cols.sources, cols.gt, off_policy_fmt, warnings,
@@ -106,7 +114,8 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
     n_units = len(rows.prompt_names) + len(extra_prompts)
     check_bootstrap_cost(bootstrap, n_units)
     clock.lap("prepare")
-    results, unit_cols = evaluate_models(table, cols, rows, off, normalisation, gamma, n_prompts, n_units, warnings)
+    results, unit_cols = evaluate_models(table, cols, rows, off, normalisation, gamma, n_prompts, n_units, warnings,
+                                         sk)
     clock.lap("metrics")
     if bootstrap > 0 and n_units >= 2:
         _bootstrap(results, unit_cols, n_units, bootstrap, seed, ci)
@@ -120,8 +129,9 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
             "n_rows": table.n, "n_prompts": int(k.size), "k_min": int(k.min()), "k_max": int(k.max()),
             "ground_truth": cols.gt, "normalisation": normalisation, "bootstrap": int(bootstrap), "seed": int(seed),
             "ci": float(ci), "gamma": float(gamma), "n_prompts_bound": n_prompts,
-            "n_off_prompts_not_in_rewards": len(extra_prompts), "timings_s": clock.laps}
-    return Report(results, rankings(results), warnings, meta)
+            "n_off_prompts_not_in_rewards": len(extra_prompts), "timings_s": clock.laps,
+            "sketches": sk.meta if sk is not None else None}
+    return Report(results, rankings(results, MEASURES + (RATE_MEASURES if sk is not None else ())), warnings, meta)
 
 
 class _Clock:

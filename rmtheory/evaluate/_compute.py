@@ -10,8 +10,11 @@ import numpy as np
 from .._bounds import prop3_time_lower_bound
 from .._rm_eval import combined_measures, pooled_normalisation_stats, rm_report
 from ._prepare import _eg
+from ._rates import ground_truth_stats, model_rates
 from ._report import ModelResult
 from ._tables import InputError
+
+N_UNIT_COLS = 7   # per-prompt columns of one model for the bootstrap (see _evaluate_model)
 
 
 class _Grouping:
@@ -31,7 +34,8 @@ class _Grouping:
         self.used = np.flatnonzero(self.counts >= 2)
 
 
-def _evaluate_model(name, is_gt, vals, gt_vals, grouping, off, scheme, gamma, n_prompts_bound, n_units, warnings):
+def _evaluate_model(name, is_gt, vals, gt_vals, grouping, off, scheme, gamma, n_prompts_bound, n_units, warnings,
+                    rates=None):
     """Metrics of one reward source via rm_report; per-prompt columns for the bootstrap."""
     off_args = {}
     n_off = 0
@@ -47,7 +51,7 @@ def _evaluate_model(name, is_gt, vals, gt_vals, grouping, off, scheme, gamma, n_
     if n_used == 0:
         warnings.append(f"model '{name}': no prompt with 2 or more usable samples; not evaluated")
         nan = math.nan
-        res = ModelResult(name, is_gt, 0, 0, n_off, nan, nan, nan, nan, nan, nan, nan, nan)
+        res = ModelResult(name, is_gt, 0, 0, n_off, nan, nan, nan, nan, nan, nan, nan, nan, has_rates=rates is not None)
         return res, None
     has_gt = gt_vals is not None
     reports, constant = [], []
@@ -93,15 +97,22 @@ def _evaluate_model(name, is_gt, vals, gt_vals, grouping, off, scheme, gamma, n_
     res = ModelResult(name, is_gt, n_used, int(grouping.counts[grouping.used].sum()), n_off, float(mean), float(std),
                       float(var), float(acc_on), float(acc_off), float(on_off), float(var_acc), t_lb,
                       n_zero_variance_prompts=n_zero)
-    # per-unit (prompt) sums for the bootstrap: [w_on, w_on*var, w_on*acc, n_off, n_off_correct]
-    cols = np.zeros((n_units, 5))
+    # per-unit (prompt) sums for the bootstrap: [w_on, w_on*var, w_on*acc, n_off, n_off_correct, w_on*rate_g,
+    # w_on*rate_self]
+    cols = np.zeros((n_units, N_UNIT_COLS))
     cols[prompts_order, 0] = 1.0
     cols[prompts_order, 1] = var_p
     cols[prompts_order, 2] = acc_p if has_gt else 0.0
     if off_correct.size:
         np.add.at(cols[:, 3], off_codes, 1.0)
         np.add.at(cols[:, 4], off_codes, off_correct)
-    return res, (cols, has_gt, bool(off_correct.size))
+    if rates is not None:   # (sketches, ground-truth stats, Gram cache): evaluate/_rates.py
+        sk, gt_stats, cache = rates
+        rg_p, rs_p = model_rates(vals, (mean, std), gt_vals, gt_stats, grouping, sk, cache)
+        res.has_rates, res.rate_g, res.rate_self = True, float(np.mean(rg_p)), float(np.mean(rs_p))
+        cols[prompts_order, 5] = rg_p if has_gt else 0.0
+        cols[prompts_order, 6] = rs_p
+    return res, (cols, has_gt, bool(off_correct.size), rates is not None)
 
 
 def bootstrap(results, unit_cols, n_units, n_boot, seed, ci):
@@ -115,7 +126,7 @@ def bootstrap(results, unit_cols, n_units, n_boot, seed, ci):
         return
     A = np.concatenate([c[0] for _, c in live], axis=1)          # [U, 5 * models]
     A, inverse = np.unique(A, axis=1, return_inverse=True)         # shared columns (e.g. weights) once
-    inverse = inverse.reshape(len(live), 5)
+    inverse = inverse.reshape(len(live), N_UNIT_COLS)
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_boot, 128, int(1e7 // n_units)))
     counts = np.empty((chunk, n_units))
@@ -126,14 +137,18 @@ def bootstrap(results, unit_cols, n_units, n_boot, seed, ci):
             counts[i] = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)
         S[start:start + b] = counts[:b] @ A
     q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
-    for j, (i, (_, has_gt, has_off)) in enumerate(live):
-        w, wv, wa, n_off, n_ok = (S[:, k] for k in inverse[j])
+    for j, (i, (_, has_gt, has_off, has_rates)) in enumerate(live):
+        w, wv, wa, n_off, n_ok, wrg, wrs = (S[:, k] for k in inverse[j])
         with np.errstate(invalid="ignore", divide="ignore"):
             stats = {"var": wv / w}
             if has_gt:
                 stats["acc_on"] = wa / w
             if has_off:
                 stats["acc_off"] = n_ok / n_off
+            if has_rates:
+                stats["rate_self"] = wrs / w
+                if has_gt:
+                    stats["rate_g"] = wrg / w
         if has_gt and has_off:
             stats.update(combined_measures(stats["var"], stats["acc_on"], stats["acc_off"]))
         r = results[i]
@@ -142,12 +157,16 @@ def bootstrap(results, unit_cols, n_units, n_boot, seed, ci):
             r.ci[m] = tuple(float(v) for v in np.quantile(x, q)) if x.size else (math.nan, math.nan)
 
 
-def evaluate_models(table, cols, rows, off, scheme, gamma, n_prompts_bound, n_units, warnings):
-    """ModelResult of every reward source, and its per-prompt columns for the bootstrap (None if none)."""
+def evaluate_models(table, cols, rows, off, scheme, gamma, n_prompts_bound, n_units, warnings, sketches=None):
+    """ModelResult of every reward source, and its per-prompt columns for the bootstrap (None if none); with
+    ``sketches`` (evaluate/_rates.py) also rate_G and rate_self."""
     n_p = len(rows.prompt_names)
     cache: list = []
     gt_vals = table.values[cols.gt] if cols.gt is not None else None
     results, unit_cols = [], []
+    rates = None
+    if sketches is not None:
+        rates = (sketches, ground_truth_stats(table, cols.gt, rows, _Grouping, scheme), {})
     for name in cols.sources:
         vals = table.values[name]
         present = ~np.isnan(vals)
@@ -166,7 +185,7 @@ def evaluate_models(table, cols, rows, off, scheme, gamma, n_prompts_bound, n_un
                             f"({_eg(rows.prompt_names[i] for i in lost)}), so models are compared on different "
                             "prompt sets")
         res, unit = _evaluate_model(name, name == cols.gt, vals, gt_vals, grouping, off, scheme, gamma,
-                                    n_prompts_bound, n_units, warnings)
+                                    n_prompts_bound, n_units, warnings, rates)
         results.append(res)
         unit_cols.append(unit)
     return results, unit_cols

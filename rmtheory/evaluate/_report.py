@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from .. import io as _io
+from ._rates import NO_RATE_NOTE, RATE_LABELS, RATE_MEASURES, RATE_NOTE
 from ._tables import InputError
 
 MEASURES = ("var", "acc_on", "acc_off", "on_off", "var_acc")
@@ -36,11 +37,14 @@ class ModelResult:
     t_gamma_lower_bound: float
     ci: dict = field(default_factory=dict)            # measure -> (lo, hi)
     n_zero_variance_prompts: int = 0
+    has_rates: bool = False  # computed from gradient sketches (evaluate/_rates.py); else the rates are absent
+    rate_g: float = math.nan
+    rate_self: float = math.nan
 
     def as_dict(self):
         d = {k: getattr(self, k) for k in ("name", "is_ground_truth", "n_prompts", "n_samples", "n_off_pairs",
                                             "mean", "std", *MEASURES, "t_gamma_lower_bound",
-                                            "n_zero_variance_prompts")}
+                                            "n_zero_variance_prompts") + (RATE_MEASURES if self.has_rates else ())}
         d["ci"] = {k: [lo, hi] for k, (lo, hi) in self.ci.items()}
         return _io.to_jsonable(d)   # strict JSON: non-finite -> None (the reason is in the warnings)
 
@@ -59,13 +63,23 @@ class Report:
         raise KeyError(name)
 
     @property
+    def measures(self):
+        """The reported measures: MEASURES, and the rates when sketches were given."""
+        return MEASURES + (RATE_MEASURES if any(m.has_rates for m in self.models) else ())
+
+    @property
+    def rate_note(self):
+        return RATE_NOTE if len(self.measures) > len(MEASURES) else NO_RATE_NOTE
+
+    @property
     def ranks(self) -> dict:
         """measure -> {reward model: rank} (1 = best; ties share a rank; the ground truth is not ranked)."""
-        return ranks(self.models)
+        return ranks(self.models, self.measures)
 
     def to_dict(self):
         return {"models": [m.as_dict() for m in self.models], "rankings": self.rankings, "ranks": self.ranks,
-                "warnings": list(self.warnings), "meta": _io.to_jsonable(dict(self.meta)), "note": PROP3_NOTE}
+                "warnings": list(self.warnings), "meta": _io.to_jsonable(dict(self.meta)), "note": PROP3_NOTE,
+                "rate_note": self.rate_note}
 
     def to_json(self, indent=None, sort_keys: bool = False) -> str:
         """Strict JSON (non-finite numbers are null; see :mod:`rmtheory.io`)."""
@@ -75,16 +89,16 @@ class Report:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         cols = ["model", "is_ground_truth", "n_prompts", "n_samples", "n_off_pairs", "norm_mean", "norm_std"]
-        for m in MEASURES:
+        for m in self.measures:
             cols += [m, f"{m}_lo", f"{m}_hi", f"{m}_rank"]
         cols += ["t_gamma_lower_bound"]
         w.writerow(cols)
         ranks = self.ranks
         for r in self.models:
             row = [r.name, int(r.is_ground_truth), r.n_prompts, r.n_samples, r.n_off_pairs, _f(r.mean), _f(r.std)]
-            for m in MEASURES:
+            for m in self.measures:
                 lo, hi = r.ci.get(m, (math.nan, math.nan))
-                row += [_f(getattr(r, m)), _f(lo), _f(hi), ranks[m].get(r.name, "")]
+                row += [_f(getattr(r, m)), _f(lo), _f(hi), ranks.get(m, {}).get(r.name, "")]
             row += [_f(r.t_gamma_lower_bound)]
             w.writerow(row)
         return buf.getvalue()
@@ -97,34 +111,37 @@ class Report:
         if meta["bootstrap"] > 0:
             lines.append(f"[lo, hi]: {100 * meta['ci']:g}% percentile bootstrap over prompts "
                          f"({meta['bootstrap']} resamples, seed {meta['seed']})")
-        head = ["model", "prompts"] + [MEASURE_LABELS[m] for m in MEASURES] + [f"t_γ ≥ (γ={meta['gamma']:g})"]
+        labels = {**MEASURE_LABELS, **RATE_LABELS}
+        head = ["model", "prompts"] + [labels[m] for m in self.measures] + [f"t_γ ≥ (γ={meta['gamma']:g})"]
         rows = []
         for r in self.models:
             cells = [r.name + (" (GT)" if r.is_ground_truth else ""), str(r.n_prompts)]
-            for m in MEASURES:
+            for m in self.measures:
                 v = getattr(r, m)
-                cell = "—" if math.isnan(v) else _printed(v)
+                f3 = ".3g" if m in RATE_MEASURES else ".3f"   # rates: any magnitude
+                cell = "—" if math.isnan(v) else _printed(v, m)
                 if m in r.ci and not math.isnan(v):
                     lo, hi = r.ci[m]
-                    cell += f" [{lo:.3f}, {hi:.3f}]" if not (math.isnan(lo) or math.isnan(hi)) else ""
+                    cell += f" [{lo:{f3}}, {hi:{f3}}]" if not (math.isnan(lo) or math.isnan(hi)) else ""
                 cells.append(cell)
             cells.append(f"{r.t_gamma_lower_bound:.4g}")
             rows.append(cells)
         widths = [max(len(h), *(len(c[i]) for c in rows)) for i, h in enumerate(head)]
         fmt = lambda cs: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cs, widths)))  # noqa: E731
         lines += ["", fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in rows]
-        lines += ["", f"Ranking of the reward models (best first; '=': equal at the {PRECISION} decimals shown"
+        lines += ["", "Ranking of the reward models (best first; '=': equal at the precision shown"
                   + ("; the ground truth is the reference, not ranked" if any(r.is_ground_truth for r in self.models)
                      else "") + "):"]
         gt = next((r for r in self.models if r.is_ground_truth), None)
-        for m in MEASURES:
+        for m in self.measures:
             groups = _tie_groups(self.models, m)
             if groups:
                 ref = "" if gt is None or math.isnan(getattr(gt, m)) else \
-                    f"   (reference {gt.name}: {_printed(getattr(gt, m))})"
-                lines.append(f"  {MEASURE_LABELS[m]:8s} " + " > ".join(" = ".join(g) for g in groups) + ref)
+                    f"   (reference {gt.name}: {_printed(getattr(gt, m), m)})"
+                lines.append(f"  {labels[m]:8s} " + " > ".join(" = ".join(g) for g in groups) + ref)
         lines += ["", "Note: " + PROP3_NOTE.replace("t_gamma_lower_bound", "t_γ ≥")
-                  + f" Here |S| = {meta['n_prompts_bound'] or 'the number of evaluated prompts of each model'}."]
+                  + f" Here |S| = {meta['n_prompts_bound'] or 'the number of evaluated prompts of each model'}.",
+                  "Note: " + self.rate_note]
         return "\n".join(lines)
 
     def plot(self, path, accuracy: str = "acc_on") -> str:
@@ -185,11 +202,9 @@ def _f(v):
     return "" if isinstance(v, float) and math.isnan(v) else repr(float(v))
 
 
-PRECISION = 4  # decimals of the measures in the table; rankings tie models that print the same
-
-
-def _printed(v: float) -> str:
-    return f"{v:.{PRECISION}f}"
+def _printed(v: float, m: str) -> str:
+    """A measure as the table prints it: 4 decimals, the rates (any magnitude) 4 significant digits."""
+    return f"{v:.4g}" if m in RATE_MEASURES else f"{v:.4f}"
 
 
 def _tie_groups(results, m) -> list:
@@ -199,21 +214,21 @@ def _tie_groups(results, m) -> list:
     for r in results:
         v = getattr(r, m)
         if not r.is_ground_truth and not math.isnan(v):
-            groups.setdefault(float(_printed(v)), []).append(r.name)
+            groups.setdefault(float(_printed(v, m)), []).append(r.name)
     return [groups[k] for k in sorted(groups, reverse=True)]
 
 
-def rankings(results) -> dict:
+def rankings(results, measures=MEASURES) -> dict:
     """measure -> reward-model names, best first; models equal at the printed precision keep their input order
     (see :func:`ranks`); the ground truth and models without a value are left out."""
-    return {m: [n for g in _tie_groups(results, m) for n in g] for m in MEASURES}
+    return {m: [n for g in _tie_groups(results, m) for n in g] for m in measures}
 
 
-def ranks(results) -> dict:
-    """measure -> {reward model: rank}, 1 = best, with ties at the printed precision (:data:`PRECISION`
-    decimals) sharing a rank (1, 1, 3); the ground truth is the reference and is not ranked."""
+def ranks(results, measures=MEASURES) -> dict:
+    """measure -> {reward model: rank}, 1 = best, with ties at the printed precision (4 decimals; the rates 4
+    significant digits) sharing a rank (1, 1, 3); the ground truth is the reference and is not ranked."""
     out = {}
-    for m in MEASURES:
+    for m in measures:
         out[m], k = {}, 1
         for g in _tie_groups(results, m):
             out[m].update({n: k for n in g})

@@ -27,6 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--off-policy", metavar="PAIRS_FILE",
                         help="table of off-policy pairs: prompt_id, M.chosen, M.rejected per model M "
                              "(optionally <ground-truth>.chosen/.rejected; else chosen is strictly preferred)")
+    parser.add_argument("--sketches", metavar="SKETCH_FILE",
+                        help="per-sample gradient sketches (.npz: prompt_id, sample_id, g [N, D]; README): adds the "
+                             "teaching rates rate_G and rate_self")
     parser.add_argument("--format", dest="fmt", choices=("auto", "csv", "tsv", "jsonl", "parquet"), default="auto",
                         help="input format (default: from the file extension)")
     parser.add_argument("--normalisation", "--normalization", choices=SCHEMES, default="global",
@@ -63,7 +66,8 @@ def main(args) -> int:
         report = evaluate(args.rewards, off_policy=args.off_policy, ground_truth=gt, models=models,
                           include_ground_truth=not args.exclude_ground_truth, normalisation=args.normalisation,
                           bootstrap=args.bootstrap, seed=args.seed, ci=args.ci, gamma=args.gamma,
-                          n_prompts=args.n_prompts, fmt=args.fmt, off_policy_fmt=None)
+                          n_prompts=args.n_prompts, fmt=args.fmt, off_policy_fmt=None,
+                          sketches=getattr(args, "sketches", None))
     except InputError as e:
         return fail("evaluate", e.message_for(FLAGS))
     except OSError as e:
