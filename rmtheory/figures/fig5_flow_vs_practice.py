@@ -78,16 +78,14 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     pi0 /= pi0.sum()
     var = np.asarray(rt.reward_variance(np.broadcast_to(pi0, r_rm.shape), r_rm))
     acc = np.asarray(rt.accuracy(jnp.asarray(r_rm), jnp.asarray(np.broadcast_to(r_g, r_rm.shape))))
-    progress = Progress("fig5", 3)
-    progress.step("gradient-flow t_γ")
-    t_flow, _ = tabular_t_gamma(lg, r_rm, np.broadcast_to(r_g, r_rm.shape), GAMMA)
-    max_t = 3.0 * np.nanmax(np.where(np.isfinite(t_flow), t_flow, np.nan))
     n_seeds = 4 if quick else 32
     keys = jax.random.split(jax.random.PRNGKey(seed), n_seeds)
-
     times = {}
-    steps = lambda eta: int(min(200_000, np.ceil(max_t / eta)))  # noqa: E731
-    with progress:
+    with Progress("fig5", 3) as progress:
+        progress.step("gradient-flow t_γ")
+        t_flow, _ = tabular_t_gamma(lg, r_rm, np.broadcast_to(r_g, r_rm.shape), GAMMA)
+        max_t = 3.0 * np.nanmax(np.where(np.isfinite(t_flow), t_flow, np.nan))
+        steps = lambda eta: int(min(200_000, np.ceil(max_t / eta)))  # noqa: E731
         progress.step("discrete ascent with exact gradients (SGD, Adam)")
         t_sgd = _ascent_exact(inst, meas, optax.sgd, SGD_ETAS, [steps(e) for e in SGD_ETAS])
         for j, eta in enumerate(SGD_ETAS):
