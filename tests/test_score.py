@@ -409,3 +409,79 @@ def test_tiny_is_quiet(tmp_path):
 def test_evaluate_reads_the_demo_without_a_warning(run0):
     report = evaluate(run0["rewards"], off_policy=run0["pairs"], ground_truth="gold", bootstrap=0)
     assert report.warnings == []
+
+
+# --------------------------------------------------------------------------------------------------------
+# --teaching-rate: per-sample score vectors of the policy, written as evaluate's sketch file
+# --------------------------------------------------------------------------------------------------------
+
+def _exact_grad(model, prompt_ids, response_ids, names):
+    """∇ log π(y|x) of one sample by torch.autograd on the unpadded sequence (the reference)."""
+    model.zero_grad()
+    ids = torch.tensor([list(prompt_ids) + list(response_ids)])
+    logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+    P = len(prompt_ids)
+    lp = sum(logp[P - 1 + t, tok] for t, tok in enumerate(response_ids))
+    lp.backward()
+    params = dict(model.named_parameters())
+    return torch.cat([params[n].grad.reshape(-1) for n in names]).detach().numpy()
+
+
+def test_teaching_rate_step_writes_the_exact_score_vectors(models, tmp_path):
+    """The gradients step differentiates exactly the sampled token ids (EOS included) under the policy:
+    each row equals torch.autograd's gradient of that sample's log π(y|x), taken one sample at a time."""
+    from rmtheory.hf import _inputs as I
+    from rmtheory.hf import grads as G
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    S.configure(parser)
+    args = parser.parse_args(_argv(models, tmp_path / "r.csv")[1:] + ["--teaching-rate", "--grad-params", "last:1"])
+    s = I.settings(args, "cpu", "float32")
+    prompts = S.read_prompts(models["prompts"])
+    r = S.prepare(s, prompts, None, str(tmp_path / "r.csv"), "cpu", progress=False, log=lambda m: None)
+    S.sample(r)
+    S.gradients(r)
+    with M.load("policy", s.policy, "--policy", "cpu", "float32") as lm:
+        ids, _ = M.encode_prompts(lm, prompts, s)
+        names = G.select_params(lm.model, "last:1")
+        n_checked = 0
+        for c, (a, b) in enumerate(r.p_chunks):
+            gen = S.rio.load_json(r.part("gen", c))
+            g = S.rio.load_npz(r.part("grads", c, ext="npz"))["g"]
+            rows = [(ids[i], resp) for i, rs in zip(range(a, b), gen["response_ids"]) for resp in rs]
+            assert g.shape[0] == len(rows) == (b - a) * K
+            for row, (p, resp) in zip(g, rows):
+                ref = _exact_grad(lm.model, p, resp, names)
+                np.testing.assert_allclose(row, ref, rtol=2e-4, atol=2e-6)
+                n_checked += 1
+    assert n_checked == len(PROMPTS) * K
+
+
+def test_teaching_rate_cli_writes_sketches_that_evaluate_reads(models, tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    assert cli(_argv(models, out, "--teaching-rate", "--sketch-dim", "64", "--then-evaluate")) == 0
+    captured = capsys.readouterr()
+    p = S.output_paths(str(out))
+    assert p["sketches"] in captured.err.strip().splitlines()[-1]
+    z = np.load(p["sketches"])
+    assert z["g"].shape == (len(PROMPTS) * K, 64) and np.all(np.isfinite(z["g"]))
+    assert [r[:2] for r in _rows(p["rewards"])[1:]] == [[a, b] for a, b in zip(z["prompt_id"], z["sample_id"])]
+    assert "rate_G" in captured.out and "rate_self" in captured.out
+    report = evaluate(p["rewards"], off_policy=p["pairs"], ground_truth="gold", sketches=p["sketches"], bootstrap=0)
+    assert all(np.isfinite(m.rate_self) for m in report.models)
+    # the same run without --teaching-rate drops the stale sketch file (after --overwrite: other settings)
+    assert cli(_argv(models, out, "--overwrite")) == 0
+    assert not os.path.exists(p["sketches"])
+
+
+@pytest.mark.parametrize("extra, msg", [
+    (["--sketch-dim", "8"], "need --teaching-rate"),
+    (["--teaching-rate", "--top-p", "0.9"], "biased"),
+    (["--teaching-rate", "--temperature", "0"], "greedy"),
+    (["--teaching-rate", "--sketch-dim", "0"], "--sketch-dim must be >= 1"),
+])
+def test_teaching_rate_options_are_checked(models, tmp_path, capsys, extra, msg):
+    assert cli(_argv(models, tmp_path / "r.csv", *extra)) == 2
+    assert msg in _one_line(capsys)

@@ -154,6 +154,9 @@ class Settings:
     device_type: str
     dtype: str
     truncate_prompts: bool = False
+    teaching_rate: bool = False   # per-sample gradient sketches of the policy (``<stem>_sketches.npz``)
+    sketch_dim: int | None = None  # None: the exact gradient over the selected parameters
+    grad_params: str | None = None  # the parameter subset (``rmtheory.hf.grads.select_params``); None: all
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -163,7 +166,7 @@ class Settings:
 
 # Settings added after the first release, with the value that reproduces what runs made before them did: a
 # manifest without the key reads as this value.
-SETTING_DEFAULTS = {"truncate_prompts": False}
+SETTING_DEFAULTS = {"truncate_prompts": False, "teaching_rate": False, "sketch_dim": None, "grad_params": None}
 
 # The settings each kind of saved chunk depends on (besides its reward model's path): a change of any other
 # setting leaves a finished chunk valid (see stale_chunks).
@@ -174,7 +177,8 @@ PAIR_KEYS = frozenset({"pairs_sha256", "k", "chunk_prompts", "batch_size", "chat
                        "device_type", "dtype"})
 # chunk kind (the file name's first part) -> the settings it depends on; a step that saves a new kind of chunk
 # registers it here (an unregistered kind is stale whenever any setting changes)
-CHUNK_KEYS = {"gen": SAMPLE_KEYS, "score": SCORE_KEYS, "pairs": PAIR_KEYS}
+GRAD_KEYS = SAMPLE_KEYS | {"sketch_dim", "grad_params"}
+CHUNK_KEYS = {"gen": SAMPLE_KEYS, "score": SCORE_KEYS, "pairs": PAIR_KEYS, "grads": GRAD_KEYS}
 
 
 def check_options(args) -> None:
@@ -192,6 +196,27 @@ def check_options(args) -> None:
         raise ScoreError(f"--top-p must lie in (0, 1]; got {args.top_p}")
     if not args.out.lower().endswith(".csv"):
         raise ScoreError(f"--out must be a .csv path; got {args.out!r}")
+    check_teaching_rate_options(args)
+
+
+def check_teaching_rate_options(args) -> None:
+    """``--sketch-dim``/``--grad-params`` need ``--teaching-rate``; the rate's estimator is unbiased only for
+    samples from the policy it differentiates, so greedy decoding, top-p < 1 and top-k are refused."""
+    rate = bool(getattr(args, "teaching_rate", False))
+    dim, params = getattr(args, "sketch_dim", None), getattr(args, "grad_params", None)
+    if not rate:
+        if dim is not None or params is not None:
+            raise ScoreError("--sketch-dim and --grad-params need --teaching-rate")
+        return
+    if dim is not None and dim < 1:
+        raise ScoreError(f"--sketch-dim must be >= 1; got {dim}")
+    if args.k < 2:
+        raise ScoreError(f"--teaching-rate needs --k >= 2 (the estimator pairs samples of a prompt); got {args.k}")
+    for bad, why in ((args.temperature == 0, "--temperature 0 (greedy)"), (args.top_p < 1, f"--top-p {args.top_p}"),
+                     (args.top_k > 0, f"--top-k {args.top_k}")):
+        if bad:
+            raise ScoreError(f"--teaching-rate: {why} samples from another distribution than the policy's "
+                             "softmax(logits/τ), so the rate estimate would be biased; sample with top-p 1 and top-k 0")
 
 
 def named_models(args) -> list[tuple[str, str]]:
@@ -216,7 +241,9 @@ def settings(args, device: str, dtype: str) -> Settings:
                     max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, chunk_prompts=args.chunk_prompts,
                     chat_template=not args.no_chat_template, max_length=args.max_length,
                     device_type=device.split(":")[0], dtype=dtype,
-                    truncate_prompts=bool(getattr(args, "truncate_prompts", False)))
+                    truncate_prompts=bool(getattr(args, "truncate_prompts", False)),
+                    teaching_rate=bool(getattr(args, "teaching_rate", False)),
+                    sketch_dim=getattr(args, "sketch_dim", None), grad_params=getattr(args, "grad_params", None))
 
 
 def prompt_seed(seed: int, prompt_id: str) -> int:
@@ -261,7 +288,7 @@ def rm_input(tokenizer, prompt: str, response: str, chat_template: bool = True) 
 def output_paths(out: str) -> dict:
     stem = out[:-4] if out.lower().endswith(".csv") else out
     return {"rewards": out, "pairs": stem + "_pairs.csv", "samples": stem + "_samples.jsonl",
-            "manifest": stem + "_score.json", "parts": out + ".parts"}
+            "manifest": stem + "_score.json", "sketches": stem + "_sketches.npz", "parts": out + ".parts"}
 
 
 def differences(new: dict, old: dict, keys=None) -> list[str]:

@@ -175,9 +175,11 @@ def encode_prompts(lm: Loaded, prompts: list[dict], s) -> tuple[list[list[int]],
     return out, n_cut
 
 
-def generate(lm: Loaded, ids: list[int], prompt_id: str, s, device: str) -> list[str]:
+def generate(lm: Loaded, ids: list[int], prompt_id: str, s, device: str) -> tuple[list[str], list[list[int]]]:
     """K responses to one prompt (its token ids): one seeded ``generate`` call (split into ``batch_size`` rows
-    when K is larger, drawn one after another from the same seeded stream)."""
+    when K is larger, drawn one after another from the same seeded stream). Returns the decoded texts and the
+    sampled token ids (cut after the end-of-sequence token when the sample stopped on it: its probability is
+    part of π(y|x), which ``--teaching-rate`` differentiates)."""
     import torch
 
     model, tokenizer = lm.model, lm.tokenizer
@@ -190,7 +192,7 @@ def generate(lm: Loaded, ids: list[int], prompt_id: str, s, device: str) -> list
     if sample:
         kw.update(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k)
     torch.manual_seed(prompt_seed(s.seed, prompt_id))
-    out = []
+    out, out_ids = [], []
     with torch.no_grad():
         for start in range(0, s.k, s.batch_size):
             rows = min(s.batch_size, s.k - start)
@@ -199,7 +201,8 @@ def generate(lm: Loaded, ids: list[int], prompt_id: str, s, device: str) -> list
             for row in res[:, len(ids):].tolist():
                 cut = next((i for i, t in enumerate(row) if t in eos_ids), len(row))
                 out.append(tokenizer.decode(row[:cut], skip_special_tokens=True))
-    return out
+                out_ids.append(row[:cut + 1] if cut < len(row) else row)
+    return out, out_ids
 
 
 def score_texts(rm: Loaded, texts: list[tuple[str, bool]], batch_size: int, device: str,

@@ -7,9 +7,12 @@
    output, each with its own tokenizer and chat template) and, with ``--ground-truth``, with a model that plays
    the ground truth.
 3. Scores the off-policy chosen/rejected pairs of ``--off-policy``, if given.
-4. Writes ``--out`` (CSV: ``prompt_id, sample_id``, one column per reward model, the ground-truth column
+4. With ``--teaching-rate``, takes each sample's score vector ∇_θ log π(y|x) under the policy (float32; the
+   parameters ``--grad-params``, projected to ``--sketch-dim``; :mod:`rmtheory.hf.grads`).
+5. Writes ``--out`` (CSV: ``prompt_id, sample_id``, one column per reward model, the ground-truth column
    last), ``<stem>_pairs.csv`` (``prompt_id, M.chosen, M.rejected`` per model), ``<stem>_samples.jsonl``
-   (the sampled responses) and ``<stem>_score.json`` (the settings), every file atomically.
+   (the sampled responses), with ``--teaching-rate`` ``<stem>_sketches.npz`` (the sketch file of ``rmtheory
+   evaluate --sketches``) and ``<stem>_score.json`` (the settings), every file atomically.
 
 How it runs: one model in memory at a time (all samples are generated first, then each reward model scores
 everything), in chunks of ``--chunk-prompts`` prompts, each chunk's result saved under ``<out>.parts/`` as
@@ -74,18 +77,22 @@ class Run:
     def q_chunks(self):
         return _chunks(len(self.pairs), self.s.chunk_prompts * self.s.k) if self.pairs else []
 
-    def part(self, kind: str, c: int, name: str | None = None) -> str:
-        """Path of a chunk file: ``gen-C``, ``score-NAME-C`` or ``pairs-NAME-C`` (``.json``)."""
-        return os.path.join(self.paths["parts"], f"{kind}-{name}-{c:05d}.json" if name else f"{kind}-{c:05d}.json")
+    def part(self, kind: str, c: int, name: str | None = None, ext: str = "json") -> str:
+        """Path of a chunk file: ``gen-C``, ``score-NAME-C``, ``pairs-NAME-C`` (``.json``) or ``grads-C.npz``."""
+        return os.path.join(self.paths["parts"], f"{kind}-{name}-{c:05d}.{ext}" if name else f"{kind}-{c:05d}.{ext}")
 
     def save_part(self, path: str, obj) -> None:
-        """Save a finished chunk; the parts directory and its manifest are made with the first one, so a run
-        that fails before (a model that does not load, a prompt too long) leaves nothing behind."""
+        """Save a finished chunk (a dict of arrays for an ``.npz`` path); the parts directory and its manifest are
+        made with the first one, so a run that fails before (a model that does not load, a prompt too long)
+        leaves nothing behind."""
         parts = self.paths["parts"]
         if not os.path.isdir(parts):
             os.makedirs(parts)
             rio.save_json(os.path.join(parts, "manifest.json"), self.s.to_dict())
-        rio.save_json(path, obj)
+        if path.endswith(".npz"):
+            rio.save_npz(path, **obj)
+        else:
+            rio.save_json(path, obj)
 
     def bar(self, total: int, desc: str, unit: str):
         from tqdm.auto import tqdm
@@ -153,12 +160,14 @@ def sample(run: Run) -> None:
         with run.bar(sum(b - a for a, b in (run.p_chunks[c] for c in todo)), "sampling", "prompt") as bar:
             for c in todo:
                 a, b = run.p_chunks[c]
-                resp = []
+                resp, resp_ids = [], []
                 for i in range(a, b):
-                    resp.append(_models.generate(lm, ids[i], run.prompts[i]["prompt_id"], s, run.device))
+                    texts, toks = _models.generate(lm, ids[i], run.prompts[i]["prompt_id"], s, run.device)
+                    resp.append(texts)
+                    resp_ids.append(toks)
                     bar.update(1)
                 run.save_part(run.part("gen", c), {"prompt_ids": [p["prompt_id"] for p in run.prompts[a:b]],
-                                                   "responses": resp})
+                                                   "responses": resp, "response_ids": resp_ids})
 
 
 def score(run: Run) -> None:
@@ -223,12 +232,68 @@ def write_tables(run: Run) -> None:
         run.log(f"warning: {n_bad} non-finite score(s) written as empty cells (missing); try --dtype float32")
 
 
+def gradients(run: Run) -> None:
+    """With ``--teaching-rate``: each sample's score vector ∇_θ log π(y|x) under the policy (float32, its
+    parameters ``--grad-params``), projected to ``--sketch-dim`` (:func:`rmtheory.hf.grads.sample_grads`), saved
+    per chunk; the policy is the only model in memory."""
+    s = run.s
+    if not s.teaching_rate:
+        return
+    todo = [c for c in range(len(run.p_chunks)) if not os.path.exists(run.part("grads", c, ext="npz"))]
+    if not todo:
+        return
+    from . import grads as _grads
+
+    run.log(f"policy {s.policy}: score vectors of {len(todo)} chunk(s) of samples (--teaching-rate, "
+            f"{'exact' if s.sketch_dim is None else f'sketch dim {s.sketch_dim}'})")
+    with _models.load("policy", s.policy, "--policy", run.device, "float32") as lm, \
+            run.bar(sum(b - a for a, b in (run.p_chunks[c] for c in todo)) * s.k, "gradients", "sample") as bar:
+        ids, _ = _models.encode_prompts(lm, run.prompts, s)
+        for c in todo:
+            a, b = run.p_chunks[c]
+            gen = rio.load_json(run.part("gen", c))
+            if "response_ids" not in gen:
+                raise ScoreError(f"--teaching-rate: the sampled chunks in {run.paths['parts']} hold no token ids "
+                                 "(made by an older version); pass --overwrite to sample again")
+            done = [0]
+
+            def advance(n, _total, done=done):
+                bar.update(n - done[0])
+                done[0] = n
+
+            g, info = _grads.sample_grads(lm.model, [ids[i] for i in range(a, b) for _ in range(s.k)],
+                                          [r for rs in gen["response_ids"] for r in rs], grad_params=s.grad_params,
+                                          sketch_dim=s.sketch_dim, seed=s.seed, batch_size=s.batch_size,
+                                          temperature=s.temperature, progress=advance)
+            meta = {k: v for k, v in info.items() if k != "params" and np.ndim(v) == 0}
+            run.save_part(run.part("grads", c, ext="npz"), {"g": g, **meta})
+
+
+def write_sketches(run: Run) -> None:
+    """With ``--teaching-rate``: ``<stem>_sketches.npz``, the sketch file of ``rmtheory evaluate --sketches``."""
+    path = run.paths["sketches"]
+    if not run.s.teaching_rate:
+        if os.path.exists(path):
+            os.remove(path)  # a stale sketch file from an earlier run must not be read as this run's
+        return
+    from . import grads as _grads
+
+    g, pids, sids, meta = [], [], [], {}
+    for c, (a, b) in enumerate(run.p_chunks):
+        part = rio.load_npz(run.part("grads", c, ext="npz"))
+        g.append(part.pop("g"))
+        meta = {k: v.item() for k, v in part.items()}
+        pids += [p["prompt_id"] for p in run.prompts[a:b] for _ in range(run.s.k)]
+        sids += [j for _ in range(a, b) for j in range(run.s.k)]
+    run.written.append(_grads.write_sketches(path, pids, sids, np.concatenate(g), meta))
+
+
 # The steps in order: each takes the Run, skips what its saved chunks already hold, and adds the files it writes
-# to run.written. An optional step (e.g. per-sample policy-gradient sketches for a teaching rate, written beside
-# the scores as <stem>_grads.*) goes after "score": one more (name, function) pair here that returns at once when
-# its setting is off, its setting in Settings (default in SETTING_DEFAULTS), and its chunk kind with the settings
-# it depends on in _inputs.CHUNK_KEYS, so that resume stays exact.
-STEPS = (("sample", sample), ("score", score), ("tables", write_tables))
+# to run.written. An optional step (like "gradients" for --teaching-rate) returns at once when its setting is
+# off; its setting is in Settings (default in SETTING_DEFAULTS) and its chunk kind, with the settings it depends
+# on, in _inputs.CHUNK_KEYS, so that resume stays exact.
+STEPS = (("sample", sample), ("score", score), ("gradients", gradients), ("tables", write_tables),
+         ("sketches", write_sketches))
 
 
 def finish(run: Run) -> None:
@@ -294,6 +359,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--overwrite", action="store_true", help="start over when --out holds a run with other settings")
     a("--no-progress", action="store_true", help="no progress bars")
     a("--then-evaluate", action="store_true", help="print the `rmtheory evaluate` report card when done")
+    a("--teaching-rate", action="store_true",
+      help="also write <stem>_sketches.npz: each sample's score vector grad log pi(y|x) (float32), so that "
+           "`rmtheory evaluate --sketches` reports rate_G and rate_self (needs --k >= 2, top-p 1, top-k 0)")
+    a("--sketch-dim", type=int, default=None, metavar="D",
+      help="project the score vectors to D dimensions (seeded Rademacher sketch; default: exact, all D parameters)")
+    a("--grad-params", default=None, metavar="SPEC",
+      help="parameters the gradient is taken over: all (default), last:N (the last N transformer blocks) or "
+           "comma-separated regular expressions of parameter names")
 
 
 def main(args) -> int:
@@ -331,7 +404,8 @@ def main(args) -> int:
 
         try:
             report = evaluate(paths["rewards"], off_policy=paths["pairs"] if pairs else None,
-                              ground_truth=s.ground_truth, seed=args.seed)
+                              ground_truth=s.ground_truth, seed=args.seed,
+                              sketches=paths["sketches"] if s.teaching_rate else None)
         except InputError as e:
             return fail("score", e)
         for w in report.warnings:
