@@ -79,10 +79,10 @@ def test_known_answers_tiny():
     assert b.on_off == pytest.approx(5 / 12)
     assert a.n_prompts == 2 and a.n_samples == 6 and a.n_off_pairs == 3
     assert a.mean == pytest.approx(14 / 6) and a.std == pytest.approx(math.sqrt(80 / 36 + EPS))
-    # rankings by each measure, best first
-    assert rep.rankings["var"] == ["a", "b", "ground_truth"]
-    assert rep.rankings["acc_on"][0] == "ground_truth"
-    assert rep.rankings["acc_off"] == ["ground_truth", "a", "b"]
+    # rankings by each measure, best first; the ground truth is the reference, not ranked
+    assert rep.rankings["var"] == ["a", "b"]
+    assert "ground_truth" not in rep.rankings["acc_on"] and "ground_truth" not in rep.ranks["acc_on"]
+    assert rep.rankings["acc_off"] == ["a", "b"] and rep.ranks["acc_off"] == {"a": 1, "b": 2}
     # Proposition 3 bound: 2|S|(1 - e^{-γ/2}) / sqrt(Var), |S| = 2 evaluated prompts, γ = 1
     assert a.t_gamma_lower_bound == pytest.approx(2 * 2 * (1 - math.exp(-0.5)) / math.sqrt(a.var), rel=1e-12)
     assert rep.warnings == []
@@ -172,7 +172,7 @@ def test_pipeline_format_agrees_with_rm_report(tmp_path, scheme):
         lo, hi = got.ci["var_acc"]
         assert lo <= got.var_acc <= hi
     assert rep["perfect_lowvar"].acc_on == 1.0
-    assert rep.rankings["acc_on"][:2] in (["perfect_lowvar", "ground_truth"], ["ground_truth", "perfect_lowvar"])
+    assert rep.rankings["acc_on"][0] == "perfect_lowvar" and "ground_truth" not in rep.rankings["acc_on"]
     assert rep.warnings == []
 
 
@@ -247,6 +247,7 @@ def test_cli_table_json_csv_plot(tmp_path, capsys):
     assert cli.main(base + ["--csv", "--plot", str(png)]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [r["model"] for r in rows] == ["a", "b", "ground_truth"] and rows[0]["var_rank"] == "1"
+    assert rows[2]["var_rank"] == ""  # the ground truth is the reference, not ranked
     assert png.stat().st_size > 1000
     assert cli.main(["evaluate", str(FIX / "messy.csv"), "--no-ground-truth", "--bootstrap", "0"]) == 0
     err = capsys.readouterr().err
@@ -309,3 +310,25 @@ def test_prop3_bound_is_the_shared_function():
     rep = evaluate(FIX / "tiny.csv", bootstrap=0, gamma=0.3, n_prompts=500)
     a = rep["a"]
     assert a.t_gamma_lower_bound == float(rmtheory.prop3_time_lower_bound(a.var, 0.3, 500))
+
+
+def test_rankings_tie_at_the_printed_precision_and_leave_the_ground_truth_out(tmp_path):
+    """rm_a and rm_b order every prompt's samples as the ground truth does (acc_on 1 for all three) and their
+    variances differ by ~1e-7: they tie ('='), share rank 1, and the ground truth is shown as the reference."""
+    lines = ["prompt_id,sample_id,rm_a,rm_b,rm_c,ground_truth"]
+    for p in range(4):
+        for j in range(3):
+            g = j + 0.1 * p
+            lines.append(f"p{p},{j},{g},{g + 1e-7 * j * j},{-g if j != 1 else 5},{g}")
+    f = tmp_path / "ties.csv"
+    f.write_text("\n".join(lines) + "\n")
+    rep = evaluate(f, ground_truth="ground_truth", bootstrap=0)
+    assert rep["rm_a"].acc_on == rep["rm_b"].acc_on == rep["ground_truth"].acc_on == 1.0
+    assert rep["rm_a"].var != rep["rm_b"].var
+    assert rep.ranks["acc_on"] == {"rm_a": 1, "rm_b": 1, "rm_c": 3}
+    assert rep.ranks["var"]["rm_a"] == rep.ranks["var"]["rm_b"]
+    table = rep.format_table()
+    line = next(ln for ln in table.splitlines() if ln.strip().startswith("acc_on") and "=" in ln)
+    assert "rm_a = rm_b > rm_c" in line and "reference ground_truth: 1.0000" in line
+    assert "ground_truth >" not in table and "> ground_truth" not in table
+    assert json.loads(rep.to_json())["ranks"]["acc_on"] == {"rm_a": 1, "rm_b": 1, "rm_c": 3}

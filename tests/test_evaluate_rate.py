@@ -138,8 +138,9 @@ def test_rates_scale_free_and_rank_higher_first(tmp_path):
     assert rep["rm_z"].rate_g == pytest.approx(rep["rm_x"].rate_g, rel=1e-8)
     assert rep["rm_z"].rate_self == pytest.approx(rep["rm_x"].rate_self, rel=1e-8)
     for m in ("rate_g", "rate_self"):
-        vals = [getattr(rep[n], m) for n in rep.rankings[m]]
-        assert vals == sorted(vals, reverse=True) and len(vals) == 3
+        vals = [float(f"{getattr(rep[n], m):.4g}") for n in rep.rankings[m]]  # ties at the printed precision
+        assert vals == sorted(vals, reverse=True) and len(vals) == 2  # rm_x, rm_z: the ground truth is not ranked
+        assert rep.ranks[m]["rm_x"] == rep.ranks[m]["rm_z"]  # equal rates tie (scale-free)
 
 
 def test_missing_scores_use_the_rows_of_var(tmp_path):

@@ -117,6 +117,16 @@ def _run_notebook_module():
     return mod
 
 
+def test_long_figures_report_progress_and_no_timings_file(quick_run):
+    """fig1 and fig5 (~100 s and ~30 s by default on 2 loaded cores) print a progress line per step on stderr;
+    the timings go to the terminal, never into a file beside the committed figures."""
+    out = quick_run.wait()
+    for fig in ("fig1", "fig5"):
+        assert f"{fig} [1/3] " in quick_run.text and f"{fig} [3/3] " in quick_run.text
+    assert "all figures done in" in quick_run.text and "fig1 " in quick_run.text.splitlines()[-1]
+    assert not (out / "make_figures_timings.json").exists()
+
+
 def test_notebook_committed_outputs_are_current():
     """The notebook is committed executed in default mode (so its plot shows where people read it); its
     outputs are current: the code-cell sources hash to the one recorded by ``experiments/run_notebook.py``

@@ -31,6 +31,6 @@ def test_help_needs_no_torch(monkeypatch, capsys):
 def test_core_import_does_not_pull_torch():
     import subprocess
 
-    code = "import sys, rmtheory, rmtheory.cli, rmtheory.hf.score; print('torch' in sys.modules)"
+    code = "import sys, rmtheory, rmtheory.cli, rmtheory.hf.score, rmtheory.hf._inputs; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

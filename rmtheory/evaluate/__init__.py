@@ -88,8 +88,8 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
     rm_a 2 1.3684 0.8333
     rm_b 2 1.5 0.1667
     ground_truth 2 1.4791 1.0
-    >>> report.rankings["acc_on"]
-    ['ground_truth', 'rm_a', 'rm_b']
+    >>> report.rankings["acc_on"]     # the reward models; the ground truth is the reference, not ranked
+    ['rm_a', 'rm_b']
 
     The same table can be passed in memory, as a mapping column -> values:
 

@@ -71,8 +71,13 @@ class Report:
     def rate_note(self):
         return RATE_NOTE if len(self.measures) > len(MEASURES) else NO_RATE_NOTE
 
+    @property
+    def ranks(self) -> dict:
+        """measure -> {reward model: rank} (1 = best; ties share a rank; the ground truth is not ranked)."""
+        return ranks(self.models, self.measures)
+
     def to_dict(self):
-        return {"models": [m.as_dict() for m in self.models], "rankings": self.rankings,
+        return {"models": [m.as_dict() for m in self.models], "rankings": self.rankings, "ranks": self.ranks,
                 "warnings": list(self.warnings), "meta": io.to_jsonable(dict(self.meta)), "note": PROP3_NOTE,
                 "rate_note": self.rate_note}
 
@@ -88,7 +93,7 @@ class Report:
             cols += [m, f"{m}_lo", f"{m}_hi", f"{m}_rank"]
         cols += ["t_gamma_lower_bound"]
         w.writerow(cols)
-        ranks = {k: {name: i + 1 for i, name in enumerate(v)} for k, v in self.rankings.items()}
+        ranks = self.ranks
         for r in self.models:
             row = [r.name, int(r.is_ground_truth), r.n_prompts, r.n_samples, r.n_off_pairs, _f(r.mean), _f(r.std)]
             for m in self.measures:
@@ -113,8 +118,8 @@ class Report:
             cells = [r.name + (" (GT)" if r.is_ground_truth else ""), str(r.n_prompts)]
             for m in self.measures:
                 v = getattr(r, m)
-                f4, f3 = (".4g", ".3g") if m in RATE_MEASURES else (".4f", ".3f")   # rates: any magnitude
-                cell = "—" if math.isnan(v) else f"{v:{f4}}"
+                f3 = ".3g" if m in RATE_MEASURES else ".3f"   # rates: any magnitude
+                cell = "—" if math.isnan(v) else _printed(v, m)
                 if m in r.ci and not math.isnan(v):
                     lo, hi = r.ci[m]
                     cell += f" [{lo:{f3}}, {hi:{f3}}]" if not (math.isnan(lo) or math.isnan(hi)) else ""
@@ -127,10 +132,16 @@ class Report:
             return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cs, widths)))
 
         lines += ["", fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in rows]
-        lines += ["", "Ranking (best first):"]
+        lines += ["", "Ranking of the reward models (best first; '=': equal at the precision shown"
+                  + ("; the ground truth is the reference, not ranked" if any(r.is_ground_truth for r in self.models)
+                     else "") + "):"]
+        gt = next((r for r in self.models if r.is_ground_truth), None)
         for m in self.measures:
-            if self.rankings.get(m):
-                lines.append(f"  {labels[m]:8s} " + " > ".join(self.rankings[m]))
+            groups = _tie_groups(self.models, m)
+            if groups:
+                ref = "" if gt is None or math.isnan(getattr(gt, m)) else \
+                    f"   (reference {gt.name}: {_printed(getattr(gt, m), m)})"
+                lines.append(f"  {labels[m]:8s} " + " > ".join(" = ".join(g) for g in groups) + ref)
         lines += ["", "Note: " + PROP3_NOTE.replace("t_gamma_lower_bound", "t_γ ≥")
                   + f" Here |S| = {meta['n_prompts_bound'] or 'the number of evaluated prompts of each model'}.",
                   "Note: " + self.rate_note]
@@ -192,10 +203,35 @@ def _f(v):
     return "" if isinstance(v, float) and math.isnan(v) else repr(float(v))
 
 
+def _printed(v: float, m: str) -> str:
+    """A measure as the table prints it: 4 decimals, the rates (any magnitude) 4 significant digits."""
+    return f"{v:.4g}" if m in RATE_MEASURES else f"{v:.4f}"
+
+
+def _tie_groups(results, m) -> list:
+    """The reward models (not the ground truth, which is the reference) with a value of measure ``m``, in groups
+    of equal printed value, best group first (input order within a group)."""
+    groups = {}
+    for r in results:
+        v = getattr(r, m)
+        if not r.is_ground_truth and not math.isnan(v):
+            groups.setdefault(float(_printed(v, m)), []).append(r.name)
+    return [groups[k] for k in sorted(groups, reverse=True)]
+
+
 def rankings(results, measures=MEASURES) -> dict:
-    """measure -> model names, best first (models without a value left out)."""
+    """measure -> reward-model names, best first; models equal at the printed precision keep their input order
+    (see :func:`ranks`); the ground truth and models without a value are left out."""
+    return {m: [n for g in _tie_groups(results, m) for n in g] for m in measures}
+
+
+def ranks(results, measures=MEASURES) -> dict:
+    """measure -> {reward model: rank}, 1 = best, with ties at the printed precision (4 decimals; the rates 4
+    significant digits) sharing a rank (1, 1, 3); the ground truth is the reference and is not ranked."""
     out = {}
     for m in measures:
-        vals = [(getattr(r, m), r.name) for r in results if not math.isnan(getattr(r, m))]
-        out[m] = [name for _, name in sorted(vals, key=lambda t: -t[0])]
+        out[m], k = {}, 1
+        for g in _tie_groups(results, m):
+            out[m].update({n: k for n in g})
+            k += len(g)
     return out

@@ -12,9 +12,6 @@ The figures compute in float64: :func:`run_all` and the command lines switch it 
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import platform
 import time
 
 from ._output import read_columns, write_columns, write_json
@@ -57,8 +54,8 @@ def select(only=None) -> dict:
 def run_all(quick: bool = False, seed: int = 0, out: str = "figures", only=None) -> dict:
     """Run the selected figures (all by default) into ``out``, printing progress; returns {name: seconds}.
 
-    Switches JAX to float64 (:func:`rmtheory.enable_x64`), which the figures' theory needs. A full run (no
-    ``only``) also writes ``out/make_figures_timings.json``.
+    Switches JAX to float64 (:func:`rmtheory.enable_x64`), which the figures' theory needs. The wall times go
+    to the terminal only: the committed figures carry no machine timings.
     """
     from .. import enable_x64
 
@@ -73,12 +70,6 @@ def run_all(quick: bool = False, seed: int = 0, out: str = "figures", only=None)
         timings[key] = time.perf_counter() - t0
         print(f"[{i}/{len(todo)}] {key} done in {timings[key]:.1f} s", flush=True)
     total = time.perf_counter() - t_all
-    print(f"all figures done in {total:.1f} s", flush=True)
-    if not only:  # a full run records its wall times next to the figures
-        os.makedirs(out, exist_ok=True)
-        rec = {"mode": "quick" if quick else "default", "seed": seed, "seconds": {k: round(v, 1) for k, v in timings.items()},
-               "total_seconds": round(total, 1), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-               "command": "rmtheory figures" + (" --quick" if quick else "")}
-        with open(os.path.join(out, "make_figures_timings.json"), "w") as f:
-            f.write(json.dumps(rec, indent=2) + "\n")
+    print(f"all figures done in {total:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in timings.items())})",
+          flush=True)
     return timings

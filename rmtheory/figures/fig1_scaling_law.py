@@ -30,6 +30,7 @@ import numpy as np
 import rmtheory as rt
 
 from .. import io
+from .._progress import Progress
 from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, T_MAX, embed, loglog_slope, tabular_t_gamma
 
@@ -132,7 +133,13 @@ def compute(quick: bool, seed: int):
     ms_all = np.concatenate([rg, w["measure"]])
     gg_all = np.concatenate([np.full(len(lg), GAMMA), w["gamma"]])
     tag_all = np.concatenate([fam, w["tag"]])
-    t, status = tabular_t_gamma(lg_all, rr_all, ms_all, gg_all)
+    with Progress("fig1", 3) as progress:
+        progress.step(f"tabular t_γ ({len(lg_all):,} instances)")
+        t, status = tabular_t_gamma(lg_all, rr_all, ms_all, gg_all)
+        progress.step("autoregressive tabular policies: t_γ")
+        ar = neural_points(ks[2], rt.TabularAR(1, 3, 2), 8 if quick else 96, jacobian=False)
+        progress.step("MLP policies: t_γ and the Jacobian norm J_T (the longest step)")
+        mlp = neural_points(ks[3], rt.MLP(1, 3, 2), 6 if quick else 48, jacobian=True)
     pi_all = np.exp(lg_all - lg_all.max(-1, keepdims=True))
     pi_all /= pi_all.sum(-1, keepdims=True)
     var = np.asarray(rt.reward_variance(pi_all, rr_all))
@@ -144,8 +151,7 @@ def compute(quick: bool, seed: int):
                 "jacobian": np.ones(int(m.sum())), "gamma": gg_all[m]}
 
     fams = {F_RESCALED: pick(tag_all == F_RESCALED), F_PEAKED: pick(tag_all == F_PEAKED)}
-    fams[F_AR] = neural_points(ks[2], rt.TabularAR(1, 3, 2), 8 if quick else 96, jacobian=False)
-    fams[F_MLP] = neural_points(ks[3], rt.MLP(1, 3, 2), 6 if quick else 48, jacobian=True)
+    fams[F_AR], fams[F_MLP] = ar, mlp
     fams[F_WORST] = pick(tag_all == "line")
 
     ratio = t / b3

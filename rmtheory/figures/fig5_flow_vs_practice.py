@@ -29,6 +29,7 @@ import optax
 import rmtheory as rt
 
 from .. import io
+from .._progress import Progress
 from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, tabular_t_gamma
 
@@ -78,24 +79,28 @@ def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     pi0 /= pi0.sum()
     var = np.asarray(rt.reward_variance(np.broadcast_to(pi0, r_rm.shape), r_rm))
     acc = np.asarray(rt.accuracy(jnp.asarray(r_rm), jnp.asarray(np.broadcast_to(r_g, r_rm.shape))))
-    t_flow, _ = tabular_t_gamma(lg, r_rm, np.broadcast_to(r_g, r_rm.shape), GAMMA)
-    max_t = 3.0 * np.nanmax(np.where(np.isfinite(t_flow), t_flow, np.nan))
     n_seeds = 4 if quick else 32
     keys = jax.random.split(jax.random.PRNGKey(seed), n_seeds)
-
     times = {}
+    with Progress("fig5", 3) as progress:
+        progress.step("gradient-flow t_γ")
+        t_flow, _ = tabular_t_gamma(lg, r_rm, np.broadcast_to(r_g, r_rm.shape), GAMMA)
+        max_t = 3.0 * np.nanmax(np.where(np.isfinite(t_flow), t_flow, np.nan))
 
-    def steps(eta):
-        return int(min(200_000, np.ceil(max_t / eta)))
+        def steps(eta):
+            return int(min(200_000, np.ceil(max_t / eta)))
 
-    t_sgd = _ascent_exact(inst, meas, optax.sgd, SGD_ETAS, [steps(e) for e in SGD_ETAS])
-    for j, eta in enumerate(SGD_ETAS):
-        times[f"SGD η={eta:g}"] = (t_sgd[j], steps(eta))
-    times[f"Adam η={ADAM_ETA:g}"] = (_ascent_exact(inst, meas, optax.adam, [ADAM_ETA], [steps(ADAM_ETA)])[0],
-                                     steps(ADAM_ETA))
-    for est in ("reinforce", "rloo"):
-        label = f"{'REINFORCE' if est == 'reinforce' else 'RLOO'} ({N_SAMPLES} samples), SGD η={SAMPLED_ETA:g}"
-        times[label] = (_ascent_sampled(inst, meas, est, SAMPLED_ETA, steps(SAMPLED_ETA), keys), steps(SAMPLED_ETA))
+        progress.step("discrete ascent with exact gradients (SGD, Adam)")
+        t_sgd = _ascent_exact(inst, meas, optax.sgd, SGD_ETAS, [steps(e) for e in SGD_ETAS])
+        for j, eta in enumerate(SGD_ETAS):
+            times[f"SGD η={eta:g}"] = (t_sgd[j], steps(eta))
+        times[f"Adam η={ADAM_ETA:g}"] = (_ascent_exact(inst, meas, optax.adam, [ADAM_ETA], [steps(ADAM_ETA)])[0],
+                                         steps(ADAM_ETA))
+        progress.step(f"discrete ascent with sampled gradients ({n_seeds} seeds)")
+        for est in ("reinforce", "rloo"):
+            label = f"{'REINFORCE' if est == 'reinforce' else 'RLOO'} ({N_SAMPLES} samples), SGD η={SAMPLED_ETA:g}"
+            times[label] = (_ascent_sampled(inst, meas, est, SAMPLED_ETA, steps(SAMPLED_ETA), keys),
+                            steps(SAMPLED_ETA))
 
     rows = {"rm_set": which, "rm_index": np.tile(np.arange(n_rm), 2), "scale": np.tile(scale, 2), "variance": var,
             "accuracy": acc, "t_flow": t_flow}

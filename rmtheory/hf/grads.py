@@ -19,6 +19,7 @@ the device up to ``cache_bytes`` and regenerated per mini-batch beyond that.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -114,7 +115,9 @@ def _per_sample_grads(model, names, ids, mask, temperature, method):
         return _log_prob(model, {**frozen, **sel}, x[None], m[None], temperature)[0]
 
     if method == "vmap":
-        g = vmap(grad(one), in_dims=(None, 0, 0))(chosen, ids, mask)
+        with warnings.catch_warnings():  # torch's note that CPU attention has no batching rule (correct, slower)
+            warnings.filterwarnings("ignore", message="There is a performance drop", category=UserWarning)
+            g = vmap(grad(one), in_dims=(None, 0, 0))(chosen, ids, mask)
         return {n: g[n].reshape(ids.shape[0], -1) for n in names}
     out = {n: torch.empty((ids.shape[0], chosen[n].numel()), device=ids.device) for n in names}
     for r in range(ids.shape[0]):

@@ -1,37 +1,43 @@
 """``rmtheory score``: from Hugging Face checkpoints to the tables that ``rmtheory evaluate`` reads.
 
-1. Loads a causal-LM policy (``AutoModelForCausalLM``: a local directory or anything ``from_pretrained``
-   accepts) and samples K responses per prompt (seed, temperature, top-p, top-k, max-new-tokens), through the
-   tokenizer's chat template when it has one.
+1. Loads a causal-LM policy (``AutoModelForCausalLM``: a local directory, or a Hub name when no local path of
+   that name exists) and samples K responses per prompt (seed, temperature, top-p, top-k, max-new-tokens),
+   through the tokenizer's chat template when it has one.
 2. Scores every (prompt, response) with each reward model (``AutoModelForSequenceClassification`` with one
    output, each with its own tokenizer and chat template) and, with ``--ground-truth``, with a model that plays
    the ground truth.
 3. Scores the off-policy chosen/rejected pairs of ``--off-policy``, if given.
-4. Writes ``--out`` (CSV: ``prompt_id, sample_id``, one column per reward model, the ground-truth column
+4. With ``--teaching-rate``, takes each sample's score vector ∇_θ log π(y|x) under the policy (float32; the
+   parameters ``--grad-params``, projected to ``--sketch-dim``; :mod:`rmtheory.hf.grads`).
+5. Writes ``--out`` (CSV: ``prompt_id, sample_id``, one column per reward model, the ground-truth column
    last), ``<stem>_pairs.csv`` (``prompt_id, M.chosen, M.rejected`` per model), ``<stem>_samples.jsonl``
-   (the sampled responses) and ``<stem>_score.json`` (the settings), every file atomically.
+   (the sampled responses), with ``--teaching-rate`` ``<stem>_sketches.npz`` (the sketch file of ``rmtheory
+   evaluate --sketches``) and ``<stem>_score.json`` (the settings), every file atomically.
 
 How it runs: one model in memory at a time (all samples are generated first, then each reward model scores
 everything), in chunks of ``--chunk-prompts`` prompts, each chunk's result saved under ``<out>.parts/`` as
 soon as it is done; a re-run with the same settings skips the saved chunks and gives the same files as an
-uninterrupted run. The K samples of a prompt are one ``generate`` call seeded from (``--seed``, prompt_id), so
-they depend neither on the chunking nor on the order of the prompts. Scoring batches (``--batch-size`` texts,
-sorted by length within a chunk) are padded; a score equals the reward model's forward pass on that text
-alone up to float rounding (~1e-6 relative in float32).
+uninterrupted run (Ctrl-C exits with status 130 and says so). A re-run with other settings keeps every chunk
+those settings would reproduce (:func:`rmtheory.hf._inputs.stale_chunks`) and refuses, without ``--overwrite``,
+to drop the others. The K samples of a prompt are one ``generate`` call seeded from (``--seed``, prompt_id),
+so they depend neither on the chunking nor on the order of the prompts. Scoring batches (``--batch-size``
+texts, sorted by length within a chunk) are padded; a score equals the reward model's forward pass on that
+text alone up to float rounding (~1e-6 relative in float32).
 
 Input files (JSON Lines, one object per line): ``--prompts``: ``{"prompt_id": "p0", "prompt": "..."}``
 (``prompt_id`` optional: the 0-based row number); ``--off-policy``: ``{"prompt_id": ..., "prompt": ...,
 "chosen": ..., "rejected": ...}`` (``prompt_id`` optional when the prompt text is one of ``--prompts``).
+Without a chat template a reward model reads ``prompt + " " + response`` (no space added when one side
+already has it); see :func:`rmtheory.hf._inputs.rm_input`.
 
-Without a chat template a reward model reads ``prompt + " " + response`` (no space added when one side already
-has it); see :func:`rm_input`.
+The run is a sequence of named steps (:data:`STEPS`) over one :class:`Run`; inputs and settings (no torch)
+are :mod:`rmtheory.hf._inputs`, the models :mod:`rmtheory.hf._models`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -41,401 +47,277 @@ import time
 import numpy as np
 
 from .. import io as rio
+from . import _inputs, _models
+from ._inputs import (INSTALL_HINT, PAIR_KEYS, SCORE_KEYS, SETTING_DEFAULTS, ScoreError, Settings, differences,
+                      model_source, output_paths, read_pairs, read_prompts, rm_input, stale_chunks)
 
-INSTALL_HINT = ('rmtheory score needs the optional Hugging Face extra (torch, transformers, tokenizers): '
-                'python -m pip install "rmtheory[hf]"  (from a clone: python -m pip install ".[hf]")')
-RESERVED = ("prompt_id", "sample_id")
-
-
-class ScoreError(ValueError):
-    """Bad input or settings (the CLI prints one line naming the argument and exits with status 2)."""
+__all__ = ["STEPS", "Run", "ScoreError", "Settings", "configure", "main", "output_paths", "read_pairs",
+           "read_prompts", "run"]
 
 
-# --------------------------------------------------------------------------------------------------------
-# Inputs and settings
-# --------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Run:
+    """The state the steps share: settings, inputs, where the chunks and tables go, what was written."""
 
-def parse_named(value: str, option: str) -> tuple[str, str]:
-    """``NAME=PATH`` → (name, path); the name becomes a column of the rewards table."""
-    name, sep, path = value.partition("=")
-    name, path = name.strip(), path.strip()
-    if not sep or not name or not path:
-        raise ScoreError(f"{option}: expected NAME=PATH, got {value!r}")
-    if "." in name or "," in name or name in RESERVED or any(c.isspace() for c in name):
-        raise ScoreError(f"{option}: invalid name {name!r} (no '.', ',' or spaces; not prompt_id/sample_id)")
-    return name, path
+    s: Settings
+    prompts: list
+    pairs: list | None
+    paths: dict
+    device: str
+    log: object
+    progress: bool = True
+    written: list = dataclasses.field(default_factory=list)
+    t0: float = dataclasses.field(default_factory=time.perf_counter)
 
+    @property
+    def p_chunks(self):
+        return _chunks(len(self.prompts), self.s.chunk_prompts)
 
-def _read_jsonl(path: str, option: str, fields: tuple[str, ...]) -> list[dict]:
-    if not os.path.isfile(path):
-        raise ScoreError(f"{option}: no such file: {path}")
-    rows, seen = [], set()
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                raise ScoreError(f"{option}: {path} line {line_no}: not valid JSON ({e})") from None
-            if not isinstance(obj, dict):
-                raise ScoreError(f"{option}: {path} line {line_no}: expected a JSON object")
-            for k in fields:
-                if not isinstance(obj.get(k), str):
-                    raise ScoreError(f"{option}: {path} line {line_no}: field '{k}' must be a string")
-            pid = obj.get("prompt_id", str(len(rows)) if option == "--prompts" else None)
-            if pid is None:  # a pair without an id: resolved from its prompt text by read_pairs
-                rows.append({"prompt_id": None, "line": line_no, **{k: obj[k] for k in fields}})
-                continue
-            if not isinstance(pid, (str, int)) or isinstance(pid, bool) or str(pid).strip() == "":
-                raise ScoreError(f"{option}: {path} line {line_no}: prompt_id must be a non-empty string or integer")
-            pid = str(pid).strip()
-            if option == "--prompts":
-                if pid in seen:
-                    raise ScoreError(f"{option}: {path} line {line_no}: duplicated prompt_id {pid!r}")
-                seen.add(pid)
-            rows.append({"prompt_id": pid, **{k: obj[k] for k in fields}})
-    if not rows:
-        raise ScoreError(f"{option}: {path} has no rows")
-    return rows
+    @property
+    def q_chunks(self):
+        return _chunks(len(self.pairs), self.s.chunk_prompts * self.s.k) if self.pairs else []
 
+    def part(self, kind: str, c: int, name: str | None = None, ext: str = "json") -> str:
+        """Path of a chunk file: ``gen-C``, ``score-NAME-C``, ``pairs-NAME-C`` (``.json``) or ``grads-C.npz``."""
+        return os.path.join(self.paths["parts"], f"{kind}-{name}-{c:05d}.{ext}" if name else f"{kind}-{c:05d}.{ext}")
 
-def read_prompts(path: str) -> list[dict]:
-    """Rows ``{"prompt_id", "prompt"}`` of a prompts JSONL file (ids default to the 0-based row number)."""
-    return _read_jsonl(path, "--prompts", ("prompt",))
+    def save_part(self, path: str, obj) -> None:
+        """Save a finished chunk (a dict of arrays for an ``.npz`` path); the parts directory and its manifest are
+        made with the first one, so a run that fails before (a model that does not load, a prompt too long)
+        leaves nothing behind."""
+        parts = self.paths["parts"]
+        if not os.path.isdir(parts):
+            os.makedirs(parts)
+            rio.save_json(os.path.join(parts, "manifest.json"), self.s.to_dict())
+        if path.endswith(".npz"):
+            rio.save_npz(path, **obj)
+        else:
+            rio.save_json(path, obj)
 
+    def bar(self, total: int, desc: str, unit: str):
+        from tqdm.auto import tqdm
 
-def read_pairs(path: str, prompts: list[dict] | None = None) -> list[dict]:
-    """Rows ``{"prompt_id", "prompt", "chosen", "rejected"}`` of an off-policy pairs JSONL file. A pair without
-    ``prompt_id`` takes the id of the prompt in ``prompts`` with the same text (an error if there is none)."""
-    rows = _read_jsonl(path, "--off-policy", ("prompt", "chosen", "rejected"))
-    by_text = {}
-    for p in prompts or []:
-        by_text.setdefault(p["prompt"], p["prompt_id"])
-    for r in rows:
-        line = r.pop("line", None)
-        if r["prompt_id"] is None:
-            r["prompt_id"] = by_text.get(r["prompt"])
-            if r["prompt_id"] is None:
-                raise ScoreError(f"--off-policy: {path} line {line}: no prompt_id, and its prompt is not in --prompts")
-    return rows
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Everything that determines the output; a resumed run must have the same (see ``<stem>_score.json``)."""
-
-    policy: str
-    rms: tuple            # ((name, path), ...), the ground-truth model last when given
-    ground_truth: str | None
-    prompts_sha256: str
-    pairs_sha256: str | None
-    k: int
-    seed: int
-    temperature: float
-    top_p: float
-    top_k: int
-    max_new_tokens: int
-    batch_size: int
-    chunk_prompts: int
-    chat_template: bool
-    max_length: int | None
-    device_type: str
-    dtype: str
-
-    def to_dict(self):
-        d = dataclasses.asdict(self)
-        d["rms"] = [list(x) for x in self.rms]
-        return d
-
-
-def prompt_seed(seed: int, prompt_id: str) -> int:
-    """The torch seed of one prompt's K samples: a hash of (seed, prompt_id), so samples do not depend on the
-    chunking or on where the prompt is in the file."""
-    return int.from_bytes(hashlib.sha256(f"{seed}\0{prompt_id}".encode()).digest()[:8], "little") & (2 ** 63 - 1)
-
-
-def _join(prompt: str, response: str) -> str:
-    if not prompt or not response or prompt[-1].isspace() or response[0].isspace():
-        return prompt + response
-    return prompt + " " + response
-
-
-def policy_input(tokenizer, prompt: str, chat_template: bool = True) -> tuple[str, bool]:
-    """(text, add_special_tokens) the policy is conditioned on: the chat template with a generation prompt
-    when the tokenizer has one (and ``chat_template``), else the raw prompt."""
-    if chat_template and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True), False
-    return prompt, True
-
-
-def rm_input(tokenizer, prompt: str, response: str, chat_template: bool = True) -> tuple[str, bool]:
-    """(text, add_special_tokens) a reward model scores: its own chat template over a user/assistant
-    exchange when its tokenizer has one (and ``chat_template``), else ``prompt`` and ``response`` joined by a
-    space (none added when one side already has whitespace there)."""
-    if chat_template and getattr(tokenizer, "chat_template", None):
-        msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-        return tokenizer.apply_chat_template(msgs, tokenize=False), False
-    return _join(prompt, response), True
-
-
-# --------------------------------------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------------------------------------
-
-def resolve_device(spec: str) -> str:
-    import torch
-
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(spec)
-    except (RuntimeError, ValueError):
-        raise ScoreError(f"--device: unknown device {spec!r} (auto, cpu, cuda, cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ScoreError(f"--device: {spec!r} requested but CUDA is not available (torch {torch.__version__})")
-    return spec
-
-
-def resolve_dtype(spec: str, device: str) -> str:
-    import torch
-
-    if spec == "auto":
-        if device.startswith("cuda"):
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return "float32"
-    return spec
-
-
-def _torch_dtype(name):
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def _load(kind: str, path: str, option: str, device: str, dtype: str):
-    import transformers
-
-    cls = transformers.AutoModelForCausalLM if kind == "policy" else transformers.AutoModelForSequenceClassification
-    try:
-        tok = transformers.AutoTokenizer.from_pretrained(path)
-        model = cls.from_pretrained(path, dtype=_torch_dtype(dtype))
-    except (OSError, ValueError) as e:
-        raise ScoreError(f"{option}: cannot load {path!r}: {' '.join(str(e).split())[:300]}") from None
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tok.pad_token_id
-    if kind != "policy" and model.config.num_labels != 1:
-        raise ScoreError(f"{option}: {path!r} has {model.config.num_labels} outputs; a reward model needs one "
-                         "(num_labels=1)")
-    model.to(device).eval()
-    return model, tok
-
-
-def _free(model):
-    import gc
-
-    import torch
-
-    del model
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def generate(model, tokenizer, prompt: str, prompt_id: str, s: Settings, device: str) -> list[str]:
-    """K responses to one prompt: one seeded ``generate`` call (split into ``batch_size`` rows when K is larger,
-    drawn one after another from the same seeded stream)."""
-    import torch
-
-    text, special = policy_input(tokenizer, prompt, s.chat_template)
-    enc = tokenizer(text, return_tensors="pt", add_special_tokens=special).to(device)
-    n_in = enc["input_ids"].shape[1]
-    eos = model.generation_config.eos_token_id
-    eos = tokenizer.eos_token_id if eos is None else eos
-    eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
-    sample = s.temperature > 0
-    kw = dict(do_sample=sample, max_new_tokens=s.max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-    if sample:
-        kw.update(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k)
-    torch.manual_seed(prompt_seed(s.seed, prompt_id))
-    out = []
-    with torch.no_grad():
-        for start in range(0, s.k, s.batch_size):
-            rows = min(s.batch_size, s.k - start)
-            ids = model.generate(input_ids=enc["input_ids"].expand(rows, -1),
-                                 attention_mask=enc["attention_mask"].expand(rows, -1), **kw)
-            for row in ids[:, n_in:].tolist():
-                cut = next((i for i, t in enumerate(row) if t in eos_ids), len(row))
-                out.append(tokenizer.decode(row[:cut], skip_special_tokens=True))
-    return out
-
-
-def score_texts(model, tokenizer, texts: list[tuple[str, bool]], batch_size: int, device: str,
-                max_length: int | None = None) -> np.ndarray:
-    """Reward of each (text, add_special_tokens) as float64: batches of similar length, padded, logits[:, 0]."""
-    import torch
-
-    if max_length is None:
-        tml = getattr(tokenizer, "model_max_length", None)
-        npos = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
-        max_length = min(x for x in (tml if tml and tml < 10 ** 7 else None, npos, 10 ** 7) if x)
-    lengths = [len(tokenizer(t, add_special_tokens=sp, truncation=True, max_length=max_length)["input_ids"])
-               for t, sp in texts]
-    order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
-    out = np.empty(len(texts), np.float64)
-    with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            groups = {}
-            for i in idx:  # the add_special_tokens flag is one per tokenizer call
-                groups.setdefault(texts[i][1], []).append(i)
-            for special, ii in groups.items():
-                enc = tokenizer([texts[i][0] for i in ii], return_tensors="pt", padding=True, truncation=True,
-                                max_length=max_length, add_special_tokens=special).to(device)
-                logits = model(**enc).logits[:, 0].float().cpu().numpy()
-                out[ii] = logits.astype(np.float64)
-    return out
-
-
-# --------------------------------------------------------------------------------------------------------
-# The resumable run
-# --------------------------------------------------------------------------------------------------------
-
-def output_paths(out: str) -> dict:
-    stem = out[:-4] if out.lower().endswith(".csv") else out
-    return {"rewards": out, "pairs": stem + "_pairs.csv", "samples": stem + "_samples.jsonl",
-            "manifest": stem + "_score.json", "parts": out + ".parts"}
+        return tqdm(total=total, desc=desc, unit=unit, disable=not self.progress, file=sys.stderr)
 
 
 def _chunks(n, size):
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
-def _differences(a: dict, b: dict) -> list[str]:
-    return [f"{k}: {b.get(k)!r} → {a.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+# --------------------------------------------------------------------------------------------------------
+# The steps
+# --------------------------------------------------------------------------------------------------------
 
-
-def run(s: Settings, prompts: list[dict], pairs: list[dict] | None, out: str, device: str, *,
-        overwrite: bool = False, progress: bool = True, log=None) -> dict:
-    """Generate, score and write the tables (resuming from ``<out>.parts/``); returns the output paths."""
-    from tqdm.auto import tqdm
-
+def prepare(s: Settings, prompts, pairs, out: str, device: str, *, overwrite=False, progress=True, log=None):
+    """Check ``--out`` against what is already there; a :class:`Run`, or None when ``out`` is complete with
+    these settings. Stale chunks (other settings) are refused, or dropped with ``overwrite``."""
     log = log or (lambda m: print(f"rmtheory score: {m}", file=sys.stderr))
     paths = output_paths(out)
     settings = s.to_dict()
     parts = paths["parts"]
     if os.path.exists(paths["manifest"]) and not os.path.exists(parts):
         done = rio.load_json(paths["manifest"])
-        diff = _differences(settings, done.get("settings", {}))
+        diff = differences(settings, {**SETTING_DEFAULTS, **done.get("settings", {})})
         if not diff and done.get("complete") and os.path.exists(paths["rewards"]):
             log(f"{out} is complete with these settings; nothing to do")
-            return paths
+            return None
         if diff and not overwrite:
             raise ScoreError(f"--out: {out} was written with other settings ({'; '.join(diff[:3])}); "
                              "use another --out or --overwrite")
     if os.path.exists(out) and not os.path.exists(paths["manifest"]) and not overwrite:
         raise ScoreError(f"--out: {out} exists and was not written by rmtheory score; use another --out or --overwrite")
-    if os.path.exists(parts):
-        old = rio.load_json(os.path.join(parts, "manifest.json")) if os.path.exists(
-            os.path.join(parts, "manifest.json")) else {}
-        diff = _differences(settings, old)
-        if diff:
-            if not overwrite:
-                raise ScoreError(f"--out: the unfinished run in {parts} has other settings ({'; '.join(diff[:3])}); "
-                                 "rerun with the same settings to resume, or pass --overwrite to start over")
-            shutil.rmtree(parts)
-    os.makedirs(parts, exist_ok=True)
-    rio.save_json(os.path.join(parts, "manifest.json"), settings)
+    if os.path.isdir(parts):
+        mpath = os.path.join(parts, "manifest.json")
+        old = {**SETTING_DEFAULTS, **rio.load_json(mpath)} if os.path.exists(mpath) else {}
+        files = sorted(f for f in os.listdir(parts) if f != "manifest.json")
+        stale = stale_chunks(settings, old, files) if old else files
+        if stale and not overwrite:
+            diff = differences(settings, old, keys=SCORE_KEYS | PAIR_KEYS | {"rms"})
+            raise ScoreError(f"--out: the unfinished run in {parts} has {len(stale)} chunk(s) made with other settings "
+                             f"({'; '.join(diff[:3])}); rerun with the same settings to resume, or pass --overwrite "
+                             "to drop them")
+        for f in stale:
+            os.remove(os.path.join(parts, f))
+        if old != settings:
+            rio.save_json(mpath, settings)
+    return Run(s, prompts, pairs, paths, device, log, progress)
 
-    p_chunks = _chunks(len(prompts), s.chunk_prompts)
-    q_chunks = _chunks(len(pairs), s.chunk_prompts * s.k) if pairs else []
-    gen_part = lambda c: os.path.join(parts, f"gen-{c:05d}.json")  # noqa: E731
-    score_part = lambda m, c: os.path.join(parts, f"score-{m}-{c:05d}.json")  # noqa: E731
-    pair_part = lambda m, c: os.path.join(parts, f"pairs-{m}-{c:05d}.json")  # noqa: E731
-    t0 = time.perf_counter()
 
-    # 1. samples: the policy alone in memory
-    todo = [c for c in range(len(p_chunks)) if not os.path.exists(gen_part(c))]
-    if todo:
-        log(f"policy {s.policy}: sampling K={s.k} for {len(prompts)} prompts on {device} ({s.dtype}); "
-            f"{len(p_chunks) - len(todo)}/{len(p_chunks)} chunks already done")
-        model, tok = _load("policy", s.policy, "--policy", device, s.dtype)
-        for c in tqdm(todo, desc="sampling (chunks)", disable=not progress, file=sys.stderr):
-            a, b = p_chunks[c]
-            resp = [generate(model, tok, p["prompt"], p["prompt_id"], s, device) for p in prompts[a:b]]
-            rio.save_json(os.path.join(gen_part(c)), {"prompt_ids": [p["prompt_id"] for p in prompts[a:b]],
-                                                      "responses": resp})
-        _free(model)
+def sample(run: Run) -> None:
+    """K responses per prompt from the policy, the only model in memory; every prompt is checked against the
+    policy's context before the first is sampled."""
+    s = run.s
+    todo = [c for c in range(len(run.p_chunks)) if not os.path.exists(run.part("gen", c))]
+    if not todo:
+        return
+    run.log(f"policy {s.policy}: sampling K={s.k} for {len(run.prompts)} prompts on {run.device} ({s.dtype}); "
+            f"{len(run.p_chunks) - len(todo)}/{len(run.p_chunks)} chunks already done")
+    with _models.load("policy", s.policy, "--policy", run.device, s.dtype) as lm:
+        ids, n_cut = _models.encode_prompts(lm, run.prompts, s)
+        if n_cut:
+            run.log(f"{n_cut} prompt(s) truncated to their last {_models.context_length(lm) - s.max_new_tokens} "
+                    "tokens (--truncate-prompts)")
+        with run.bar(sum(b - a for a, b in (run.p_chunks[c] for c in todo)), "sampling", "prompt") as bar:
+            for c in todo:
+                a, b = run.p_chunks[c]
+                resp, resp_ids = [], []
+                for i in range(a, b):
+                    texts, toks = _models.generate(lm, ids[i], run.prompts[i]["prompt_id"], s, run.device)
+                    resp.append(texts)
+                    resp_ids.append(toks)
+                    bar.update(1)
+                run.save_part(run.part("gen", c), {"prompt_ids": [p["prompt_id"] for p in run.prompts[a:b]],
+                                                   "responses": resp, "response_ids": resp_ids})
 
-    # 2. scores: one reward model at a time
+
+def score(run: Run) -> None:
+    """Every sample and every off-policy pair scored by each reward model in turn, one in memory at a time."""
+    s = run.s
     for name, path in s.rms:
         option = "--ground-truth" if name == s.ground_truth else "--rm"
-        todo = [c for c in range(len(p_chunks)) if not os.path.exists(score_part(name, c))]
-        todo_q = [c for c in range(len(q_chunks)) if not os.path.exists(pair_part(name, c))]
+        todo = [c for c in range(len(run.p_chunks)) if not os.path.exists(run.part("score", c, name))]
+        todo_q = [c for c in range(len(run.q_chunks)) if not os.path.exists(run.part("pairs", c, name))]
         if not todo and not todo_q:
             continue
-        log(f"{name} ({path}): scoring {len(todo)} sample chunk(s), {len(todo_q)} pair chunk(s)")
-        model, tok = _load("rm", path, f"{option} {name}", device, s.dtype)
-        for c in tqdm(todo, desc=f"{name} samples", disable=not progress, file=sys.stderr):
-            a, b = p_chunks[c]
-            gen = rio.load_json(gen_part(c))
-            texts = [rm_input(tok, p["prompt"], r, s.chat_template)
-                     for p, rs in zip(prompts[a:b], gen["responses"]) for r in rs]
-            scores = score_texts(model, tok, texts, s.batch_size, device, s.max_length)
-            rio.save_json(score_part(name, c), {"scores": scores.reshape(b - a, s.k)})
-        for c in tqdm(todo_q, desc=f"{name} pairs", disable=not progress, file=sys.stderr):
-            a, b = q_chunks[c]
-            texts = [rm_input(tok, q["prompt"], q[side], s.chat_template) for q in pairs[a:b]
-                     for side in ("chosen", "rejected")]
-            scores = score_texts(model, tok, texts, s.batch_size, device, s.max_length)
-            rio.save_json(pair_part(name, c), {"scores": scores.reshape(b - a, 2)})
-        _free(model)
+        run.log(f"{name} ({path}): scoring {len(todo)} sample chunk(s), {len(todo_q)} pair chunk(s)")
+        n_texts = (sum(b - a for a, b in (run.p_chunks[c] for c in todo)) * s.k
+                   + sum(2 * (b - a) for a, b in (run.q_chunks[c] for c in todo_q)))
+        with _models.load("rm", path, f"{option} {name}", run.device, s.dtype) as rm, \
+                run.bar(n_texts, f"{name} scoring", "text") as bar:
+            for c in todo:
+                a, b = run.p_chunks[c]
+                gen = rio.load_json(run.part("gen", c))
+                texts = [rm_input(rm.tokenizer, p["prompt"], r, s.chat_template)
+                         for p, rs in zip(run.prompts[a:b], gen["responses"]) for r in rs]
+                scores = _models.score_texts(rm, texts, s.batch_size, run.device, s.max_length, bar.update)
+                run.save_part(run.part("score", c, name), {"scores": scores.reshape(b - a, s.k)})
+            for c in todo_q:
+                a, b = run.q_chunks[c]
+                texts = [rm_input(rm.tokenizer, q["prompt"], q[side], s.chat_template) for q in run.pairs[a:b]
+                         for side in ("chosen", "rejected")]
+                scores = _models.score_texts(rm, texts, s.batch_size, run.device, s.max_length, bar.update)
+                run.save_part(run.part("pairs", c, name), {"scores": scores.reshape(b - a, 2)})
 
-    # 3. the tables (atomic), then the manifest, then the parts go
+
+def write_tables(run: Run) -> None:
+    """The rewards table, the samples and (with pairs) the pairs table, atomically, from the chunks."""
+    s, paths = run.s, run.paths
     names = [n for n, _ in s.rms]
-    samples, cols, n_bad = [], {n: [] for n in names}, 0
-    for c, (a, b) in enumerate(p_chunks):
-        gen = rio.load_json(gen_part(c))
-        for p, rs in zip(prompts[a:b], gen["responses"]):
+    samples, cols = [], {n: [] for n in names}
+    for c, (a, b) in enumerate(run.p_chunks):
+        gen = rio.load_json(run.part("gen", c))
+        for p, rs in zip(run.prompts[a:b], gen["responses"]):
             samples += [{"prompt_id": p["prompt_id"], "sample_id": j, "response": r} for j, r in enumerate(rs)]
         for n in names:
-            v = rio.load_json(score_part(n, c))["scores"]
+            v = rio.load_json(run.part("score", c, n))["scores"]
             cols[n] += [np.nan if x is None else x for row in v for x in row]
     rows = [[smp["prompt_id"], smp["sample_id"]] + [cols[n][i] for n in names] for i, smp in enumerate(samples)]
     n_bad = sum(1 for r in rows for x in r[2:] if not np.isfinite(x))
     rio.save_csv(paths["rewards"], ["prompt_id", "sample_id"] + names, rows)
     rio.save_text(paths["samples"], "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in samples))
-    written = [paths["rewards"], paths["samples"]]
-    if pairs:
+    run.written += [paths["rewards"], paths["samples"]]
+    if run.pairs:
         pcols = {n: [] for n in names}
-        for c in range(len(q_chunks)):
+        for c in range(len(run.q_chunks)):
             for n in names:
-                pcols[n] += rio.load_json(pair_part(n, c))["scores"]
+                pcols[n] += rio.load_json(run.part("pairs", c, n))["scores"]
         header = ["prompt_id"] + [f"{n}.{side}" for n in names for side in ("chosen", "rejected")]
         prow = [[q["prompt_id"]] + [np.nan if x is None else x for n in names for x in pcols[n][i]]
-                for i, q in enumerate(pairs)]
+                for i, q in enumerate(run.pairs)]
         rio.save_csv(paths["pairs"], header, prow)
-        written.append(paths["pairs"])
+        run.written.append(paths["pairs"])
     elif os.path.exists(paths["pairs"]):
         os.remove(paths["pairs"])  # a stale pairs table from an earlier run must not be read as this run's
     if n_bad:
-        log(f"warning: {n_bad} non-finite score(s) written as empty cells (missing); try --dtype float32")
-    rio.save_json(paths["manifest"], {"complete": True, "settings": settings, "files": written, "n_prompts": len(prompts),
-                                      "n_pairs": len(pairs or []), "seconds": round(time.perf_counter() - t0, 3)})
-    shutil.rmtree(parts)
-    log(f"wrote {', '.join(written)}")
-    return paths
+        run.log(f"warning: {n_bad} non-finite score(s) written as empty cells (missing); try --dtype float32")
+
+
+def gradients(run: Run) -> None:
+    """With ``--teaching-rate``: each sample's score vector ∇_θ log π(y|x) under the policy (float32, its
+    parameters ``--grad-params``), projected to ``--sketch-dim`` (:func:`rmtheory.hf.grads.sample_grads`), saved
+    per chunk; the policy is the only model in memory."""
+    s = run.s
+    if not s.teaching_rate:
+        return
+    todo = [c for c in range(len(run.p_chunks)) if not os.path.exists(run.part("grads", c, ext="npz"))]
+    if not todo:
+        return
+    from . import grads as _grads
+
+    run.log(f"policy {s.policy}: score vectors of {len(todo)} chunk(s) of samples (--teaching-rate, "
+            f"{'exact' if s.sketch_dim is None else f'sketch dim {s.sketch_dim}'})")
+    with _models.load("policy", s.policy, "--policy", run.device, "float32") as lm, \
+            run.bar(sum(b - a for a, b in (run.p_chunks[c] for c in todo)) * s.k, "gradients", "sample") as bar:
+        ids, _ = _models.encode_prompts(lm, run.prompts, s)
+        for c in todo:
+            a, b = run.p_chunks[c]
+            gen = rio.load_json(run.part("gen", c))
+            if "response_ids" not in gen:
+                raise ScoreError(f"--teaching-rate: the sampled chunks in {run.paths['parts']} hold no token ids "
+                                 "(made by an older version); pass --overwrite to sample again")
+            done = [0]
+
+            def advance(n, _total, done=done):
+                bar.update(n - done[0])
+                done[0] = n
+
+            g, info = _grads.sample_grads(lm.model, [ids[i] for i in range(a, b) for _ in range(s.k)],
+                                          [r for rs in gen["response_ids"] for r in rs], grad_params=s.grad_params,
+                                          sketch_dim=s.sketch_dim, seed=s.seed, batch_size=s.batch_size,
+                                          temperature=s.temperature, progress=advance)
+            meta = {k: v for k, v in info.items() if k != "params" and np.ndim(v) == 0}
+            run.save_part(run.part("grads", c, ext="npz"), {"g": g, **meta})
+
+
+def write_sketches(run: Run) -> None:
+    """With ``--teaching-rate``: ``<stem>_sketches.npz``, the sketch file of ``rmtheory evaluate --sketches``."""
+    path = run.paths["sketches"]
+    if not run.s.teaching_rate:
+        if os.path.exists(path):
+            os.remove(path)  # a stale sketch file from an earlier run must not be read as this run's
+        return
+    from . import grads as _grads
+
+    g, pids, sids, meta = [], [], [], {}
+    for c, (a, b) in enumerate(run.p_chunks):
+        part = rio.load_npz(run.part("grads", c, ext="npz"))
+        g.append(part.pop("g"))
+        meta = {k: v.item() for k, v in part.items()}
+        pids += [p["prompt_id"] for p in run.prompts[a:b] for _ in range(run.s.k)]
+        sids += [j for _ in range(a, b) for j in range(run.s.k)]
+    run.written.append(_grads.write_sketches(path, pids, sids, np.concatenate(g), meta))
+
+
+# The steps in order: each takes the Run, skips what its saved chunks already hold, and adds the files it writes
+# to run.written. An optional step (like "gradients" for --teaching-rate) returns at once when its setting is
+# off; its setting is in Settings (default in SETTING_DEFAULTS) and its chunk kind, with the settings it depends
+# on, in _inputs.CHUNK_KEYS, so that resume stays exact.
+STEPS = (("sample", sample), ("score", score), ("gradients", gradients), ("tables", write_tables),
+         ("sketches", write_sketches))
+
+
+def finish(run: Run) -> None:
+    """The manifest (complete, with the settings and files), then the parts go; one line lists every file."""
+    paths = run.paths
+    seconds = time.perf_counter() - run.t0
+    rio.save_json(paths["manifest"], {"complete": True, "settings": run.s.to_dict(), "files": list(run.written),
+                                      "n_prompts": len(run.prompts), "n_pairs": len(run.pairs or []),
+                                      "seconds": round(seconds, 3)})
+    if os.path.isdir(paths["parts"]):
+        shutil.rmtree(paths["parts"])
+    run.log(f"wrote {', '.join(run.written + [paths['manifest']])} in {seconds:.1f} s")
+
+
+def run(s: Settings, prompts: list[dict], pairs: list[dict] | None, out: str, device: str, *,
+        overwrite: bool = False, progress: bool = True, log=None) -> dict:
+    """Generate, score and write the tables (resuming from ``<out>.parts/``); returns the output paths."""
+    r = prepare(s, prompts, pairs, out, device, overwrite=overwrite, progress=progress, log=log)
+    if r is None:
+        return output_paths(out)
+    for _, step in STEPS:
+        step(r)
+    finish(r)
+    return r.paths
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -447,7 +329,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           "optional off-policy pairs) with each reward model, and write the tables that "
                           "`rmtheory evaluate` reads. Needs the [hf] extra.")
     a = parser.add_argument
-    a("--policy", required=True, metavar="PATH", help="causal LM (directory or from_pretrained name)")
+    a("--policy", required=True, metavar="PATH", help="causal LM: a local directory, or a Hub name (tried only when "
+                                                      "no local path of that name exists)")
     a("--rm", action="append", required=True, metavar="NAME=PATH",
       help="a reward model (sequence classification, one output); repeat for each; NAME is its column")
     a("--ground-truth", metavar="NAME=PATH", help="a reward model that plays the ground truth (its column is last)")
@@ -461,9 +344,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1] (default 1: off)")
     a("--top-k", type=int, default=0, help="top-k filter (default 0: off)")
     a("--max-new-tokens", type=int, default=256, help="response length cap in tokens (default 256)")
+    a("--truncate-prompts", action="store_true",
+      help="keep the last (context - max-new-tokens) tokens of a prompt too long for the policy "
+           "(default: refuse it, naming the prompt)")
     a("--batch-size", type=int, default=16, help="sequences per generate/scoring batch (default 16)")
     a("--chunk-prompts", type=int, default=32,
-      help="prompts per saved chunk: the unit of progress and resume (default 32)")
+      help="prompts per saved chunk: the unit of resume (default 32)")
     a("--max-length", type=int, default=None, help="truncate reward-model inputs to this many tokens "
                                                    "(default: the model's limit)")
     a("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
@@ -473,66 +359,55 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a("--overwrite", action="store_true", help="start over when --out holds a run with other settings")
     a("--no-progress", action="store_true", help="no progress bars")
     a("--then-evaluate", action="store_true", help="print the `rmtheory evaluate` report card when done")
-
-
-def _settings(args, prompts_path, pairs_path, device, dtype) -> Settings:
-    for opt, v, lo in (("--k", args.k, 1), ("--max-new-tokens", args.max_new_tokens, 1),
-                       ("--batch-size", args.batch_size, 1), ("--chunk-prompts", args.chunk_prompts, 1),
-                       ("--top-k", args.top_k, 0)):
-        if v < lo:
-            raise ScoreError(f"{opt} must be >= {lo}; got {v}")
-    if args.max_length is not None and args.max_length < 2:
-        raise ScoreError(f"--max-length must be >= 2; got {args.max_length}")
-    if not (np.isfinite(args.temperature) and args.temperature >= 0):
-        raise ScoreError(f"--temperature must be >= 0; got {args.temperature}")
-    if not 0 < args.top_p <= 1:
-        raise ScoreError(f"--top-p must lie in (0, 1]; got {args.top_p}")
-    if not args.out.lower().endswith(".csv"):
-        raise ScoreError(f"--out must be a .csv path; got {args.out!r}")
-    rms = [parse_named(v, "--rm") for v in args.rm]
-    gt = parse_named(args.ground_truth, "--ground-truth") if args.ground_truth else None
-    names = [n for n, _ in rms] + ([gt[0]] if gt else [])
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ScoreError(f"--rm/--ground-truth: name(s) used twice: {', '.join(dup)}")
-    return Settings(policy=args.policy, rms=tuple(rms + ([gt] if gt else [])), ground_truth=gt[0] if gt else None,
-                    prompts_sha256=_sha256(prompts_path), pairs_sha256=_sha256(pairs_path) if pairs_path else None,
-                    k=args.k, seed=args.seed, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, chunk_prompts=args.chunk_prompts,
-                    chat_template=not args.no_chat_template, max_length=args.max_length,
-                    device_type=device.split(":")[0], dtype=dtype)
+    a("--teaching-rate", action="store_true",
+      help="also write <stem>_sketches.npz: each sample's score vector grad log pi(y|x) (float32), so that "
+           "`rmtheory evaluate --sketches` reports rate_G and rate_self (needs --k >= 2, top-p 1, top-k 0)")
+    a("--sketch-dim", type=int, default=None, metavar="D",
+      help="project the score vectors to D dimensions (seeded Rademacher sketch; default: exact, all D parameters)")
+    a("--grad-params", default=None, metavar="SPEC",
+      help="parameters the gradient is taken over: all (default), last:N (the last N transformer blocks) or "
+           "comma-separated regular expressions of parameter names")
 
 
 def main(args) -> int:
-    def fail(msg):
-        print(f"rmtheory score: error: {' '.join(str(msg).split())}", file=sys.stderr)
-        return 2
+    from ..cli import fail
 
     try:
         import torch  # noqa: F401
         import transformers
     except ImportError:
-        return fail(INSTALL_HINT)
+        return fail("score", INSTALL_HINT)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     try:
         prompts = read_prompts(args.prompts)
         pairs = read_pairs(args.off_policy, prompts) if args.off_policy else None
-        device = resolve_device(args.device)
-        s = _settings(args, args.prompts, args.off_policy, device, resolve_dtype(args.dtype, device))
+        _inputs.check_options(args)
+        models = _inputs.named_models(args)
+        options = [f"--rm {n}" for n, _ in models[:len(args.rm)]] + [f"--ground-truth {n}" for n, _ in
+                                                                     models[len(args.rm):]]
+        for option, path in [("--policy", args.policy)] + [(o, p) for o, (_, p) in zip(options, models)]:
+            model_source(path, option)  # a mistyped local path fails here, before anything is loaded or written
+        device = _models.resolve_device(args.device)
+        s = _inputs.settings(args, device, _models.resolve_dtype(args.dtype, device))
         paths = run(s, prompts, pairs, args.out, device, overwrite=args.overwrite, progress=not args.no_progress)
-    except ScoreError as e:
-        return fail(e)
-    except OSError as e:
-        return fail(e)
+    except (ScoreError, OSError) as e:
+        return fail("score", e)
+    except KeyboardInterrupt:
+        parts = output_paths(args.out)["parts"]
+        kept = f"finished chunks are kept in {parts}" if os.path.isdir(parts) else "no chunk had finished"
+        print(f"\nrmtheory score: interrupted; {kept}: run the same command again to resume", file=sys.stderr,
+              flush=True)
+        return 130
     if args.then_evaluate:
         from ..evaluate import InputError, evaluate
 
         try:
             report = evaluate(paths["rewards"], off_policy=paths["pairs"] if pairs else None,
-                              ground_truth=s.ground_truth, seed=args.seed)
+                              ground_truth=s.ground_truth, seed=args.seed,
+                              sketches=paths["sketches"] if s.teaching_rate else None)
         except InputError as e:
-            return fail(e)
+            return fail("score", e)
         for w in report.warnings:
             print(f"rmtheory evaluate: warning: {w}", file=sys.stderr)
         print(report.format_table())

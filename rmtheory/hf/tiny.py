@@ -7,7 +7,8 @@
 * ``rm_a/``: a GPT-2-style sequence-classification reward model with the policy's tokenizer and no template;
 * ``rm_b/``: a second one with its *own* tokenizer (different vocabulary order) and its own chat template;
 * ``gold/``: a third one, to play the ground-truth reward;
-* ``prompts.jsonl`` (6 prompts) and ``pairs.jsonl`` (4 off-policy chosen/rejected pairs).
+* ``prompts.jsonl`` (6 prompts) and ``pairs.jsonl`` (4 off-policy chosen/rejected pairs, each on one of the
+  prompts, so ``rmtheory evaluate`` reads them without a warning).
 
 Everything is built from configs with seeded random weights (``--seed``), and the tokenizers with the
 ``tokenizers`` library, so the same seed gives the same files. Needs the ``[hf]`` extra.
@@ -32,7 +33,7 @@ PROMPTS = ["tell me about the cat", "write a short story", "why is the dog red",
 PAIRS = [("p0", "tell me about the cat", "the cat sat on the mat", "dog dog dog"),
          ("p1", "write a short story", "a small dog ran and then sat", "not good"),
          ("p3", "how big is the mat", "the mat is very big", "it was a red log"),
-         ("extra", "what is good", "good is good", "bad")]
+         ("p4", "what sat on the log", "the cat sat on the log", "bad")]
 
 
 def _tokenizer(vocab_words, template):
@@ -53,7 +54,10 @@ def make_tiny_models(out_dir: str, seed: int = 0) -> dict:
     """Write the tiny checkpoints and inputs (see the module docstring) into ``out_dir``; returns their paths."""
     import torch
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+    from transformers.utils import logging as tlog
 
+    tlog.disable_progress_bar()  # quiet: no "Writing model shards" bars for four tiny models
+    tlog.set_verbosity_error()
     os.makedirs(out_dir, exist_ok=True)
     words = SPECIAL + ROLES + WORDS
     tok_policy = _tokenizer(words, POLICY_TEMPLATE)
