@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import rmtheory
 from rmtheory._rate_estimator import rate_from_gram
 from rmtheory._rm_eval import normalisation_stats, normalise
 from rmtheory.evaluate import evaluate
