@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 
 __all__ = ["atomic", "check_writable", "to_jsonable", "dumps", "save_json", "load_json", "save_csv", "save_text", "save_npz",
-           "load_npz", "save_tree", "load_tree", "save_figure"]
+           "load_npz", "save_tree", "load_tree", "save_figure", "pyplot"]
 
 
 def _tmp(path: str) -> str:
@@ -172,3 +172,16 @@ def save_figure(fig, path: str, dpi: int = 120) -> str:
     """Save a matplotlib figure atomically; the format follows the extension (default png)."""
     fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
     return atomic(lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt), path)
+
+
+def pyplot(rc: dict | None = None):
+    """``matplotlib.pyplot`` on the non-interactive Agg backend: the one plotting set-up of rmtheory (figures, the
+    LM pipeline, ``evaluate --plot``, ``demo``). ``rc`` updates ``plt.rcParams`` when given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if rc:
+        plt.rcParams.update(rc)
+    return plt

@@ -1,4 +1,4 @@
-"""Stage 3: reward models trained with the Bradley–Terry loss (TRL's, with reward centring).
+"""The ``rm`` stage's training: reward models trained with the Bradley–Terry loss (TRL's, with reward centring).
 
     L = −mean ln σ(r(x, y_c) − r(x, y_r)) + c · mean (r(x, y_c) + r(x, y_r))²,   c = 0.01
 
@@ -22,6 +22,7 @@ import optax
 from .._metrics import accuracy
 from .model import RewardModel, in_chunks
 from .sft import warmup_cosine
+from .stacking import stack
 
 
 def _bt(rc, rr, center: float):
@@ -65,14 +66,6 @@ def build_mixes(mix_perm, on_chosen, on_rejected, off_chosen, off_rejected, frac
         cs.append(np.where(on, on_chosen, off_chosen))
         rs.append(np.where(on, on_rejected, off_rejected))
     return np.stack(cs), np.stack(rs)
-
-
-def stack(models):
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *models)
-
-
-def unstack(tree, i):
-    return jax.tree_util.tree_map(lambda x: x[i], tree)
 
 
 def pairwise_bt_loss(scores, gt):

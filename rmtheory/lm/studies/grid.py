@@ -37,22 +37,24 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-import rmtheory
-
-from . import task as T
-from .analysis import seed_stats
-from .._precision import require_x64
-from .config import Config
-from .loop import run_stages
-from .model import RewardModel
-from .stages import _curve_set, gt_of, off_policy_eval, save_eval_offpolicy, save_eval_rewards
-from .reward_model import Objective, score, stack, train_rms, unstack
-from .rloo import Scaled, SourceConsts, make_rl
-from .rundir import RunDir
-from .sft import train_sft
-from . import study as S
+from ... import io
+from ..._precision import require_x64
+from ..._rm_eval import normalisation_stats
+from ..._stats import seed_stats
+from .. import task as T
+from ..config import Config
+from ..loop import run_stages
+from ..measure import (curve_set, ground_truth, increases, off_policy_eval, report_models, rm_pairs, save_eval_offpolicy,
+                       save_eval_rewards, save_rm_curves, score_models, score_pairs)
+from ..model import RewardModel
+from ..reward_model import Objective, train_rms
+from ..rl import ground_truth_consts, stacked_rl
+from ..rloo import Scaled
+from ..rundir import RunDir, publish
+from ..sft import train_sft
+from ..stacking import stack, unstack
+from . import common
 
 POLICIES = ("sft", "sft_short", "sft_clean", "instruct")
 RMS = ("bt_on", "bt_off", "bt_noisy", "bt_length", "reg_bias")
@@ -99,45 +101,35 @@ def stage_policies(cfg: Config, st: GridSettings, run: RunDir, log=print):
     log(f"  instruct: sft + {st.instruct_epochs} epochs of RLOO on r_G (seed {st.instruct_seed})")
     d = run.data()
     smp = run.load_npz("samples.npz")
-    mu, sd = rmtheory.normalisation_stats(smp["eval_gt"], "global")
-    opt = optax.adam(cfg.rl_lr)
-    update_epoch, _ = make_rl(cfg.replace(algo="rloo"), base, Scaled.of(run.prompts("pg", d)), {}, (0.0, 1.0), opt)
-    one = lambda x: x[None]  # noqa: E731
-    pol = jax.tree_util.tree_map(one, base)
-    st_ = jax.vmap(opt.init)(pol)
-    rm = jax.tree_util.tree_map(one, RewardModel.from_policy(base, cfg.task.prompt_len, cfg.rm_readout))
-    c = SourceConsts(jnp.zeros(1, jnp.float32), jnp.ones(1, jnp.float32), jnp.zeros(1, bool),
-                     jnp.asarray([mu], jnp.float32), jnp.asarray([sd], jnp.float32),
-                     jnp.asarray([st.instruct_seed], jnp.int32))
+    mu, sd = normalisation_stats(smp["eval_gt"], "global")
+    rm = RewardModel.from_policy(base, cfg.task.prompt_len, cfg.rm_readout)  # weight 0: the reward is r_G
+    rl = stacked_rl(cfg.replace(algo="rloo"), Scaled.of(run.prompts("pg", d)), {}, (0.0, 1.0), stack([base]),
+                    stack([rm]), ground_truth_consts([[mu, sd]], [st.instruct_seed]), ref=base)
+    pol, st_ = rl.state
     for e in range(st.instruct_epochs):
-        pol, st_, m = update_epoch(pol, st_, rm, c, e)
+        pol, st_, m = rl.update(pol, st_, e)
         log(f"  instruct epoch {e + 1}/{st.instruct_epochs}: train r_G {float(np.mean(m['gt'])):.4f}")
-    instruct = jax.tree_util.tree_map(lambda x: x[0], pol)
+    instruct = unstack(pol, 0)
     run.save_tree("policies.eqx", stack([base, short, clean, instruct]))
 
 
 def load_policies(cfg: Config, run: RunDir):
-    pol = run.policy(cfg)
-    return run.load_tree("policies.eqx", stack([pol] * len(POLICIES)))
+    return run.policies(cfg, "policies.eqx", len(POLICIES))
 
 
 # ----------------------------------------------------------------------------------------------- rms
 def rm_training_data(cfg: Config, st: GridSettings, run: RunDir):
     """chosen/rejected [n_rm, N, T] and the :class:`Objective` of the grid's reward models (order RMS)."""
-    d, smp = run.data(), run.load_npz("samples.npz")
-    rm_p = run.prompts("rm", d)
-    usable = np.flatnonzero(~smp["tied"])
-    p = rm_p.take(usable)
-    on_c, on_r = smp["on_chosen"][usable], smp["on_rejected"][usable]
-    off_c, off_r = d["off_chosen"][d["rm_id"]][usable], d["off_rejected"][d["rm_id"]][usable]
-    n = usable.size
-    full = lambda r: np.concatenate([p.tokens, r], axis=1)  # noqa: E731
+    pairs = rm_pairs(run, run.data(), run.load_npz("samples.npz"))
+    p, n = pairs.prompts, pairs.prompts.n
+    on_c, on_r, off_c, off_r = pairs.on_chosen, pairs.on_rejected, pairs.off_chosen, pairs.off_rejected
+    full = pairs.full
     # bt_noisy: a fixed fraction of the on-policy labels swapped
     flip = np.zeros(n, bool)
     flip[np.asarray(jax.random.permutation(jax.random.PRNGKey(st.flip_seed), n))[: int(round(st.noisy_flip * n))]] = True
     noisy_c, noisy_r = np.where(flip[:, None], on_r, on_c), np.where(flip[:, None], on_c, on_r)
     # bt_length: the judge r_G + length_bonus·|y| orders the same pairs (ties keep the r_G order)
-    g_c, g_r = gt_of(cfg, p, on_c), gt_of(cfg, p, on_r)
+    g_c, g_r = ground_truth(cfg, p, on_c), ground_truth(cfg, p, on_r)
     len_c = np.asarray(T.response_length(jnp.asarray(on_c)), np.float64)
     len_r = np.asarray(T.response_length(jnp.asarray(on_r)), np.float64)
     j_c, j_r = g_c + st.length_bonus * len_c, g_r + st.length_bonus * len_r
@@ -160,19 +152,14 @@ def rm_training_data(cfg: Config, st: GridSettings, run: RunDir):
 def stage_rms(cfg: Config, st: GridSettings, run: RunDir, log=print):
     chosen, rejected, obj, info = rm_training_data(cfg, st, run)
     d, smp, pol = run.data(), run.load_npz("samples.npz"), run.policy(cfg)
-    rms, losses, curves = train_rms(cfg, pol, chosen, rejected, _curve_set(cfg, run, d, smp), log, objective=obj)
-    rows = [[r["step"], s] + [r[k][i] for k in ("train_bt_loss", "heldout_bt_loss", "heldout_on_acc", "off_acc")]
-            for r in curves for i, s in enumerate(RMS)]
-    rmtheory.io.save_csv(run.path("grid_rm_curves.csv"), ["step", "rm", "train_loss", "heldout_bt_loss",
-                                                          "heldout_on_acc", "off_acc"], rows)
+    rms, losses, curves = train_rms(cfg, pol, chosen, rejected, curve_set(cfg, run, d, smp), log, objective=obj)
+    save_rm_curves(run.path("grid_rm_curves.csv"), curves, RMS, name_col="rm", loss_col="train_loss")
     run.save_json("grid_rm_log.json", {**info, "steps": int(losses.shape[0]), "rms": list(RMS)})
     run.save_tree("grid_rms.eqx", rms)
 
 
 def load_rms(cfg: Config, run: RunDir):
-    pol = run.policy(cfg)
-    like = stack([RewardModel.from_policy(pol, cfg.task.prompt_len, cfg.rm_readout) for _ in RMS])
-    return run.load_tree("grid_rms.eqx", like)
+    return run.rms(cfg, "grid_rms.eqx", len(RMS))
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -181,19 +168,19 @@ def stage_evaluate(cfg: Config, st: GridSettings, run: RunDir, log=print):
     pols, rms = load_policies(cfg, run), load_rms(cfg, run)
     K = cfg.n_eval_samples
     ids, off_full, off_gt = off_policy_eval(cfg, run, d)
-    off = {n: {w: score(unstack(rms, i), off_full[w]) for w in off_full} for i, n in enumerate(RMS)}
+    off = score_pairs(rms, RMS, off_full)
     os.makedirs(run.path("exports"), exist_ok=True)
     save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
     out = {"policies": {}, "report": {}, "norm_stats": {}, "gt_stats": {}, "rms": list(RMS), "order": list(POLICIES)}
     for p, name in enumerate(POLICIES):
-        pol = jax.tree_util.tree_map(lambda x: x[p], pols)
+        pol = unstack(pols, p)
         key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval + 1), 1000 + p)
-        toks, gt, own = S.policy_samples(cfg, run, d, pol, key)
-        scores = S.score_models(rms, RMS, toks, K)
-        rep, stats = S.report_models(scores, gt, off, off_gt, cfg.norm_scheme)
-        out["policies"][name] = S.describe_policy(cfg, toks, gt, own)
+        toks, gt, own = common.policy_samples(cfg, run, d, pol, key)
+        scores = score_models(rms, RMS, toks, K)
+        rep, stats = report_models(scores, gt, off, off_gt, cfg.norm_scheme)
+        out["policies"][name] = common.describe_policy(cfg, toks, gt, own)
         out["report"][name], out["norm_stats"][name] = rep, stats
-        out["gt_stats"][name] = [float(v) for v in rmtheory.normalisation_stats(gt, "global")]
+        out["gt_stats"][name] = [float(v) for v in normalisation_stats(gt, "global")]
         save_eval_rewards(run.path("exports", f"{name}.csv"), ids, {**scores, "ground_truth": gt})
         log(f"  {name}: r_G mean {gt.mean():+.3f}, {out['policies'][name]['distinct_per_prompt']:.2f} distinct; "
             + "  ".join(f"{n} Var {rep[n]['var']:.3f} on {rep[n]['acc_on']:.3f}" for n in RMS))
@@ -201,8 +188,8 @@ def stage_evaluate(cfg: Config, st: GridSettings, run: RunDir, log=print):
 
 
 # ------------------------------------------------------------------------------------------------ rl
-def grid_runs(st: GridSettings):
-    """Run order: policy-major, then RM, then seed."""
+def grid_runs(st: GridSettings) -> list:
+    """The grid's RL runs as (policy, RM, seed) triples: policy-major, then RM, then seed."""
     return [(p, r, s) for p in POLICIES for r in RMS for s in st.seeds]
 
 
@@ -215,12 +202,12 @@ def stage_rl(cfg: Config, st: GridSettings, run: RunDir, algo: str, log=print, s
     stats = [ev["norm_stats"][p][r] for p, r, _ in runs]
     seeds = [s for _, _, s in runs]
     sub = f"rl_{algo}"
-    prog = S.rl_runs(cfg, sub, run, d, load_policies(cfg, run), pol_index, load_rms(cfg, run), rm_index, stats,
-                     seeds, st.epochs, log, stop_after_epoch, algo=algo)
+    prog = common.rl_sweep(cfg, sub, run, d, load_policies(cfg, run), pol_index, load_rms(cfg, run), rm_index,
+                           stats, seeds, st.epochs, log, stop_after_epoch, algo=algo)
     if prog is None:
         return
     gt_sd = [ev["gt_stats"][p][1] for p, _, _ in runs]
-    inc = S.increases_of(prog, gt_sd)
+    inc = increases(prog, gt_sd=gt_sd)
     run.save_json(os.path.join(sub, "results.json"),
                   {"runs": [{"policy": p, "rm": r, "seed": s} for p, r, s in runs], "algo": algo,
                    "proxy_increase": inc["proxy"].tolist(), "gt_increase": inc["gt"].tolist(),
@@ -345,21 +332,19 @@ def stage_analyze(cfg: Config, st: GridSettings, run: RunDir, log=print, figures
                         + ("changes" if rd["c_summary"]["changes_among_separated_policies"] else "does not change")))
         lines.append("")
     md = "\n".join(lines) + "\n"
-    rmtheory.io.save_text(os.path.join(figs, "lm_grid.md"), md)
+    io.save_text(os.path.join(figs, "lm_grid.md"), md)
     summary = {"settings": dataclasses.asdict(st), "config": cfg.name, "policies": ev["policies"], "report": report,
                "cells": results, "readings": tables}
-    rmtheory.io.save_json(os.path.join(figs, "lm_grid.json"), summary)
+    io.save_json(os.path.join(figs, "lm_grid.json"), summary)
     if "rloo" in results:
         _plot(os.path.join(figs, "lm_grid.png"), results, report)
-    S.publish(figs, ("lm_grid.md", "lm_grid.json", "lm_grid.png"), figures_dir)
+    publish(figs, ("lm_grid.md", "lm_grid.json", "lm_grid.png"), figures_dir)
     log(md)
     return summary
 
 
 def _plot(path, results, report):
-    from .analysis import _plt
-
-    plt = _plt()
+    plt = io.pyplot()
     algos = [a for a in ALGOS if a in results]
     fig, axes = plt.subplots(len(algos), len(POLICIES), figsize=(3.4 * len(POLICIES), 3.0 * len(algos)), squeeze=False)
     x = np.arange(len(RMS))
@@ -379,7 +364,7 @@ def _plot(path, results, report):
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    rmtheory.io.save_figure(fig, path)
+    io.save_figure(fig, path)
     plt.close(fig)
 
 
@@ -387,10 +372,10 @@ def _plot(path, results, report):
 def run(cfg: Config, st: GridSettings, out, log=print, until: str | None = None, figures_dir: str | None = None,
         stop_after_epoch: int | None = None):
     """Run (or resume) the grid. ``stop_after_epoch`` (testing) interrupts the first RL stage it reaches."""
-    require_x64("rmtheory.lm.grid.run (its numbers are made with JAX's x64 mode on)")
+    require_x64("rmtheory.lm.studies.grid.run (its numbers are made with JAX's x64 mode on)")
     rd = out if isinstance(out, RunDir) else RunDir(out)
-    S.start(rd, cfg, "grid", st)
-    stages = {**S.base_stages(cfg, rd, log), "policies": lambda: stage_policies(cfg, st, rd, log),
+    common.start(rd, cfg, "grid", st)
+    stages = {**common.base_stages(cfg, rd, log), "policies": lambda: stage_policies(cfg, st, rd, log),
               "rms": lambda: stage_rms(cfg, st, rd, log), "evaluate": lambda: stage_evaluate(cfg, st, rd, log)}
     for algo in ALGOS:
         stages[f"rl_{algo}"] = (lambda a: lambda: stage_rl(cfg, st, rd, a, log, stop_after_epoch))(algo)
