@@ -19,7 +19,7 @@ import numpy as np
 from .. import io
 from .._stats import seed_stats
 from .config import BASELINE_LABELS, BASELINES, LABELS, RM_SOURCES, SOURCES, Config
-from .measure import correlation_table
+from .measure import correlation_table, fmt
 from .rundir import RunDir, publish
 
 
@@ -37,7 +37,9 @@ def validity_gates(ev: dict, inc: dict, cfg: dict) -> list:
     n_seeds = len(cfg["seeds"]["rl"])
 
     def ratio(st):
-        return st["mean"] / st["std"] if st["std"] and st["std"] > 0 else (float("inf") if st["mean"] > 0 else float("-inf"))
+        if st["std"] and st["std"] > 0:
+            return st["mean"] / st["std"]
+        return float("inf") if st["mean"] > 0 else float("-inf")
 
     share = ini["gt_between_prompt_share"]
     g = [
@@ -69,19 +71,16 @@ def validity_gates(ev: dict, inc: dict, cfg: dict) -> list:
          "no trained RM measurably improves the ground truth: the GT correlations compare noise"),
         ("G10", "RL seeds per source", n_seeds, ">= 3", n_seeds >= 3, "seed std and CIs are not estimable reliably"),
     ]
-    return [{"id": i, "gate": t, "value": v, "threshold": th, "pass": bool(ok), "meaning": m} for i, t, v, th, ok, m in g]
+    return [{"id": i, "gate": t, "value": v, "threshold": th, "pass": bool(ok), "meaning": m}
+            for i, t, v, th, ok, m in g]
 
 
 # ------------------------------------------------------------------------------------------ tables
-def _f(x, fmt="{:.3f}"):
-    return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else fmt.format(x)
-
-
 def _fmt_table2(t):
     lines = ["| Measure | Proxy Pearson | Proxy Spearman | GT Pearson | GT Spearman |", "|---|---|---|---|---|"]
     for name, r in t.items():
-        lines.append(f"| {name} | {_f(r['proxy_pearson'])} | {_f(r['proxy_spearman'])} | {_f(r['gt_pearson'])} | "
-                     f"{_f(r['gt_spearman'])} |")
+        lines.append(f"| {name} | {fmt(r['proxy_pearson'])} | {fmt(r['proxy_spearman'])} | {fmt(r['gt_pearson'])} | "
+                     f"{fmt(r['gt_spearman'])} |")
     return "\n".join(lines)
 
 
@@ -90,7 +89,7 @@ def _fmt_table1(rep, baselines, labels):
     hdr = "| Metric | " + " | ".join(LABELS.get(s, labels.get(s, s)) for s in cols) + " |"
     lines = [hdr, "|---" * (len(cols) + 1) + "|"]
     for key, lab in (("var", "Var"), ("acc_on", "On-acc"), ("acc_off", "Off-acc")):
-        lines.append(f"| {lab} | " + " | ".join(_f(rep[s][key]) for s in cols) + " |")
+        lines.append(f"| {lab} | " + " | ".join(fmt(rep[s][key]) for s in cols) + " |")
     return "\n".join(lines)
 
 
@@ -98,7 +97,7 @@ def _fmt_gates(gates):
     lines = ["| Gate | What | Measured | Threshold | Result | If it fails |", "|---|---|---|---|---|---|"]
     for g in gates:
         v = g["value"]
-        vs = _f(v, "{:.3f}") if isinstance(v, float) else str(v)
+        vs = fmt(v) if isinstance(v, float) else str(v)
         lines.append(f"| {g['id']} | {g['gate']} | {vs} | {g['threshold']} | {'PASS' if g['pass'] else '**FAIL**'} | "
                      f"{g['meaning']} |")
     return "\n".join(lines)
@@ -138,7 +137,7 @@ def analyze(run, figures_dir: str | None = None, log=print):
                "table2": table2, "increases": inc, "norm_scheme": ev["norm_scheme"], "config": cfg["name"],
                "rm_metrics_normalisation": "global"}
     def pm(st):
-        return f"{st['mean']:+.3f} ± {_f(st['std'])} [{st['ci'][0]:+.3f}, {st['ci'][1]:+.3f}]"
+        return f"{st['mean']:+.3f} ± {fmt(st['std'])} [{st['ci'][0]:+.3f}, {st['ci'][1]:+.3f}]"
 
     md = [f"# LM pipeline tables (config `{cfg['name']}`, RL normalisation `{ev['norm_scheme']}`)", "",
           "## Validity report", "",
@@ -147,17 +146,19 @@ def analyze(run, figures_dir: str | None = None, log=print):
           _fmt_gates(gates), "",
           "## Table 1 analogue: RM properties under the initial policy (global z-score)", "",
           "Reference scores (not RL sources) on the right: the SFT policy's own likelihood and two hand-written "
-          f"scores. Chance on-policy accuracy (random continuous scores): {ev['initial_policy']['chance_on_acc']:.3f}.", "",
+          "scores. Chance on-policy accuracy (random continuous scores): "
+          f"{ev['initial_policy']['chance_on_acc']:.3f}.", "",
           _fmt_table1(rep, BASELINES, BASELINE_LABELS), "",
           "## Increases (normalised reward; mean ± std over seeds (ddof 1) [95 % bootstrap CI over seeds])", "",
-          "| Source | one-epoch proxy | one-epoch GT | one-epoch GT, test prompts | final proxy | final GT | KL (final epoch) |",
+          "| Source | one-epoch proxy | one-epoch GT | one-epoch GT, test prompts | final proxy | final GT "
+          "| KL (final epoch) |",
           "|---|---|---|---|---|---|---|"]
     for s in SOURCES:
         md.append(f"| {LABELS[s]} | {pm(inc['proxy'][s])} | {pm(inc['gt'][s])} | {pm(inc['test_gt'][s])} | "
                   f"{inc['final_proxy'][s]['mean']:+.3f} | {inc['final_gt'][s]['mean']:+.3f} | "
                   f"{kl[-1, by[s]].mean():.3f} |")
     md += ["", "## Table 2 analogue: correlation with the one-epoch increase (6 non-GT sources)", "",
-           _fmt_table2(table2), "", "n/a: undefined (a constant column)."]
+           _fmt_table2(table2), "", "—: undefined (a constant column)."]
     io.save_text(os.path.join(figs, "lm_tables.md"), "\n".join(md) + "\n")
     io.save_json(os.path.join(figs, "lm_tables.json"), summary)
     io.save_json(run.path("validity.json"), {"gates": gates, "all_pass": n_fail == 0})
@@ -174,7 +175,12 @@ def analyze(run, figures_dir: str | None = None, log=print):
         files += ["lm_rm_curves.png", "lm_rm_curves.csv"]
     publish(run.out, ["validity.json"], figures_dir, rename={"validity.json": "lm_validity.json"})
     publish(figs, files, figures_dir)
-    log("\n".join(md))
+    failed = [g["id"] for g in gates if not g["pass"]]
+    log(f"  validity: {len(gates) - n_fail} of {len(gates)} gates pass" + (f"; FAIL: {', '.join(failed)}" if failed
+                                                                            else ""))
+    log("  one-epoch GT increase (mean over seeds): "
+        + ", ".join(f"{LABELS[s]} {inc['gt'][s]['mean']:+.3f}" for s in SOURCES))
+    log(f"  the validity report (what each failure means) and Tables 1 and 2: {os.path.join(figs, 'lm_tables.md')}")
     return summary
 
 

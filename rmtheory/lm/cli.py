@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from .config import CONFIGS, get_config
+from .config import CONFIGS, SMOKE_TESTS, get_config
 from .loop import catching_sigint
 from .pipeline import STAGES, check_inputs, run, run_stage
 from .rundir import RunDir
@@ -111,7 +111,8 @@ def _study(args, log) -> None:
     mod.run(cfg, settings, rd, log, figures_dir=args.figures_dir)
 
 
-def _pipeline(args, log) -> None:
+def _pipeline(args, log) -> list:
+    """Run the pipeline or one stage; returns the closing lines (where the tables went; a smoke test says so)."""
     rd = RunDir(args.out)
     cfg = _config(args, rd, "small" if args.lm_command == "run" else None)
     rd.check_config(cfg)
@@ -121,6 +122,14 @@ def _pipeline(args, log) -> None:
         check_inputs(rd, args.lm_command)  # before anything is written
         rd.save_config(cfg)
         run_stage(cfg, rd, args.lm_command, log, args.figures_dir)
+    if args.lm_command not in ("run", "analyze") or (args.lm_command == "run" and args.until not in (None, "analyze")):
+        return []
+    copies = f" (copied to {args.figures_dir})" if args.figures_dir else ""
+    lines = [f"tables and figures in {rd.path('figures')}{copies}"]
+    if cfg.name in SMOKE_TESTS:
+        lines.append(f"note: config `{cfg.name}` is a smoke test (it shows the pipeline runs end to end): its validity "
+                     "gates are not expected to pass; `--config small` makes the instrument's numbers")
+    return lines
 
 
 def _main(args, log, t) -> int:
@@ -130,8 +139,10 @@ def _main(args, log, t) -> int:
     # a study's failed `rmtheory evaluate` subprocess is a RuntimeError; in the pipeline one is a bug (traceback)
     errors = (ValueError, FileNotFoundError, RuntimeError) if study else (ValueError, FileNotFoundError)
     try:
-        (_study if study else _pipeline)(args, log)
+        closing = (_study if study else _pipeline)(args, log) or []
     except errors as e:
         return fail("lm", e)
     log(f"done in {time.time() - t:.1f}s; artifacts in {args.out}")
+    for line in closing:
+        log(line)
     return 0

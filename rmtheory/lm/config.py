@@ -32,6 +32,7 @@ BASELINES = ("sft_likelihood", "correct_letters", "correct_letters_len")
 BASELINE_LABELS = {"sft_likelihood": "SFT log-lik. (mean/token)", "correct_letters": "# correct letters",
                    "correct_letters_len": "# correct − |len − m|"}
 READOUTS = ("token", "mean", "last")
+SMOKE_TESTS = ("tiny",)  # configs that show the code runs end to end; their validity gates are not expected to pass
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,11 @@ class Config:
         if rollout % self.n_minibatches:
             raise ValueError(f"batch_prompts·k ({rollout}) must be divisible by n_minibatches ({self.n_minibatches})")
         if self.n_eval_prompts > self.n_pg:
-            raise ValueError(f"n_eval_prompts ({self.n_eval_prompts}) must be <= the number of PG prompts ({self.n_pg})")
+            raise ValueError(f"n_eval_prompts ({self.n_eval_prompts}) must be <= the number of PG prompts "
+                             f"({self.n_pg})")
         if self.rm_curve_prompts > self.n_eval_prompts:
-            raise ValueError(f"rm_curve_prompts ({self.rm_curve_prompts}) must be <= n_eval_prompts ({self.n_eval_prompts})")
+            raise ValueError(f"rm_curve_prompts ({self.rm_curve_prompts}) must be <= n_eval_prompts "
+                             f"({self.n_eval_prompts})")
         if self.n_test_eval_prompts > self.n_test:
             raise ValueError(f"n_test_eval_prompts ({self.n_test_eval_prompts}) must be <= n_test ({self.n_test})")
         if self.n_eval_samples < 2:

@@ -184,6 +184,11 @@ def increases(prog: dict, which: str = "pg", gt_sd=None) -> dict:
     return {"proxy": proxy - proxy[0], "gt": (gt - gt[0]) / np.asarray(gt_sd, np.float64)[None, :], "kl": kl}
 
 
+def fmt(x, spec: str = "{:.3f}") -> str:
+    """A table entry: ``spec.format(x)``, or "—" where the value is undefined (None or not finite)."""
+    return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else spec.format(x)
+
+
 def measures(var, on, off) -> dict:
     """The RM measures :data:`MEASURES`: Var, on- and off-policy accuracy, On&Off and Var&Acc
     (:func:`rmtheory.combined_measures`) and Table 8's (Var + On)/2."""

@@ -30,6 +30,13 @@ def differing_keys(old: dict, new: dict) -> list:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+def relative_run_dir(path: str) -> str | None:
+    """``path`` relative to the working directory when it lies inside it, else None: what the studies record
+    of their run dirs (never a machine's absolute path)."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return None if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
 def publish(src_dir: str, names, figures_dir: str | None, rename: dict | None = None) -> None:
     """Copy the named files of ``src_dir`` that exist into ``figures_dir`` (if given), each atomically
     (:func:`rmtheory.io.atomic`), under ``rename.get(name, name)``."""

@@ -14,7 +14,9 @@ import os
 
 import numpy as np
 
+from ..._precision import require_x64
 from ..config import Config
+from ..loop import run_stages
 from ..measure import ground_truth, increases, mean_token_logprob, sample_stats, sample_tokens
 from ..rl import reward_model_consts, stacked_rl, train
 from ..rloo import Scaled
@@ -49,6 +51,16 @@ def base_stages(cfg: Config, run: RunDir, log=print) -> dict:
     """The pipeline stages a study starts from (prompts, the SFT policy, its samples), as stage thunks."""
     return {"data": lambda: stage_data(cfg, run, log), "sft": lambda: stage_sft(cfg, run, log),
             "samples": lambda: stage_samples(cfg, run, log)}
+
+
+def run_study(kind: str, cfg: Config, settings, out, own_stages, markers: dict, log=print, until: str | None = None):
+    """Run (or resume) a study in run dir ``out``: check (then write) its base config and settings, then run
+    the base stages and ``own_stages(run) -> {name: thunk}`` in order, up to and including ``until``, skipping
+    those whose marker file (``markers``) exists."""
+    require_x64(f"rmtheory lm {kind} (its numbers are made with JAX's x64 mode on)")
+    rd = out if isinstance(out, RunDir) else RunDir(out)
+    start(rd, cfg, kind, settings)
+    return run_stages({**base_stages(cfg, rd, log), **own_stages(rd)}, markers, rd, log, until)
 
 
 def policy_samples(cfg: Config, run: RunDir, d: dict, policy, key):

@@ -39,19 +39,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import io
-from ..._precision import require_x64
 from ..._rm_eval import normalisation_stats
 from ..._stats import seed_stats
 from .. import task as T
 from ..config import Config
-from ..loop import run_stages
-from ..measure import (curve_set, ground_truth, increases, off_policy_eval, report_models, rm_pairs, save_eval_offpolicy,
-                       save_eval_rewards, save_rm_curves, score_models, score_pairs)
+from ..measure import (curve_set, fmt, ground_truth, increases, off_policy_eval, report_models, rm_pairs,
+                       save_eval_offpolicy, save_eval_rewards, save_rm_curves, score_models, score_pairs)
 from ..model import RewardModel
 from ..reward_model import Objective, train_rms
 from ..rl import ground_truth_consts, stacked_rl
 from ..rloo import Scaled
-from ..rundir import RunDir, publish
+from ..rundir import RunDir, publish, relative_run_dir
 from ..sft import train_sft
 from ..stacking import stack, unstack
 from . import common
@@ -126,7 +124,8 @@ def rm_training_data(cfg: Config, st: GridSettings, run: RunDir):
     full = pairs.full
     # bt_noisy: a fixed fraction of the on-policy labels swapped
     flip = np.zeros(n, bool)
-    flip[np.asarray(jax.random.permutation(jax.random.PRNGKey(st.flip_seed), n))[: int(round(st.noisy_flip * n))]] = True
+    order = np.asarray(jax.random.permutation(jax.random.PRNGKey(st.flip_seed), n))
+    flip[order[: int(round(st.noisy_flip * n))]] = True
     noisy_c, noisy_r = np.where(flip[:, None], on_r, on_c), np.where(flip[:, None], on_c, on_r)
     # bt_length: the judge r_G + length_bonus·|y| orders the same pairs (ties keep the r_G order)
     g_c, g_r = ground_truth(cfg, p, on_c), ground_truth(cfg, p, on_r)
@@ -262,16 +261,46 @@ def readings(cells: dict, report: dict) -> dict:
     return out
 
 
-LABEL = {"sft": "SFT", "sft_short": "SFT (short)", "sft_clean": "SFT (clean teacher)", "instruct": "Instruct (SFT + RL on r_G)"}
-
-
-def _f(x, fmt="{:.3f}"):
-    return "—" if x is None else fmt.format(x)
+LABEL = {"sft": "SFT", "sft_short": "SFT (short)", "sft_clean": "SFT (clean teacher)",
+         "instruct": "Instruct (SFT + RL on r_G)"}
 
 
 def _fmt_cell(c, rep):
     return (f"{c['gt']['mean']:+.3f}±{c['gt']['std']:.3f} / {c['proxy']['mean']:+.3f}±{c['proxy']['std']:.3f} / "
             f"{rep['var']:.3f} / {rep['acc_on']:.3f}")
+
+
+def _readings_md(rd: dict, algo: str) -> list:
+    """The markdown lines of one algorithm's three readings (:func:`readings`)."""
+    a, b, c = rd["a_highest_var_largest_proxy"], rd["b_most_accurate_not_best_teacher"], rd["c_best_gt_rm"]
+
+    def reading_a(p):
+        separated = a[p]["largest_proxy_separated_from_runner_up"]
+        sep = ", separated" if separated else ", within seed spread of the runner-up"
+        return (f"{LABEL[p]}: {'holds' if a[p]['holds'] else 'does not hold'} (highest Var {a[p]['highest_var_rm']}, "
+                f"largest proxy {a[p]['largest_proxy_rm']}{sep})")
+
+    def reading_b(p):
+        line = f"{LABEL[p]}: most accurate {b[p]['most_accurate_rm']}, best GT {b[p]['best_gt_rm']}"
+        if b[p]["most_accurate_is_best"]:
+            return line
+        sep = ", beyond seed spread" if b[p]["difference_beyond_seed_spread"] else ", within seed spread"
+        return line + f" (+{b[p]['best_minus_most_accurate_gt']:.3f}{sep})"
+
+    def reading_c(p):
+        sep = " (separated)" if c[p]["separated_from_runner_up"] else f" (within seed spread of {c[p]['runner_up']})"
+        return f"{LABEL[p]}: {c[p]['best_gt_rm']}{sep}"
+
+    summary = rd["c_summary"]
+    return ["", f"**Readings ({algo.upper()}, as measured; 'separated' = the mean difference exceeds the larger seed "
+            "std):**", "",
+            "- (a) highest-variance RM gives the largest proxy increase: " + "; ".join(map(reading_a, POLICIES)),
+            "- (b) the most accurate RM (on-policy) is not necessarily the best teacher: "
+            + "; ".join(map(reading_b, POLICIES)),
+            "- (c) the best RM for the GT changes with the policy: "
+            + ("yes" if summary["changes_with_policy"] else "no") + " — " + "; ".join(map(reading_c, POLICIES))
+            + "; among policies whose best RM is separated from the runner-up it "
+            + ("changes" if summary["changes_among_separated_policies"] else "does not change"), ""]
 
 
 def stage_analyze(cfg: Config, st: GridSettings, run: RunDir, log=print, figures_dir: str | None = None):
@@ -286,17 +315,20 @@ def stage_analyze(cfg: Config, st: GridSettings, run: RunDir, log=print, figures
         results[algo] = {"final": cell_table(res, st, st.epochs), "one_epoch": cell_table(res, st, 1)}
     report = ev["report"]
     off = {r: report[POLICIES[0]][r]["acc_off"] for r in RMS}
+    where = relative_run_dir(run.out)
     lines = ["# Section 4.2 analogue: initial policies × reward models (Tables 10–12)", "",
-             f"Run dir `{run.out}`; base config `{cfg.name}`; {len(st.seeds)} seeds, {st.epochs} epochs "
+             (f"Run dir `{where}`; base" if where else "Base")
+             + f" config `{cfg.name}`; {len(st.seeds)} seeds, {st.epochs} epochs "
              f"({cfg.adam_steps_per_epoch} Adam steps each). Each cell: GT increase ± std / proxy increase ± std / "
              "Var / on-policy accuracy (after the last epoch; increases in normalised units, mean ± std over seeds "
              "(ddof 1)). Bold: best GT increase in the row.", "",
              "## The initial policies", "",
-             "| policy | r_G mean | r_G std | between-prompt share | distinct of K | tie fraction | own log-prob/token |",
+             "| policy | r_G mean | r_G std | between-prompt share | distinct of K | tie fraction "
+             "| own log-prob/token |",
              "|---|---|---|---|---|---|---|"]
     for p in POLICIES:
         q = ev["policies"][p]
-        lines.append(f"| {LABEL[p]} | {q['gt_mean']:+.3f} | {q['gt_std']:.3f} | {_f(q['gt_between_prompt_share'])} | "
+        lines.append(f"| {LABEL[p]} | {q['gt_mean']:+.3f} | {q['gt_std']:.3f} | {fmt(q['gt_between_prompt_share'])} | "
                      f"{q['distinct_per_prompt']:.2f} | {q['gt_tie_fraction']:.3f} | {q['own_token_logprob']:.3f} |")
     lines += ["", "Off-policy accuracy (policy independent): " + ", ".join(f"{r} {off[r]:.3f}" for r in RMS), ""]
     for algo, tab in (("rloo", "Tables 10/11 analogue (RLOO)"), ("grpo", "Table 12 analogue (GRPO)")):
@@ -306,31 +338,11 @@ def stage_analyze(cfg: Config, st: GridSettings, run: RunDir, log=print, figures
         lines += [f"## {tab}", "", "| policy | " + " | ".join(RMS) + " |", "|---|" + "---|" * len(RMS)]
         for p in POLICIES:
             best = max(RMS, key=lambda r: cells[p][r]["gt"]["mean"])
-            row = [("**" + _fmt_cell(cells[p][r], report[p][r]) + "**") if r == best else _fmt_cell(cells[p][r], report[p][r])
-                   for r in RMS]
+            row = [_fmt_cell(cells[p][r], report[p][r]) for r in RMS]
+            row = [f"**{v}**" if r == best else v for r, v in zip(RMS, row)]
             lines.append(f"| {LABEL[p]} | " + " | ".join(row) + " |")
-        rd = readings(cells, report)
-        tables[algo] = rd
-        lines += ["", f"**Readings ({algo.upper()}, as measured; 'separated' = the mean difference exceeds the larger seed std):**", ""]
-        a = rd["a_highest_var_largest_proxy"]
-        lines.append("- (a) highest-variance RM gives the largest proxy increase: " + "; ".join(
-            f"{LABEL[p]}: {'holds' if a[p]['holds'] else 'does not hold'} (highest Var {a[p]['highest_var_rm']}, "
-            f"largest proxy {a[p]['largest_proxy_rm']}{', separated' if a[p]['largest_proxy_separated_from_runner_up'] else ', within seed spread of the runner-up'})"
-            for p in POLICIES))
-        b = rd["b_most_accurate_not_best_teacher"]
-        lines.append("- (b) the most accurate RM (on-policy) is not necessarily the best teacher: " + "; ".join(
-            f"{LABEL[p]}: most accurate {b[p]['most_accurate_rm']}, best GT {b[p]['best_gt_rm']}"
-            + ("" if b[p]["most_accurate_is_best"] else
-               f" (+{b[p]['best_minus_most_accurate_gt']:.3f}{', beyond seed spread' if b[p]['difference_beyond_seed_spread'] else ', within seed spread'})")
-            for p in POLICIES))
-        c = rd["c_best_gt_rm"]
-        lines.append("- (c) the best RM for the GT changes with the policy: "
-                     + ("yes" if rd["c_summary"]["changes_with_policy"] else "no") + " — " + "; ".join(
-                         f"{LABEL[p]}: {c[p]['best_gt_rm']}{' (separated)' if c[p]['separated_from_runner_up'] else ' (within seed spread of ' + c[p]['runner_up'] + ')'}"
-                         for p in POLICIES)
-                     + ("; among policies whose best RM is separated from the runner-up it "
-                        + ("changes" if rd["c_summary"]["changes_among_separated_policies"] else "does not change")))
-        lines.append("")
+        tables[algo] = readings(cells, report)
+        lines += _readings_md(tables[algo], algo)
     md = "\n".join(lines) + "\n"
     io.save_text(os.path.join(figs, "lm_grid.md"), md)
     summary = {"settings": dataclasses.asdict(st), "config": cfg.name, "policies": ev["policies"], "report": report,
@@ -354,9 +366,11 @@ def _plot(path, results, report):
             ax = axes[i, j]
             g = [cells[p][r]["gt"] for r in RMS]
             q = [cells[p][r]["proxy"] for r in RMS]
-            ax.bar(x - 0.2, [v["mean"] for v in g], 0.4, yerr=[np.nan_to_num(v["std"]) for v in g], label="GT", color="C0")
-            ax.bar(x + 0.2, [v["mean"] for v in q], 0.4, yerr=[np.nan_to_num(v["std"]) for v in q], label="proxy", color="C1")
-            ax.set_xticks(x, [f"{r}\nV{report[p][r]['var']:.2f} A{report[p][r]['acc_on']:.2f}" for r in RMS], fontsize=6)
+            for dx, v, label, color in ((-0.2, g, "GT", "C0"), (0.2, q, "proxy", "C1")):
+                ax.bar(x + dx, [u["mean"] for u in v], 0.4, yerr=[np.nan_to_num(u["std"]) for u in v], label=label,
+                       color=color)
+            ticks = [f"{r}\nV{report[p][r]['var']:.2f} A{report[p][r]['acc_on']:.2f}" for r in RMS]
+            ax.set_xticks(x, ticks, fontsize=6)
             ax.set_title(f"{LABEL[p]} ({algo.upper()})", fontsize=8)
             ax.axhline(0, color="k", lw=0.5)
             if j == 0:
@@ -372,13 +386,13 @@ def _plot(path, results, report):
 def run(cfg: Config, st: GridSettings, out, log=print, until: str | None = None, figures_dir: str | None = None,
         stop_after_epoch: int | None = None):
     """Run (or resume) the grid. ``stop_after_epoch`` (testing) interrupts the first RL stage it reaches."""
-    require_x64("rmtheory.lm.studies.grid.run (its numbers are made with JAX's x64 mode on)")
-    rd = out if isinstance(out, RunDir) else RunDir(out)
-    common.start(rd, cfg, "grid", st)
-    stages = {**common.base_stages(cfg, rd, log), "policies": lambda: stage_policies(cfg, st, rd, log),
-              "rms": lambda: stage_rms(cfg, st, rd, log), "evaluate": lambda: stage_evaluate(cfg, st, rd, log)}
-    for algo in ALGOS:
-        stages[f"rl_{algo}"] = (lambda a: lambda: stage_rl(cfg, st, rd, a, log, stop_after_epoch))(algo)
-    stages["analyze"] = lambda: stage_analyze(cfg, st, rd, log, figures_dir)
-    return run_stages(stages, MARKER, rd, log, until)
 
+    def own_stages(rd):
+        stages = {"policies": lambda: stage_policies(cfg, st, rd, log), "rms": lambda: stage_rms(cfg, st, rd, log),
+                  "evaluate": lambda: stage_evaluate(cfg, st, rd, log)}
+        for algo in ALGOS:
+            stages[f"rl_{algo}"] = (lambda a: lambda: stage_rl(cfg, st, rd, a, log, stop_after_epoch))(algo)
+        stages["analyze"] = lambda: stage_analyze(cfg, st, rd, log, figures_dir)
+        return stages
+
+    return common.run_study("grid", cfg, st, out, own_stages, MARKER, log, until)

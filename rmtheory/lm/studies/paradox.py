@@ -25,15 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import io
-from ..._precision import require_x64
 from ..._rm_eval import normalisation_stats
 from ..._stats import percentile_ci, seed_stats
-from ..loop import run_stages
 from ..config import Config
-from ..measure import (correlation_table, curve_set, increases, off_policy_eval, report_models, rm_pairs,
+from ..measure import (correlation_table, curve_set, fmt, increases, off_policy_eval, report_models, rm_pairs,
                        save_eval_offpolicy, save_eval_rewards, score_models, score_pairs, tie_fraction)
 from ..reward_model import build_mixes, train_rms
-from ..rundir import RunDir, publish
+from ..rundir import RunDir, publish, relative_run_dir
 from ..stacking import stack
 from . import common
 
@@ -221,16 +219,19 @@ def _fmt(s):
 
 
 def _markdown(run, cfg, st, names, table, answer, corr, best_ck, acc):
+    where = relative_run_dir(run.out)
     L = ["# Accuracy Paradox sweep (Chen et al.) on the miniature", "",
-         f"Run dir `{run.out}`; base config `{cfg.name}`; {st.n_ckpts} checkpoints of the 100 % on-policy RM, "
+         (f"Run dir `{where}`; base" if where else "Base")
+         + f" config `{cfg.name}`; {st.n_ckpts} checkpoints of the 100 % on-policy RM, "
          f"RLOO {st.epochs} epochs × {len(st.seeds)} seeds from the SFT policy; GT increases in units of r_G's std "
          f"under the SFT policy, mean ± std over seeds. KL stop at {st.kl_stop} nats (epoch boundaries).", "",
-         "| ckpt | RM step | on-acc | off-acc | Var | one-epoch GT | final GT | best GT | KL-stop GT | one-epoch proxy |",
+         "| ckpt | RM step | on-acc | off-acc | Var | one-epoch GT | final GT | best GT | KL-stop GT "
+         "| one-epoch proxy |",
          "|---|---|---|---|---|---|---|---|---|---|"]
     for n in names:
         t = table[n]
-        L.append(f"| {n} | {t['step']} | {t['acc_on']:.3f} | {t['acc_off']:.3f} | {t['var']:.3f} | {_fmt(t['one_epoch'])} | "
-                 f"{_fmt(t['final'])} | {_fmt(t['best'])} | {_fmt(t['kl_stop'])} | {_fmt(t['proxy_one_epoch'])} |")
+        L.append(f"| {n} | {t['step']} | {t['acc_on']:.3f} | {t['acc_off']:.3f} | {t['var']:.3f} | "
+                 + " | ".join(_fmt(t[k]) for k in ("one_epoch", "final", "best", "kl_stop", "proxy_one_epoch")) + " |")
     L += ["", "**Does a moderately accurate checkpoint beat the most accurate one?** D = best seed-mean outcome among "
           "the middle-third-accuracy checkpoints − the most accurate checkpoint's (95 % bootstrap CI over seeds, "
           "selection redone per resample); also the mean over the middle third.", ""]
@@ -238,16 +239,18 @@ def _markdown(run, cfg, st, names, table, answer, corr, best_ck, acc):
         if a["D"] is None:
             L.append(f"- {k}: no checkpoint in the middle third of the accuracy range")
             continue
-        verdict = ("yes" if a["ci"][0] > 0 else "no: the most accurate is better" if a["ci"][1] < 0 else "not resolved (CI contains 0)")
-        L.append(f"- {k} GT: D = {a['D']:+.3f} [{a['ci'][0]:+.3f}, {a['ci'][1]:+.3f}] → {verdict}; mean of the middle "
+        verdict = ("yes" if a["ci"][0] > 0 else "no: the most accurate is better" if a["ci"][1] < 0
+                   else "not resolved (CI contains 0)")
+        L.append(f"- {k} GT: D = {a['D']:+.3f} [{a['ci'][0]:+.3f}, {a['ci'][1]:+.3f}] → {verdict}; mean of the "
+                 "middle "
                  f"third − most accurate {a['D_mean_of_moderate']:+.3f} [{a['ci_mean_of_moderate'][0]:+.3f}, "
                  f"{a['ci_mean_of_moderate'][1]:+.3f}]; best checkpoint overall {best_ck[k]} "
                  f"(on-acc {acc[names.index(best_ck[k])]:.3f}; the most accurate has {acc.max():.3f})")
     L += ["", "**Correlations over the checkpoints with the one-epoch increase (as Table 2):**", "",
           "| measure | proxy Pearson | proxy Spearman | GT Pearson | GT Spearman |", "|---|---|---|---|---|"]
-    f = lambda x: "—" if x is None else f"{x:+.3f}"  # noqa: E731
     for m, r in corr.items():
-        L.append(f"| {m} | {f(r['proxy_pearson'])} | {f(r['proxy_spearman'])} | {f(r['gt_pearson'])} | {f(r['gt_spearman'])} |")
+        keys = ("proxy_pearson", "proxy_spearman", "gt_pearson", "gt_spearman")
+        L.append(f"| {m} | " + " | ".join(fmt(r[k], "{:+.3f}") for k in keys) + " |")
     return "\n".join(L) + "\n"
 
 
@@ -273,11 +276,10 @@ def _plot(path, names, table, acc, var):
 def run(cfg: Config, st: ParadoxSettings, out, log=print, until: str | None = None, figures_dir: str | None = None,
         stop_after_epoch: int | None = None):
     """Run (or resume) the sweep. ``stop_after_epoch`` (testing) interrupts the RL stage."""
-    require_x64("rmtheory.lm.studies.paradox.run (its numbers are made with JAX's x64 mode on)")
-    rd = out if isinstance(out, RunDir) else RunDir(out)
-    common.start(rd, cfg, "paradox", st)
-    stages = {**common.base_stages(cfg, rd, log), "ckpts": lambda: stage_ckpts(cfg, st, rd, log),
-              "evaluate": lambda: stage_evaluate(cfg, st, rd, log),
-              "rl": lambda: stage_rl(cfg, st, rd, log, stop_after_epoch),
-              "analyze": lambda: stage_analyze(cfg, st, rd, log, figures_dir)}
-    return run_stages(stages, MARKER, rd, log, until)
+
+    def own_stages(rd):
+        return {"ckpts": lambda: stage_ckpts(cfg, st, rd, log), "evaluate": lambda: stage_evaluate(cfg, st, rd, log),
+                "rl": lambda: stage_rl(cfg, st, rd, log, stop_after_epoch),
+                "analyze": lambda: stage_analyze(cfg, st, rd, log, figures_dir)}
+
+    return common.run_study("paradox", cfg, st, out, own_stages, MARKER, log, until)

@@ -20,8 +20,8 @@ import numpy as np
 
 from ... import io
 from ..._stats import corr_with_ci, pearson, spearman
-from ..measure import MEASURES
-from ..rundir import publish
+from ..measure import MEASURES, fmt
+from ..rundir import publish, relative_run_dir
 from .grid import POLICIES
 
 PREDICTORS = MEASURES + ("Prop. 3 bound",)
@@ -63,7 +63,8 @@ def collect(grid_dir: str | None, paradox_dir: str | None, log=print) -> list:
         real = _one_epoch(res, lambda r: (r["policy"], r["rm"]))
         for p in POLICIES:
             log(f"  rmtheory evaluate {grid_dir}/exports/{p}.csv")
-            rep = run_evaluate(os.path.join(grid_dir, "exports", f"{p}.csv"), os.path.join(grid_dir, "exports", "offpolicy.csv"))
+            rep = run_evaluate(os.path.join(grid_dir, "exports", f"{p}.csv"),
+                               os.path.join(grid_dir, "exports", "offpolicy.csv"))
             for m, row in rep.items():
                 rows.append({"source": "grid", "policy": p, "model": m, **predictors(row),
                              "proxy": real[(p, m)][0], "gt": real[(p, m)][1]})
@@ -71,7 +72,8 @@ def collect(grid_dir: str | None, paradox_dir: str | None, log=print) -> list:
         res = io.load_json(os.path.join(paradox_dir, "rl_paradox", "results.json"))
         real = _one_epoch(res, lambda r: r["ckpt"])
         log(f"  rmtheory evaluate {paradox_dir}/exports/sft.csv")
-        rep = run_evaluate(os.path.join(paradox_dir, "exports", "sft.csv"), os.path.join(paradox_dir, "exports", "offpolicy.csv"))
+        rep = run_evaluate(os.path.join(paradox_dir, "exports", "sft.csv"),
+                           os.path.join(paradox_dir, "exports", "offpolicy.csv"))
         for m, row in rep.items():
             rows.append({"source": "paradox", "policy": "sft", "model": m, **predictors(row),
                          "proxy": real[m][0], "gt": real[m][1]})
@@ -99,7 +101,8 @@ def analyze(grid_dir: str | None, paradox_dir: str | None, out: str, figures_dir
     os.makedirs(out, exist_ok=True)
     cols = ["source", "policy", "model", *PREDICTORS, *TARGETS]
     io.save_csv(os.path.join(out, "reportcard_cells.csv"), cols, [[r[c] for c in cols] for r in rows])
-    summary = {"n_cells": len(rows), "grid": grid_dir, "paradox": paradox_dir, "correlations": corr, "cells": rows}
+    runs = {k: relative_run_dir(d) for k, d in (("grid", grid_dir), ("paradox", paradox_dir)) if d}
+    summary = {"n_cells": len(rows), **{k: d for k, d in runs.items() if d}, "correlations": corr, "cells": rows}
     io.save_json(os.path.join(out, "lm_reportcard.json"), summary)
     md = _markdown(rows, corr)
     io.save_text(os.path.join(out, "lm_reportcard.md"), md)
@@ -111,7 +114,9 @@ def analyze(grid_dir: str | None, paradox_dir: str | None, out: str, figures_dir
 
 def _markdown(rows, corr):
     n_grid = sum(r["source"] == "grid" for r in rows)
-    f = lambda c: "—" if c["r"] is None else f"{c['r']:+.3f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]"  # noqa: E731
+    def f(c):
+        return fmt(c["r"], "{:+.3f}") + ("" if c["r"] is None else f" [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]")
+
     L = ["# Does the report card predict the teacher?", "",
          f"{len(rows)} cells ({n_grid} grid (policy, RM) cells, {len(rows) - n_grid} paradox checkpoints). Predictors "
          "from `rmtheory evaluate --json` on the exported initial-policy samples; realised: one-epoch RLOO increase, "
