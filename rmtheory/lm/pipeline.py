@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 
 from .._precision import require_x64
+from .analysis import stage_analyze
 from .config import Config
 from .loop import run_stages
 from .rundir import RunDir
-from .analysis import stage_analyze
 from .stages import stage_data, stage_evaluate, stage_perfect, stage_rl, stage_rm, stage_samples, stage_sft
 
 STAGES = ("data", "sft", "samples", "rm", "perfect", "evaluate", "rl", "analyze")

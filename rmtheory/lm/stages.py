@@ -13,13 +13,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import rmtheory
-
+from .._rm_eval import normalisation_stats, rm_report
 from . import task as T
 from .config import BASELINES, MIXES, RM_SOURCES, SOURCES, Config
-from .measure import (curve_set, ground_truth, increases, mean_token_logprob, off_policy_eval, rm_pairs, rm_summary,
-                      sample_stats, sample_tokens, save_eval_offpolicy, save_eval_rewards, save_rm_curves, score_pairs,
-                      score_models)
+from .measure import (
+    curve_set,
+    ground_truth,
+    increases,
+    mean_token_logprob,
+    off_policy_eval,
+    rm_pairs,
+    rm_summary,
+    sample_stats,
+    sample_tokens,
+    save_eval_offpolicy,
+    save_eval_rewards,
+    save_rm_curves,
+    score_models,
+    score_pairs,
+)
 from .model import param_count
 from .reward_model import build_mixes, train_rms
 from .rl import stacked_rl, train
@@ -152,13 +164,13 @@ def stage_evaluate(cfg: Config, run: RunDir, log=print):
     for name in names:
         report[name] = {}
         for scheme in ("global", "prompt_variance"):
-            r = rmtheory.rm_report(scores[name], gt, off[name]["chosen"], off[name]["rejected"], off_gt["chosen"],
+            r = rm_report(scores[name], gt, off[name]["chosen"], off[name]["rejected"], off_gt["chosen"],
                                    off_gt["rejected"], scheme=scheme)
             report[name][scheme] = rm_summary(r)
             if scheme == "global":  # RM properties are always reported under the global z-score (Table 9 too)
                 per_prompt.update({f"{name}.variance": r.variance, f"{name}.on_accuracy": r.on_accuracy,
                                    f"{name}.off_correct": r.off_correct})
-        stats[name] = list(rmtheory.normalisation_stats(scores[name], cfg.norm_scheme))  # used by RL
+        stats[name] = list(normalisation_stats(scores[name], cfg.norm_scheme))  # used by RL
     # the initial policy's validity measurements
     initial = sample_stats(toks, gt, P)
     initial.update({"chance_on_acc": 0.5 * (1.0 - initial["gt_tie_fraction"]), "gt_mean": float(gt.mean()),

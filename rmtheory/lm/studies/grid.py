@@ -43,8 +43,20 @@ from ..._rm_eval import normalisation_stats
 from ..._stats import seed_stats
 from .. import task as T
 from ..config import Config
-from ..measure import (curve_set, fmt, ground_truth, increases, off_policy_eval, report_models, rm_pairs,
-                       save_eval_offpolicy, save_eval_rewards, save_rm_curves, score_models, score_pairs)
+from ..measure import (
+    curve_set,
+    fmt,
+    ground_truth,
+    increases,
+    off_policy_eval,
+    report_models,
+    rm_pairs,
+    save_eval_offpolicy,
+    save_eval_rewards,
+    save_rm_curves,
+    score_models,
+    score_pairs,
+)
 from ..model import RewardModel
 from ..reward_model import Objective, train_rms
 from ..rl import ground_truth_consts, stacked_rl

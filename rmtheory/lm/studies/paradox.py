@@ -28,8 +28,20 @@ from ... import io
 from ..._rm_eval import normalisation_stats
 from ..._stats import percentile_ci, seed_stats
 from ..config import Config
-from ..measure import (correlation_table, curve_set, fmt, increases, off_policy_eval, report_models, rm_pairs,
-                       save_eval_offpolicy, save_eval_rewards, score_models, score_pairs, tie_fraction)
+from ..measure import (
+    correlation_table,
+    curve_set,
+    fmt,
+    increases,
+    off_policy_eval,
+    report_models,
+    rm_pairs,
+    save_eval_offpolicy,
+    save_eval_rewards,
+    score_models,
+    score_pairs,
+    tie_fraction,
+)
 from ..reward_model import build_mixes, train_rms
 from ..rundir import RunDir, publish, relative_run_dir
 from ..stacking import stack
