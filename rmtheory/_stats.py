@@ -23,21 +23,6 @@ def rankdata(x) -> np.ndarray:
     return ranks
 
 
-def pearson(x, y) -> float:
-    """Pearson correlation; NaN if either input is constant."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
-        raise ValueError(f"x and y must be 1-D of equal length >= 2; got {x.shape} and {y.shape}")
-    xc, yc = x - x.mean(), y - y.mean()
-    den = np.sqrt(np.sum(xc * xc) * np.sum(yc * yc))
-    return float(np.sum(xc * yc) / den) if den > 0 else float("nan")
-
-
-def spearman(x, y) -> float:
-    """Spearman rank correlation = Pearson correlation of average ranks."""
-    return pearson(rankdata(x), rankdata(y))
-
-
 def percentile_ci(samples) -> list:
     """The 95 % percentile interval [2.5th, 97.5th percentile] of bootstrap ``samples`` (NaNs if empty)."""
     if len(samples) == 0:
@@ -67,3 +52,18 @@ def corr_with_ci(f, x, y, n_boot: int = 2000, seed: int = 0) -> dict:
     vals = [float(f(x[idx], y[idx])) for idx in rng.integers(0, x.size, (n_boot, x.size))
             if np.ptp(x[idx]) > 0 and np.ptp(y[idx]) > 0]
     return {"r": float(f(x, y)), "ci": percentile_ci(vals), "n": int(x.size)}
+
+
+def pearson(x, y) -> float:
+    """Pearson correlation; NaN if either input is constant."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
+        raise ValueError(f"x and y must be 1-D of equal length >= 2; got {x.shape} and {y.shape}")
+    xc, yc = x - x.mean(), y - y.mean()
+    den = np.sqrt(np.sum(xc * xc) * np.sum(yc * yc))
+    return float(np.sum(xc * yc) / den) if den > 0 else float("nan")
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation = Pearson correlation of average ranks."""
+    return pearson(rankdata(x), rankdata(y))
