@@ -2,7 +2,9 @@
 
 Stages: SFT of a mediocre initial policy → on-policy preference pairs → five Bradley–Terry reward models
 (100/75/50/25/0 % on-policy) → perfect-accuracy low-variance source → RM evaluation (rmtheory.rm_report)
-→ RLOO with 7 reward sources × seeds → tables and figures. See :mod:`rmtheory.lm.task` for the task.
+→ RLOO with 7 reward sources × seeds → tables and figures. See :mod:`rmtheory.lm.task` for the task, and
+:mod:`rmtheory.lm.studies` for the studies built on the pipeline (``rmtheory lm grid``, ``paradox``,
+``reportcard``).
 """
 
 from .config import CONFIGS, SOURCES, Config, get_config

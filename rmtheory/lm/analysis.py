@@ -1,12 +1,12 @@
-"""Stage 8: the validity report, the analogues of the paper's Table 1 (RM properties), Table 2 (correlations
-with the one-epoch increase), Figure 2 (increase vs epoch), Figure 4 (increase vs KL), and the reward
-models' learning curves.
+"""The ``analyze`` stage: the validity report, the analogues of the paper's Table 1 (RM properties), Table 2
+(correlations with the one-epoch increase), Figure 2 (increase vs epoch), Figure 4 (increase vs KL), and the
+reward models' learning curves.
 
 RM properties are always the globally normalised ones (the paper's Table 9 keeps them and changes only the
 normalisation used in RL); ``norm_scheme`` affects only the RL stage.
 
-**Validity gates** (fixed before any result was looked at; issue 11). Each gate is reported with its measured
-value, pass/fail, and what a failure means for the tables below it. A failed gate does not stop the run.
+**Validity gates** (fixed before any result was looked at). Each gate is reported with its measured value,
+pass/fail, and what a failure means for the tables below it. A failed gate does not stop the run.
 """
 
 from __future__ import annotations
@@ -16,67 +16,11 @@ import os
 
 import numpy as np
 
-import rmtheory
-
 from .. import io
-from .._rm_eval import combined_measures
-from .config import RM_SOURCES, SOURCES
-from .rundir import RunDir
-
-CORR_SOURCES = SOURCES[:6]  # the 6 non-ground-truth sources (theory.md 3.6)
-MEASURES = ("Var", "On", "Off", "On&Off", "Var&Acc", "(Var+On)/2")
-LABELS = {"rm_100": "RM 100%", "rm_75": "RM 75%", "rm_50": "RM 50%", "rm_25": "RM 25%", "rm_0": "RM 0%",
-          "perfect_lowvar": "Perfect acc., low var.", "ground_truth": "Ground truth"}
-N_BOOT = 2000  # bootstrap resamples over seeds (seeded, rng 0)
-
-
-def measures(var, on, off):
-    """The RM measures of theory.md 3.6 (On&Off and Var&Acc from :func:`rmtheory.combined_measures`) and
-    Table 8's (Var + On)/2."""
-    c = combined_measures(var, on, off)
-    return {"Var": var, "On": on, "Off": off, "On&Off": c["on_off"], "Var&Acc": c["var_acc"],
-            "(Var+On)/2": 0.5 * (var + on)}
-
-
-def _corr(f, a, b):
-    """A correlation, or None (with the reason recorded by the caller) when an input is constant."""
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None
-    return float(f(a, b))
-
-
-def correlation_table(rm_metrics: dict, proxy_increase: dict, gt_increase: dict, sources=CORR_SOURCES):
-    """Pearson and Spearman correlations of each RM measure with the one-epoch increases.
-
-    Args:
-      rm_metrics: source -> {"var", "acc_on", "acc_off"}.
-      proxy_increase, gt_increase: source -> one-epoch increase (mean over seeds).
-    Returns: measure -> {"proxy_pearson", "proxy_spearman", "gt_pearson", "gt_spearman"}; a value is None
-    where a correlation is undefined (a constant measure or increase).
-    """
-    missing = [s for s in sources if s not in rm_metrics or s not in proxy_increase or s not in gt_increase]
-    if missing:
-        raise ValueError(f"rm_metrics / proxy_increase / gt_increase lack sources {missing}")
-    var = np.array([rm_metrics[s]["var"] for s in sources], np.float64)
-    on = np.array([rm_metrics[s]["acc_on"] for s in sources], np.float64)
-    off = np.array([rm_metrics[s]["acc_off"] for s in sources], np.float64)
-    px = np.array([proxy_increase[s] for s in sources], np.float64)
-    gt = np.array([gt_increase[s] for s in sources], np.float64)
-    table = {}
-    for name, m in measures(var, on, off).items():
-        table[name] = {"proxy_pearson": _corr(rmtheory.pearson, m, px), "proxy_spearman": _corr(rmtheory.spearman, m, px),
-                       "gt_pearson": _corr(rmtheory.pearson, m, gt), "gt_spearman": _corr(rmtheory.spearman, m, gt)}
-    return table
-
-
-def seed_stats(x, n_boot: int = N_BOOT, seed: int = 0) -> dict:
-    """Mean, std (ddof = 1) and a 95 % percentile bootstrap CI of the mean over seeds x [S]."""
-    x = np.asarray(x, np.float64)
-    rng = np.random.default_rng(seed)
-    boots = x[rng.integers(0, x.size, (n_boot, x.size))].mean(1)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if x.size > 1 else float("nan"),
-            "ci": [float(lo), float(hi)], "n": int(x.size)}
+from .._stats import seed_stats
+from .config import BASELINE_LABELS, BASELINES, LABELS, RM_SOURCES, SOURCES, Config
+from .measure import correlation_table, fmt
+from .rundir import RunDir, publish
 
 
 # ------------------------------------------------------------------------------------------- gates
@@ -93,7 +37,9 @@ def validity_gates(ev: dict, inc: dict, cfg: dict) -> list:
     n_seeds = len(cfg["seeds"]["rl"])
 
     def ratio(st):
-        return st["mean"] / st["std"] if st["std"] and st["std"] > 0 else (float("inf") if st["mean"] > 0 else float("-inf"))
+        if st["std"] and st["std"] > 0:
+            return st["mean"] / st["std"]
+        return float("inf") if st["mean"] > 0 else float("-inf")
 
     share = ini["gt_between_prompt_share"]
     g = [
@@ -125,19 +71,16 @@ def validity_gates(ev: dict, inc: dict, cfg: dict) -> list:
          "no trained RM measurably improves the ground truth: the GT correlations compare noise"),
         ("G10", "RL seeds per source", n_seeds, ">= 3", n_seeds >= 3, "seed std and CIs are not estimable reliably"),
     ]
-    return [{"id": i, "gate": t, "value": v, "threshold": th, "pass": bool(ok), "meaning": m} for i, t, v, th, ok, m in g]
+    return [{"id": i, "gate": t, "value": v, "threshold": th, "pass": bool(ok), "meaning": m}
+            for i, t, v, th, ok, m in g]
 
 
 # ------------------------------------------------------------------------------------------ tables
-def _f(x, fmt="{:.3f}"):
-    return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else fmt.format(x)
-
-
 def _fmt_table2(t):
     lines = ["| Measure | Proxy Pearson | Proxy Spearman | GT Pearson | GT Spearman |", "|---|---|---|---|---|"]
     for name, r in t.items():
-        lines.append(f"| {name} | {_f(r['proxy_pearson'])} | {_f(r['proxy_spearman'])} | {_f(r['gt_pearson'])} | "
-                     f"{_f(r['gt_spearman'])} |")
+        lines.append(f"| {name} | {fmt(r['proxy_pearson'])} | {fmt(r['proxy_spearman'])} | {fmt(r['gt_pearson'])} | "
+                     f"{fmt(r['gt_spearman'])} |")
     return "\n".join(lines)
 
 
@@ -146,7 +89,7 @@ def _fmt_table1(rep, baselines, labels):
     hdr = "| Metric | " + " | ".join(LABELS.get(s, labels.get(s, s)) for s in cols) + " |"
     lines = [hdr, "|---" * (len(cols) + 1) + "|"]
     for key, lab in (("var", "Var"), ("acc_on", "On-acc"), ("acc_off", "Off-acc")):
-        lines.append(f"| {lab} | " + " | ".join(_f(rep[s][key]) for s in cols) + " |")
+        lines.append(f"| {lab} | " + " | ".join(fmt(rep[s][key]) for s in cols) + " |")
     return "\n".join(lines)
 
 
@@ -154,16 +97,19 @@ def _fmt_gates(gates):
     lines = ["| Gate | What | Measured | Threshold | Result | If it fails |", "|---|---|---|---|---|---|"]
     for g in gates:
         v = g["value"]
-        vs = _f(v, "{:.3f}") if isinstance(v, float) else str(v)
+        vs = fmt(v) if isinstance(v, float) else str(v)
         lines.append(f"| {g['id']} | {g['gate']} | {vs} | {g['threshold']} | {'PASS' if g['pass'] else '**FAIL**'} | "
                      f"{g['meaning']} |")
     return "\n".join(lines)
 
 
+def stage_analyze(cfg: Config, run: RunDir, log=print, figures_dir: str | None = None):
+    """The ``analyze`` stage (it reads the run dir's own ``config.json``): :func:`analyze`."""
+    return analyze(run, figures_dir, log)
+
+
 def analyze(run, figures_dir: str | None = None, log=print):
     """Write the validity report, tables and figures for the run (and copies into ``figures_dir`` if given)."""
-    from .stages import BASELINE_LABELS, BASELINES
-
     run = run if isinstance(run, RunDir) else RunDir(run)
     ev = run.load_json("rm_eval.json")
     res = run.load_json(os.path.join("rl", "results.json"))
@@ -190,7 +136,9 @@ def analyze(run, figures_dir: str | None = None, log=print):
                "baselines": {b: rep[b] for b in BASELINES}, "initial_policy": ev["initial_policy"],
                "table2": table2, "increases": inc, "norm_scheme": ev["norm_scheme"], "config": cfg["name"],
                "rm_metrics_normalisation": "global"}
-    pm = lambda st: f"{st['mean']:+.3f} ± {_f(st['std'])} [{st['ci'][0]:+.3f}, {st['ci'][1]:+.3f}]"  # noqa: E731
+    def pm(st):
+        return f"{st['mean']:+.3f} ± {fmt(st['std'])} [{st['ci'][0]:+.3f}, {st['ci'][1]:+.3f}]"
+
     md = [f"# LM pipeline tables (config `{cfg['name']}`, RL normalisation `{ev['norm_scheme']}`)", "",
           "## Validity report", "",
           ("All gates pass: the tables below measure the instrument's claims." if n_fail == 0 else
@@ -198,17 +146,19 @@ def analyze(run, figures_dir: str | None = None, log=print):
           _fmt_gates(gates), "",
           "## Table 1 analogue: RM properties under the initial policy (global z-score)", "",
           "Reference scores (not RL sources) on the right: the SFT policy's own likelihood and two hand-written "
-          f"scores. Chance on-policy accuracy (random continuous scores): {ev['initial_policy']['chance_on_acc']:.3f}.", "",
+          "scores. Chance on-policy accuracy (random continuous scores): "
+          f"{ev['initial_policy']['chance_on_acc']:.3f}.", "",
           _fmt_table1(rep, BASELINES, BASELINE_LABELS), "",
           "## Increases (normalised reward; mean ± std over seeds (ddof 1) [95 % bootstrap CI over seeds])", "",
-          "| Source | one-epoch proxy | one-epoch GT | one-epoch GT, test prompts | final proxy | final GT | KL (final epoch) |",
+          "| Source | one-epoch proxy | one-epoch GT | one-epoch GT, test prompts | final proxy | final GT "
+          "| KL (final epoch) |",
           "|---|---|---|---|---|---|---|"]
     for s in SOURCES:
         md.append(f"| {LABELS[s]} | {pm(inc['proxy'][s])} | {pm(inc['gt'][s])} | {pm(inc['test_gt'][s])} | "
                   f"{inc['final_proxy'][s]['mean']:+.3f} | {inc['final_gt'][s]['mean']:+.3f} | "
                   f"{kl[-1, by[s]].mean():.3f} |")
     md += ["", "## Table 2 analogue: correlation with the one-epoch increase (6 non-GT sources)", "",
-           _fmt_table2(table2), "", "n/a: undefined (a constant column)."]
+           _fmt_table2(table2), "", "—: undefined (a constant column)."]
     io.save_text(os.path.join(figs, "lm_tables.md"), "\n".join(md) + "\n")
     io.save_json(os.path.join(figs, "lm_tables.json"), summary)
     io.save_json(run.path("validity.json"), {"gates": gates, "all_pass": n_fail == 0})
@@ -220,26 +170,18 @@ def analyze(run, figures_dir: str | None = None, log=print):
     curves = run.path("rm_curves.csv")
     files = ["lm_tables.md", "lm_tables.json", "lm_increase.csv", "lm_increase_vs_epoch.png", "lm_increase_vs_kl.png"]
     if os.path.exists(curves):
+        publish(run.out, ["rm_curves.csv"], figs, rename={"rm_curves.csv": "lm_rm_curves.csv"})
         _plot_curves(figs, curves)
         files += ["lm_rm_curves.png", "lm_rm_curves.csv"]
-    if figures_dir:
-        import shutil
-
-        os.makedirs(figures_dir, exist_ok=True)
-        shutil.copyfile(run.path("validity.json"), os.path.join(figures_dir, "lm_validity.json"))
-        for f in files:
-            shutil.copyfile(os.path.join(figs, f), os.path.join(figures_dir, f))
-    log("\n".join(md))
+    publish(run.out, ["validity.json"], figures_dir, rename={"validity.json": "lm_validity.json"})
+    publish(figs, files, figures_dir)
+    failed = [g["id"] for g in gates if not g["pass"]]
+    log(f"  validity: {len(gates) - n_fail} of {len(gates)} gates pass" + (f"; FAIL: {', '.join(failed)}" if failed
+                                                                            else ""))
+    log("  one-epoch GT increase (mean over seeds): "
+        + ", ".join(f"{LABELS[s]} {inc['gt'][s]['mean']:+.3f}" for s in SOURCES))
+    log(f"  the validity report (what each failure means) and Tables 1 and 2: {os.path.join(figs, 'lm_tables.md')}")
     return summary
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _seed_std(a):
@@ -248,7 +190,7 @@ def _seed_std(a):
 
 
 def _plots(figs, proxy, gt, kl, by):
-    plt = _plt()
+    plt = io.pyplot()
     colors = dict(zip(SOURCES, ["#08306b", "#2171b5", "#6baed6", "#9ecae1", "#c6dbef", "#d62728", "#2ca02c"]))
     epochs = np.arange(proxy.shape[0])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -282,12 +224,9 @@ def _plots(figs, proxy, gt, kl, by):
 
 
 def _plot_curves(figs, path):
-    import shutil
-
-    shutil.copyfile(path, os.path.join(figs, "lm_rm_curves.csv"))
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    plt = _plt()
+    plt = io.pyplot()
     colors = dict(zip(RM_SOURCES, ["#08306b", "#2171b5", "#6baed6", "#9ecae1", "#c6dbef"]))
     keys = (("train_bt_loss", "train BT loss"), ("heldout_bt_loss", "held-out BT loss (on-policy pairs)"),
             ("heldout_on_acc", "held-out on-policy accuracy"), ("off_acc", "off-policy accuracy"))

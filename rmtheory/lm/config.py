@@ -24,12 +24,20 @@ from .task import TaskSpec, Teacher
 SOURCES = ("rm_100", "rm_75", "rm_50", "rm_25", "rm_0", "perfect_lowvar", "ground_truth")
 RM_SOURCES = SOURCES[:5]
 MIXES = dict(zip(RM_SOURCES, (1.0, 0.75, 0.5, 0.25, 0.0)))  # source -> on-policy fraction of its RM data
+CORR_SOURCES = SOURCES[:6]  # the 6 non-ground-truth sources, correlated with the increases (Table 2)
+LABELS = {"rm_100": "RM 100%", "rm_75": "RM 75%", "rm_50": "RM 50%", "rm_25": "RM 25%", "rm_0": "RM 0%",
+          "perfect_lowvar": "Perfect acc., low var.", "ground_truth": "Ground truth"}
+# reference scores reported beside the RMs (not RL reward sources)
+BASELINES = ("sft_likelihood", "correct_letters", "correct_letters_len")
+BASELINE_LABELS = {"sft_likelihood": "SFT log-lik. (mean/token)", "correct_letters": "# correct letters",
+                   "correct_letters_len": "# correct − |len − m|"}
 READOUTS = ("token", "mean", "last")
+SMOKE_TESTS = ("tiny",)  # configs that show the code runs end to end; their validity gates are not expected to pass
 
 
 @dataclass(frozen=True)
 class Seeds:
-    """Fixed data seeds (theory.md 3.5 roles) and training seeds."""
+    """Fixed data seeds (one per role) and training seeds."""
 
     split: int = 1283      # prompt generation and train/test, RM/PG split
     mix: int = 182         # the one permutation of RM prompts used for every on-/off-policy mix
@@ -128,9 +136,11 @@ class Config:
         if rollout % self.n_minibatches:
             raise ValueError(f"batch_prompts·k ({rollout}) must be divisible by n_minibatches ({self.n_minibatches})")
         if self.n_eval_prompts > self.n_pg:
-            raise ValueError(f"n_eval_prompts ({self.n_eval_prompts}) must be <= the number of PG prompts ({self.n_pg})")
+            raise ValueError(f"n_eval_prompts ({self.n_eval_prompts}) must be <= the number of PG prompts "
+                             f"({self.n_pg})")
         if self.rm_curve_prompts > self.n_eval_prompts:
-            raise ValueError(f"rm_curve_prompts ({self.rm_curve_prompts}) must be <= n_eval_prompts ({self.n_eval_prompts})")
+            raise ValueError(f"rm_curve_prompts ({self.rm_curve_prompts}) must be <= n_eval_prompts "
+                             f"({self.n_eval_prompts})")
         if self.n_test_eval_prompts > self.n_test:
             raise ValueError(f"n_test_eval_prompts ({self.n_test_eval_prompts}) must be <= n_test ({self.n_test})")
         if self.n_eval_samples < 2:

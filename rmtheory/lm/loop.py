@@ -88,7 +88,7 @@ def train_epochs(run, sub: str, n_epochs: int, state, update, evaluate, log=prin
         prog = {"epoch": 0, "eval": [{s: tolist(v) for s, v in m0.items()}], "train": []}
         log(f"  epoch 0 evaluated ({time.time() - t:.1f}s)")
         e0 = 0
-    t_start = time.time()
+    times = []  # the epochs run by this call; the first one includes compiling the update
     for e in range(e0 + 1, n_epochs + 1):
         t = time.time()
         pol, st, tm = update(state[0], state[1], e - 1)
@@ -103,13 +103,23 @@ def train_epochs(run, sub: str, n_epochs: int, state, update, evaluate, log=prin
         for old in glob.glob(run.path(sub, "state_e*.eqx")):
             if old != keep:
                 os.remove(old)
-        eta = (time.time() - t_start) / (e - e0) * (n_epochs - e)
+        times.append(time.time() - t)
         extra = describe(prog) if describe is not None else ""
-        log(f"  {sub} epoch {e}/{n_epochs} ({time.time() - t:.1f}s, ETA {eta:.0f}s) {extra}")
+        log(f"  {sub} epoch {e}/{n_epochs} ({times[-1]:.1f}s, {eta(times, n_epochs - e)}) {extra}")
         if stop_after_epoch is not None and e >= stop_after_epoch:
             return None
         Interrupted.check()
     return prog
+
+
+def eta(times: list, remaining: int) -> str:
+    """The time left for ``remaining`` epochs, from the durations ``times`` of the epochs run so far without the
+    first (which includes compiling the update); after the first epoch alone there is no estimate yet."""
+    if remaining == 0:
+        return "ETA 0s"
+    if len(times) < 2:
+        return "ETA after the next epoch (this one included compilation)"
+    return f"ETA {sum(times[1:]) / len(times[1:]) * remaining:.0f}s"
 
 
 def run_stages(stages: dict, markers: dict, run, log=print, until: str | None = None):

@@ -154,7 +154,8 @@ class RewardModel(eqx.Module):
         if readout not in ("token", "mean", "last"):
             raise ValueError(f"readout must be 'token', 'mean' or 'last'; got {readout!r}")
         d, V = policy.head.shape
-        return RewardModel(policy, jnp.zeros((d, V), F32), jnp.zeros((d,), F32), jnp.zeros((), F32), prompt_len, readout)
+        return RewardModel(policy, jnp.zeros((d, V), F32), jnp.zeros((d,), F32), jnp.zeros((), F32), prompt_len,
+                           readout)
 
     def __call__(self, tokens):
         """Scalar rewards [B] of full sequences [B, T] (prompt + response)."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 
 from .._precision import require_x64
+from .analysis import stage_analyze
 from .config import Config
 from .loop import run_stages
 from .rundir import RunDir
-from .stages import (stage_analyze, stage_data, stage_evaluate, stage_perfect, stage_rl, stage_rm, stage_samples,
-                     stage_sft)
+from .stages import stage_data, stage_evaluate, stage_perfect, stage_rl, stage_rm, stage_samples, stage_sft
 
 STAGES = ("data", "sft", "samples", "rm", "perfect", "evaluate", "rl", "analyze")
 MARKER = {"data": "data.npz", "sft": "sft.eqx", "samples": "samples.npz", "rm": "rms.eqx", "perfect": "perfect.npz",
@@ -24,8 +24,6 @@ MARKER = {"data": "data.npz", "sft": "sft.eqx", "samples": "samples.npz", "rm": 
 NEEDS = {"sft": ("data",), "samples": ("data", "sft"), "rm": ("data", "sft", "samples"), "perfect": ("data",),
          "evaluate": ("data", "sft", "samples", "rm", "perfect"), "rl": ("data", "sft", "rm", "perfect", "evaluate"),
          "analyze": ("evaluate", "rl")}
-
-
 STAGE_FUNCS = {"data": stage_data, "sft": stage_sft, "samples": stage_samples, "rm": stage_rm,
                "perfect": stage_perfect, "evaluate": stage_evaluate, "rl": stage_rl, "analyze": stage_analyze}
 
@@ -39,14 +37,14 @@ def check_inputs(run: RunDir, stage: str):
 
 
 def run_stage(cfg: Config, run: RunDir, stage: str, log=print, figures_dir: str | None = None):
-    """Run one stage unless its artifacts exist (always for analyze, which is cheap and reads only)."""
+    """Run one stage unless its artifacts exist (always for analyze, which is cheap and reads only; it alone
+    takes ``figures_dir``)."""
     if stage != "analyze" and run.exists(MARKER[stage]):
         log(f"  (done already: {MARKER[stage]})")
         return None
     check_inputs(run, stage)
-    if stage == "analyze":
-        return stage_analyze(cfg, run, log, figures_dir)
-    return STAGE_FUNCS[stage](cfg, run, log)
+    extra = {"figures_dir": figures_dir} if stage == "analyze" else {}
+    return STAGE_FUNCS[stage](cfg, run, log, **extra)
 
 
 def run(cfg: Config, out, log=print, until: str | None = None, figures_dir: str | None = None):

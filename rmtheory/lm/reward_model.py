@@ -1,4 +1,4 @@
-"""Stage 3: reward models trained with the Bradley–Terry loss (TRL's, with reward centring).
+"""The ``rm`` stage's training: reward models trained with the Bradley–Terry loss (TRL's, with reward centring).
 
     L = −mean ln σ(r(x, y_c) − r(x, y_r)) + c · mean (r(x, y_c) + r(x, y_r))²,   c = 0.01
 
@@ -22,6 +22,7 @@ import optax
 from .._metrics import accuracy
 from .model import RewardModel, in_chunks
 from .sft import warmup_cosine
+from .stacking import stack
 
 
 def _bt(rc, rr, center: float):
@@ -67,14 +68,6 @@ def build_mixes(mix_perm, on_chosen, on_rejected, off_chosen, off_rejected, frac
     return np.stack(cs), np.stack(rs)
 
 
-def stack(models):
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *models)
-
-
-def unstack(tree, i):
-    return jax.tree_util.tree_map(lambda x: x[i], tree)
-
-
 def pairwise_bt_loss(scores, gt):
     """Mean −ln σ(s_c − s_r) over all within-prompt pairs that r_G orders strictly. scores, gt: [P, K]."""
     d_s = scores[:, :, None] - scores[:, None, :]
@@ -98,7 +91,8 @@ class CurveSet:
         s = np.asarray(score_fn(self.samples), np.float64).reshape(-1, C, K)
         oc, orj = np.asarray(score_fn(self.off_chosen), np.float64), np.asarray(score_fn(self.off_rejected), np.float64)
         on = [float(np.mean(accuracy(jnp.asarray(si), jnp.asarray(self.gt)))) for si in s]
-        off = [float(np.mean(accuracy(jnp.asarray(np.stack([a, b], -1)), jnp.asarray(self.off_gt)))) for a, b in zip(oc, orj)]
+        off = [float(np.mean(accuracy(jnp.asarray(np.stack([a, b], -1)), jnp.asarray(self.off_gt))))
+               for a, b in zip(oc, orj)]
         return {"heldout_bt_loss": [pairwise_bt_loss(si, self.gt) for si in s], "heldout_on_acc": on, "off_acc": off}
 
 
@@ -165,19 +159,19 @@ def train_rms(cfg, policy, chosen, rejected, curve: CurveSet | None = None, log=
     done = 0
     while done < total:
         m = min(every, total - done)  # chunks of `every` steps share one compiled scan (a shorter tail: one more)
-        (rms, opt_state), l = chunk(rms, opt_state, jnp.asarray(order[done : done + m]))
-        l = np.asarray(l)
-        losses.append(l)
+        (rms, opt_state), step_losses = chunk(rms, opt_state, jnp.asarray(order[done : done + m]))
+        step_losses = np.asarray(step_losses)
+        losses.append(step_losses)
         done += m
         if on_chunk is not None:
             on_chunk(done, rms)
         if curve is not None:
-            row = {"step": done, "train_bt_loss": l.mean(0).tolist(), **curve.measure(score_fn)}
+            row = {"step": done, "train_bt_loss": step_losses.mean(0).tolist(), **curve.measure(score_fn)}
             curve_rows.append(row)
             log(f"  rm step {done}/{total}  train BT " + " ".join(f"{v:.3f}" for v in row["train_bt_loss"])
                 + "  held-out on-acc " + " ".join(f"{v:.3f}" for v in row["heldout_on_acc"]))
         else:
-            log(f"  rm step {done}/{total}  train BT " + " ".join(f"{v:.3f}" for v in l.mean(0)))
+            log(f"  rm step {done}/{total}  train BT " + " ".join(f"{v:.3f}" for v in step_losses.mean(0)))
     return rms, np.concatenate(losses), curve_rows
 
 

@@ -1,6 +1,7 @@
-"""Stage 6: RLOO (and GRPO) policy-gradient training with every reward source and seed at once.
+"""The ``rl`` stage's update: RLOO (and GRPO) policy-gradient training with every reward source and seed at once.
 
-One RLOO update (theory.md 3.3), for a rollout batch of ``batch_prompts`` prompts × k samples from π_old:
+One RLOO update (as in TRL's RLOOTrainer; docs/theory.md, "The LM pipeline's protocol"), for a rollout batch of
+``batch_prompts`` prompts × k samples from π_old:
 
     R_i = r̃(x, y_i) − β Σ_t [ln π_old(y_it|·) − ln π_ref(y_it|·)]          (k1 KL inside the reward)
     A_i = R_i − 1/(k−1) Σ_{j≠i} R_j                                         (leave-one-out baseline)
@@ -9,8 +10,8 @@ One RLOO update (theory.md 3.3), for a rollout batch of ``batch_prompts`` prompt
 
 then the batch is shuffled and split into ``n_minibatches`` Adam steps (1 PPO epoch per rollout).
 
-GRPO (theory.md 3.4): A_i = (r̃_i − mean)/sqrt(unbiased group var + 1e-8), no KL in the reward, and
-(``grpo_kl = "k3_in_loss"``, the default) the intended penalty β · Σ_t k3 with
+GRPO (the paper's Fig. 14 / Table 12 variant): A_i = (r̃_i − mean)/sqrt(unbiased group var + 1e-8), no KL in
+the reward, and (``grpo_kl = "k3_in_loss"``, the default) the intended penalty β · Σ_t k3 with
 k3 = exp(ln π_ref − ln π_θ) + ln π_θ − ln π_ref − 1 added to the loss *with* its gradient; ``"none"``
 reproduces the released code, where that term carries no gradient and so has no effect.
 
@@ -99,7 +100,8 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
         run_key = jax.random.PRNGKey(c.seed)
         # prompt order: a fresh permutation of the PG prompts per pass
         pass_idx, within = step // (n_pg // Bp), step % (n_pg // Bp)
-        perm = jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.pg), c.seed * 100_003 + pass_idx), n_pg)
+        pass_key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.pg), c.seed * 100_003 + pass_idx)
+        perm = jax.random.permutation(pass_key, n_pg)
         pidx = jnp.repeat(jax.lax.dynamic_slice_in_dim(perm, within * Bp, Bp), k)
         skey = jax.random.fold_in(jax.random.fold_in(run_key, 1), step)
         pp = pg.prompts
@@ -156,7 +158,8 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
     if ref is None:
         update_epoch = jax.jit(jax.vmap(run_epoch, in_axes=(0, 0, 0, 0, None, 0)))
     else:  # the one reference policy is a constant of the compiled function
-        update_epoch = jax.jit(jax.vmap(lambda p, st, rm, c, e: run_epoch(p, st, rm, c, e, ref), in_axes=(0, 0, 0, 0, None)))
+        update_epoch = jax.jit(jax.vmap(lambda p, st, rm, c, e: run_epoch(p, st, rm, c, e, ref),
+                                        in_axes=(0, 0, 0, 0, None)))
 
     K = cfg.n_eval_samples
     mu_g, sd_g = gt_stats
@@ -186,7 +189,8 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
     if ref is None:
         @jax.jit
         def evaluate(params, rms, consts, refs):
-            return {name: jax.lax.map(lambda a: f(a[:3], a[3]), (params, rms, consts, refs)) for name, f in evals.items()}
+            return {name: jax.lax.map(lambda a: f(a[:3], a[3]), (params, rms, consts, refs))
+                    for name, f in evals.items()}
     else:
         @jax.jit
         def evaluate(params, rms, consts):

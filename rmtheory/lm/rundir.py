@@ -16,11 +16,38 @@ Layout (every file written atomically by :mod:`rmtheory.io`; a stage is done whe
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 from .. import io
-from .config import Config
+from .config import RM_SOURCES, Config
 from .task import Prompts
+
+
+def differing_keys(old: dict, new: dict) -> list:
+    """The sorted top-level keys whose values differ between two settings dicts (a key missing on one side
+    differs): what a refused resume names."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def relative_run_dir(path: str) -> str | None:
+    """``path`` relative to the working directory when it lies inside it, else None: what the studies record
+    of their run dirs (never a machine's absolute path)."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return None if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
+def publish(src_dir: str, names, figures_dir: str | None, rename: dict | None = None) -> None:
+    """Copy the named files of ``src_dir`` that exist into ``figures_dir`` (if given), each atomically
+    (:func:`rmtheory.io.atomic`), under ``rename.get(name, name)``."""
+    if not figures_dir:
+        return
+    os.makedirs(figures_dir, exist_ok=True)
+    for n in names:
+        src = os.path.join(src_dir, n)
+        if os.path.exists(src):
+            dst = os.path.join(figures_dir, (rename or {}).get(n, n))
+            io.atomic(lambda tmp, src=src: shutil.copyfile(src, tmp), dst)
 
 
 def code_version() -> str:
@@ -66,8 +93,7 @@ class RunDir:
         """Refuse a run dir that holds a different config (writes nothing)."""
         old = self.stored_config()
         if old is not None and old != cfg:
-            a, b = old.to_dict(), cfg.to_dict()
-            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            diff = differing_keys(old.to_dict(), cfg.to_dict())
             raise ValueError(f"{self.path('config.json')} holds a different config (differs in {diff}); use a fresh "
                              "--out directory or the same config")
 
@@ -106,15 +132,21 @@ class RunDir:
 
         return io.load_tree(self.path("sft.eqx"), init_policy(cfg))
 
-    def rms(self, cfg: Config):
-        from .config import RM_SOURCES
-        from .model import RewardModel
-        from .reward_model import stack
+    def policies(self, cfg: Config, name: str, n: int):
+        """``n`` stacked policies saved as ``name``."""
         from .sft import init_policy
+        from .stacking import stack
 
-        pol = init_policy(cfg)  # structure only: every leaf is read from rms.eqx
-        like = stack([RewardModel.from_policy(pol, cfg.task.prompt_len, cfg.rm_readout) for _ in RM_SOURCES])
-        return io.load_tree(self.path("rms.eqx"), like)
+        return self.load_tree(name, stack([init_policy(cfg)] * n))  # structure only: every leaf is read
+
+    def rms(self, cfg: Config, name: str = "rms.eqx", n: int = len(RM_SOURCES)):
+        """``n`` stacked reward models saved as ``name`` (default: the pipeline's five mixes)."""
+        from .model import RewardModel
+        from .sft import init_policy
+        from .stacking import stack
+
+        pol = init_policy(cfg)  # structure only: every leaf is read from the file
+        return self.load_tree(name, stack([RewardModel.from_policy(pol, cfg.task.prompt_len, cfg.rm_readout)] * n))
 
     def save_tree(self, name, tree):
         return io.save_tree(self.path(name), tree)

@@ -1,4 +1,4 @@
-"""Stage 1: supervised fine-tuning of the initial policy on noisy-teacher demonstrations.
+"""The ``sft`` stage's training: supervised fine-tuning of the initial policy on noisy-teacher demonstrations.
 
 Fresh random prompts and demonstrations every step (generated inside the jitted step from the step's
 key), so the policy converges towards the teacher's distribution, systematic errors included (task.py).
@@ -65,8 +65,8 @@ def train_sft(cfg, log=print):
     losses = []
     done = 0
     while done < cfg.sft_steps:
-        (model, opt_state), l = run(model, opt_state, done)
-        losses.extend(l.tolist())
+        (model, opt_state), step_losses = run(model, opt_state, done)
+        losses.extend(step_losses.tolist())
         done += chunk
-        log(f"  sft step {done}/{cfg.sft_steps}  loss {float(jnp.mean(l)):.4f}")
+        log(f"  sft step {done}/{cfg.sft_steps}  loss {float(jnp.mean(step_losses)):.4f}")
     return model, losses

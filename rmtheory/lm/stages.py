@@ -1,7 +1,8 @@
-"""The stages of the miniature Section 4.1 pipeline (the table and ``run`` are in :mod:`.pipeline`).
+"""The stages of the miniature Section 4.1 pipeline but the last (``analyze``: :mod:`.analysis`); the stage
+table and ``run`` are in :mod:`.pipeline`.
 
 Every stage is ``stage(cfg, run: RunDir, log)``; it writes its artifacts atomically into the run directory.
-The RL stage also checkpoints after every epoch and resumes from the last one (:mod:`.loop`).
+The ``rl`` stage also checkpoints after every epoch and resumes from the last one (:mod:`.loop`).
 """
 
 from __future__ import annotations
@@ -11,25 +12,32 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-import rmtheory
-
+from .._rm_eval import normalisation_stats, rm_report
 from . import task as T
-from .config import MIXES, RM_SOURCES, SOURCES, Config
-from .loop import train_epochs
-from .model import in_chunks, param_count, token_logprobs
-from .reward_model import CurveSet, build_mixes, score, train_rms, unstack
-from .rloo import Scaled, SourceConsts, make_rl
+from .config import BASELINES, MIXES, RM_SOURCES, SOURCES, Config
+from .measure import (
+    curve_set,
+    ground_truth,
+    increases,
+    mean_token_logprob,
+    off_policy_eval,
+    rm_pairs,
+    rm_summary,
+    sample_stats,
+    sample_tokens,
+    save_eval_offpolicy,
+    save_eval_rewards,
+    save_rm_curves,
+    score_models,
+    score_pairs,
+)
+from .model import param_count
+from .reward_model import build_mixes, train_rms
+from .rl import stacked_rl, train
+from .rloo import Scaled, SourceConsts
 from .rundir import RunDir
-from .sampling import sample
 from .sft import train_sft
-
-
-# reference scores reported beside the RMs (not RL reward sources)
-BASELINES = ("sft_likelihood", "correct_letters", "correct_letters_len")
-BASELINE_LABELS = {"sft_likelihood": "SFT log-lik. (mean/token)", "correct_letters": "# correct letters",
-                   "correct_letters_len": "# correct − |len − m|"}
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -61,18 +69,6 @@ def stage_sft(cfg: Config, run: RunDir, log=print):
     run.save_tree("sft.eqx", model)
 
 
-_sample_tokens = jax.jit(lambda m, pr, k, L: sample(m, pr, k, L)[0], static_argnums=3)
-
-
-def sample_np(model, prompts, key, cfg, batch=4096):
-    """Sample in chunks (each chunk's key is fold_in(key, chunk index)); returns tokens [N, T]."""
-    return in_chunks(lambda p, j: _sample_tokens(model, p, jax.random.fold_in(key, j), cfg.task.resp_len), prompts, batch)
-
-
-def gt_of(cfg, prompts: T.Prompts, resp):
-    return np.asarray(T.ground_truth(prompts.target, prompts.tlen, resp, cfg.n_content), np.float64)
-
-
 # ------------------------------------------------------------------------------------------ samples
 def stage_samples(cfg: Config, run: RunDir, log=print):
     """Initial-policy samples: 2 per RM prompt, ordered by r_G (the on-policy pairs; ties flagged), and
@@ -80,14 +76,14 @@ def stage_samples(cfg: Config, run: RunDir, log=print):
     d, pol = run.data(), run.policy(cfg)
     P = cfg.task.prompt_len
     rm_p = run.prompts("rm", d)
-    toks = sample_np(pol, np.repeat(rm_p.tokens, 2, axis=0), jax.random.PRNGKey(cfg.seeds.prefs), cfg)
+    toks = sample_tokens(pol, np.repeat(rm_p.tokens, 2, axis=0), jax.random.PRNGKey(cfg.seeds.prefs), cfg)
     toks = toks.reshape(rm_p.n, 2, -1)
     ch, rj, tied = T.order_pair(jnp.asarray(toks[:, 0, P:]), jnp.asarray(toks[:, 1, P:]), jnp.asarray(rm_p.target),
                                 jnp.asarray(rm_p.tlen), cfg.n_content)
     ev = run.prompts("eval", d)
     K = cfg.n_eval_samples
-    ev_toks = sample_np(pol, np.repeat(ev.tokens, K, axis=0), jax.random.PRNGKey(cfg.seeds.eval + 1), cfg)
-    ev_gt = gt_of(cfg, ev.repeat(K), ev_toks[:, P:]).reshape(-1, K)
+    ev_toks = sample_tokens(pol, np.repeat(ev.tokens, K, axis=0), jax.random.PRNGKey(cfg.seeds.eval + 1), cfg)
+    ev_gt = ground_truth(cfg, ev.repeat(K), ev_toks[:, P:]).reshape(-1, K)
     run.save_npz("samples.npz", on_chosen=np.asarray(ch), on_rejected=np.asarray(rj), tied=np.asarray(tied),
                  eval_tokens=ev_toks, eval_gt=ev_gt)
     log(f"  on-policy pairs: {rm_p.n} drawn, {int(np.sum(tied))} tied under r_G (dropped); "
@@ -95,33 +91,17 @@ def stage_samples(cfg: Config, run: RunDir, log=print):
 
 
 # ----------------------------------------------------------------------------------------------- rm
-def _curve_set(cfg, run, d, smp) -> CurveSet:
-    C, K = cfg.rm_curve_prompts, cfg.n_eval_samples
-    ev = run.prompts("eval", d).take(np.arange(C))
-    ids = d["pg_id"][d["eval_idx"][:C]]
-    full = {w: np.concatenate([ev.tokens, d[f"off_{w}"][ids]], axis=1) for w in ("chosen", "rejected")}
-    off_gt = {w: gt_of(cfg, ev, d[f"off_{w}"][ids]) for w in full}
-    return CurveSet(smp["eval_tokens"][: C * K], smp["eval_gt"][:C], full["chosen"], full["rejected"],
-                    off_gt["chosen"], off_gt["rejected"])
-
-
 def stage_rm(cfg: Config, run: RunDir, log=print):
     d, pol, smp = run.data(), run.policy(cfg), run.load_npz("samples.npz")
-    rm_p = run.prompts("rm", d)
-    usable = np.flatnonzero(~smp["tied"])
-    prompts = rm_p.tokens[usable]
-    full = lambda resp: np.concatenate([prompts, resp[usable]], axis=1)  # noqa: E731
-    mix_perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seeds.mix), usable.size))
-    ids = d["rm_id"]
-    chosen, rejected = build_mixes(mix_perm, full(smp["on_chosen"]), full(smp["on_rejected"]),
-                                   full(d["off_chosen"][ids]), full(d["off_rejected"][ids]),
+    pairs = rm_pairs(run, d, smp)
+    n = pairs.prompts.n
+    mix_perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(cfg.seeds.mix), n))
+    chosen, rejected = build_mixes(mix_perm, pairs.full(pairs.on_chosen), pairs.full(pairs.on_rejected),
+                                   pairs.full(pairs.off_chosen), pairs.full(pairs.off_rejected),
                                    [MIXES[s] for s in RM_SOURCES])
-    rms, losses, curves = train_rms(cfg, pol, chosen, rejected, _curve_set(cfg, run, d, smp), log)
-    rows = [[r["step"], s] + [r[k][i] for k in ("train_bt_loss", "heldout_bt_loss", "heldout_on_acc", "off_acc")]
-            for r in curves for i, s in enumerate(RM_SOURCES)]
-    rmtheory.io.save_csv(run.path("rm_curves.csv"), ["step", "source", "train_bt_loss", "heldout_bt_loss",
-                                                     "heldout_on_acc", "off_acc"], rows)
-    run.save_json("rm_log.json", {"n_pairs": int(usable.size), "steps": int(losses.shape[0]),
+    rms, losses, curves = train_rms(cfg, pol, chosen, rejected, curve_set(cfg, run, d, smp), log)
+    save_rm_curves(run.path("rm_curves.csv"), curves, RM_SOURCES)
+    run.save_json("rm_log.json", {"n_pairs": int(n), "steps": int(losses.shape[0]),
                                   "final_train_bt_loss": dict(zip(RM_SOURCES, losses[-50:].mean(0).tolist())),
                                   "mixes": MIXES, "readout": cfg.rm_readout})
     run.save_tree("rms.eqx", rms)
@@ -150,68 +130,18 @@ def baseline_scores(cfg, pol, prompts: T.Prompts, tokens):
     exactly correct letters, and that number minus |len − m|."""
     P = cfg.task.prompt_len
     resp = tokens[:, P:]
-    mask = np.asarray(T.response_mask(jnp.asarray(resp)), np.float64)
-    lp = in_chunks(lambda t, _: token_logprobs_jit(pol, t, P), tokens, 4096).astype(np.float64)
     m = prompts.target.shape[-1]
     correct = np.sum(resp[:, :m] == prompts.target, axis=-1).astype(np.float64)
     ylen = np.asarray(T.response_length(jnp.asarray(resp)), np.float64)
-    return {"sft_likelihood": np.sum(lp * mask, -1) / mask.sum(-1), "correct_letters": correct,
+    return {"sft_likelihood": mean_token_logprob(pol, tokens, P), "correct_letters": correct,
             "correct_letters_len": correct - np.abs(ylen - prompts.tlen)}
-
-
-token_logprobs_jit = jax.jit(token_logprobs, static_argnums=2)
-
-
-def off_policy_eval(cfg: Config, run: RunDir, d: dict):
-    """The PG eval prompts' ids and off-policy pairs: full sequences and r_G (policy independent)."""
-    ev = run.prompts("eval", d)
-    ids = d["pg_id"][d["eval_idx"]]
-    resp = {w: d[f"off_{w}"][ids] for w in ("chosen", "rejected")}
-    full = {w: np.concatenate([ev.tokens, resp[w]], axis=1) for w in resp}
-    gt = {w: gt_of(cfg, ev, resp[w]) for w in resp}
-    return ids, full, gt
-
-
-def tie_fraction(gt) -> float:
-    """Fraction of the within-prompt sample pairs that r_G ties. gt: [P, K]."""
-    K = gt.shape[1]
-    iu = np.triu_indices(K, 1)
-    return float(np.mean((gt[:, :, None] - gt[:, None, :])[:, iu[0], iu[1]] == 0))
-
-
-def sample_stats(toks, gt, prompt_len: int) -> dict:
-    """An initial policy's samples [P·K, T] with r_G [P, K]: between-prompt share of r_G's variance (NaN if
-    r_G is constant), distinct responses per prompt, and the r_G tie fraction of the sample pairs."""
-    K = gt.shape[1]
-    resp = toks[:, prompt_len:].reshape(-1, K, toks.shape[1] - prompt_len)
-    distinct = np.mean([len({r.tobytes() for r in resp[i]}) for i in range(resp.shape[0])])
-    return {"gt_between_prompt_share": float(gt.mean(1).var() / gt.var()) if gt.var() > 0 else float("nan"),
-            "distinct_per_prompt": float(distinct), "gt_tie_fraction": tie_fraction(gt)}
-
-
-def save_eval_rewards(path: str, ids, scores: dict):
-    """The ``rmtheory evaluate`` rewards table: prompt_id, sample_id, one column per entry of ``scores``
-    (name → [P, K], in dict order)."""
-    names = list(scores)
-    P, K = next(iter(scores.values())).shape
-    rows = [[int(ids[i]), j] + [float(scores[s][i, j]) for s in names] for i in range(P) for j in range(K)]
-    rmtheory.io.save_csv(path, ["prompt_id", "sample_id", *names], rows)
-
-
-def save_eval_offpolicy(path: str, ids, off: dict, off_gt: dict):
-    """The ``rmtheory evaluate --off-policy`` table: prompt_id, <name>.chosen/.rejected per entry of ``off``
-    (name → {"chosen", "rejected"}), then the ground truth's."""
-    names = list(off)
-    hdr = ["prompt_id"] + [f"{s}.{w}" for s in names for w in ("chosen", "rejected")] + ["ground_truth.chosen", "ground_truth.rejected"]
-    rows = [[int(ids[i])] + [float(off[s][w][i]) for s in names for w in ("chosen", "rejected")]
-            + [float(off_gt["chosen"][i]), float(off_gt["rejected"][i])] for i in range(len(ids))]
-    rmtheory.io.save_csv(path, hdr, rows)
 
 
 def stage_evaluate(cfg: Config, run: RunDir, log=print):
     """RM evaluation on n_eval PG prompts × n_eval_samples initial-policy samples (rmtheory.rm_report), the
     reference scores, and the initial-policy validity measurements."""
-    d, pol, rms, pf, smp = run.data(), run.policy(cfg), run.rms(cfg), run.load_npz("perfect.npz"), run.load_npz("samples.npz")
+    d, pol, rms, smp = run.data(), run.policy(cfg), run.rms(cfg), run.load_npz("samples.npz")
+    pf = run.load_npz("perfect.npz")
     P, K = cfg.task.prompt_len, cfg.n_eval_samples
     pos = d["eval_idx"]
     ids = d["pg_id"][pos]
@@ -219,11 +149,7 @@ def stage_evaluate(cfg: Config, run: RunDir, log=print):
     scale = pf["scale_pg"][pos]
     toks, gt = smp["eval_tokens"], smp["eval_gt"]
     _, off_full, off_gt = off_policy_eval(cfg, run, d)
-    scores, off = {}, {}
-    for i, name in enumerate(RM_SOURCES):
-        rm = unstack(rms, i)
-        scores[name] = score(rm, toks).reshape(-1, K)
-        off[name] = {w: score(rm, off_full[w]) for w in off_full}
+    scores, off = score_models(rms, RM_SOURCES, toks, K), score_pairs(rms, RM_SOURCES, off_full)
     scores["perfect_lowvar"] = gt * scale[:, None]
     off["perfect_lowvar"] = {w: off_gt[w] * scale for w in off_full}
     scores["ground_truth"] = gt
@@ -238,20 +164,21 @@ def stage_evaluate(cfg: Config, run: RunDir, log=print):
     for name in names:
         report[name] = {}
         for scheme in ("global", "prompt_variance"):
-            r = rmtheory.rm_report(scores[name], gt, off[name]["chosen"], off[name]["rejected"], off_gt["chosen"],
+            r = rm_report(scores[name], gt, off[name]["chosen"], off[name]["rejected"], off_gt["chosen"],
                                    off_gt["rejected"], scheme=scheme)
-            report[name][scheme] = {k: getattr(r, k) for k in ("var", "acc_on", "acc_off", "on_off", "var_acc", "mean", "std")}
+            report[name][scheme] = rm_summary(r)
             if scheme == "global":  # RM properties are always reported under the global z-score (Table 9 too)
                 per_prompt.update({f"{name}.variance": r.variance, f"{name}.on_accuracy": r.on_accuracy,
                                    f"{name}.off_correct": r.off_correct})
-        stats[name] = list(rmtheory.normalisation_stats(scores[name], cfg.norm_scheme))  # used by RL
+        stats[name] = list(normalisation_stats(scores[name], cfg.norm_scheme))  # used by RL
     # the initial policy's validity measurements
     initial = sample_stats(toks, gt, P)
     initial.update({"chance_on_acc": 0.5 * (1.0 - initial["gt_tie_fraction"]), "gt_mean": float(gt.mean()),
                     "hard_fraction_of_prompts": float(np.mean(ev.hard(cfg.task, cfg.teacher.hard_fraction)))})
     # files in the format of `rmtheory evaluate`
     save_eval_rewards(run.path("eval_rewards.csv"), ids, {s: scores[s] for s in names})
-    save_eval_offpolicy(run.path("eval_offpolicy.csv"), ids, {s: off[s] for s in names if s != "ground_truth"}, off_gt)
+    save_eval_offpolicy(run.path("eval_offpolicy.csv"), ids, {s: off[s] for s in names if s != "ground_truth"},
+                        off_gt)
     run.save_npz("eval_per_prompt.npz", prompt_id=ids, scores=np.stack([scores[s] for s in names]), **per_prompt)
     run.save_json("rm_eval.json", {"report": report, "norm_stats": stats, "norm_scheme": cfg.norm_scheme,
                                    "initial_policy": initial, "sources": list(SOURCES), "baselines": list(BASELINES)})
@@ -262,8 +189,8 @@ def stage_evaluate(cfg: Config, run: RunDir, log=print):
 
 
 # ----------------------------------------------------------------------------------------------- rl
-def rl_runs(cfg):
-    """Run order: source-major, then seed."""
+def source_seed_runs(cfg) -> list:
+    """The RL stage's runs as (source, seed) pairs, source-major."""
     return [(s, seed) for s in SOURCES for seed in cfg.seeds.rl]
 
 
@@ -278,43 +205,34 @@ def source_consts(runs, stats) -> SourceConsts:
         seed=jnp.asarray([seed for _, seed in runs], jnp.int32))
 
 
-EVAL_SETS = ("pg", "test")  # policy evaluation: the PG eval prompts (the paper's 500 × 10) and held-out test prompts
-
-
 def stage_rl(cfg: Config, run: RunDir, log=print, stop_after_epoch: int | None = None):
-    """RLOO/GRPO with every source × seed; checkpoint after every epoch; results in rl/results.json.
+    """RLOO/GRPO with every source × seed, policies evaluated on the PG eval prompts (the paper's 500 × 10) and
+    on held-out test prompts; checkpoint after every epoch; results in rl/results.json.
 
     ``stop_after_epoch`` (testing) returns after saving that epoch's checkpoint, like an interruption.
     """
     os.makedirs(run.path("rl"), exist_ok=True)
     d, ref, rms, pf = run.data(), run.policy(cfg), run.rms(cfg), run.load_npz("perfect.npz")
     stats = run.load_json("rm_eval.json")["norm_stats"]
-    runs = rl_runs(cfg)
+    runs = source_seed_runs(cfg)
     R = len(runs)
     pg = Scaled.of(run.prompts("pg", d), pf["scale_pg"])
     evsets = {"pg": Scaled.of(run.prompts("eval", d), pf["scale_pg"][d["eval_idx"]]),
               "test": Scaled.of(run.prompts("test", d).take(np.arange(cfg.n_test_eval_prompts)),
                                 pf["scale_test"][: cfg.n_test_eval_prompts])}
-    opt = optax.adam(cfg.rl_lr)
-    update_epoch, evaluate = make_rl(cfg, ref, pg, evsets, tuple(stats["ground_truth"]), opt)
-    consts = source_consts(runs, stats)
     rm_index = jnp.asarray([RM_SOURCES.index(s) if s in RM_SOURCES else 0 for s, _ in runs])
     run_rms = jax.tree_util.tree_map(lambda x: x[rm_index], rms)
     policies = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (R,) + x.shape), ref)
-    opt_states = jax.vmap(opt.init)(policies)
-    # the runs axis over every device (a no-op on one device; elementwise over runs, so the same numbers)
-    run_rms, consts = rmtheory.shard_leading((run_rms, consts))
+    rl = stacked_rl(cfg, pg, evsets, tuple(stats["ground_truth"]), policies, run_rms, source_consts(runs, stats),
+                    ref=ref)
 
     def describe(prog):
         inc, e = increases(prog), prog["epoch"]
+        by = {s: [i for i, r in enumerate(runs) if r[0] == s] for s in SOURCES}
         return "proxy/GT increase: " + "  ".join(
-            f"{s}: {np.mean(inc['proxy'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}/"
-            f"{np.mean(inc['gt'][e][[i for i, r in enumerate(runs) if r[0] == s]]):+.3f}" for s in SOURCES)
+            f"{s}: {np.mean(inc['proxy'][e][by[s]]):+.3f}/{np.mean(inc['gt'][e][by[s]]):+.3f}" for s in SOURCES)
 
-    prog = train_epochs(run, "rl", cfg.rl_epochs, (policies, opt_states),
-                        lambda p, st, e: update_epoch(p, st, run_rms, consts, e),
-                        lambda p: evaluate(p, run_rms, consts), log, describe, stop_after_epoch,
-                        prepare=rmtheory.shard_leading)
+    prog = train(run, "rl", rl, cfg.rl_epochs, log, describe, stop_after_epoch)
     if prog is None:
         return
     inc, inc_test = increases(prog), increases(prog, "test")
@@ -325,22 +243,8 @@ def stage_rl(cfg: Config, run: RunDir, log=print, stop_after_epoch: int | None =
     results = {"runs": [{"source": s, "seed": seed} for s, seed in runs],
                "proxy_increase": inc["proxy"].tolist(), "gt_increase": inc["gt"].tolist(),
                "test_proxy_increase": inc_test["proxy"].tolist(), "test_gt_increase": inc_test["gt"].tolist(),
-               "kl_train": kl_train.tolist(), "kl_eval": np.asarray([m["pg"]["kl"] for m in prog["eval"]]).tolist(),
+               "kl_train": kl_train.tolist(), "kl_eval": inc["kl"].tolist(),
                "gt_raw": np.asarray([m["pg"]["gt_raw"] for m in prog["eval"]]).tolist(),
                "adam_steps_per_epoch": cfg.adam_steps_per_epoch,
                "max_abs_adv_sum": float(max(np.max(np.asarray(tm["adv_sum"])) for tm in prog["train"]))}
     run.save_json(os.path.join("rl", "results.json"), results)
-
-
-def increases(prog, which: str = "pg"):
-    ev = [m[which] for m in prog["eval"]]
-    proxy = np.asarray([m["proxy"] for m in ev])
-    gt = np.asarray([m["gt"] for m in ev])
-    return {"proxy": proxy - proxy[0], "gt": gt - gt[0]}
-
-
-# ------------------------------------------------------------------------------------------ analyze
-def stage_analyze(cfg: Config, run: RunDir, log=print, figures_dir: str | None = None):
-    from .analysis import analyze
-
-    return analyze(run, figures_dir=figures_dir, log=log)

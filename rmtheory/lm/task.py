@@ -1,6 +1,6 @@
 """The synthetic instruction-following task and its exact ground-truth reward.
 
-**Vocabulary** (``V = 7 + n_content`` tokens; 20 with the default ``n_content = 13``)::
+**Vocabulary** (``V = 7 + n_content`` tokens; 17 with the ``small`` config's ``n_content = 10``)::
 
     0 PAD   1 BOS   2 SEP   3 EOS   4 COPY   5 REVERSE   6 SHIFT   7 .. 7+n_content-1  content letters
 
@@ -73,7 +73,7 @@ N_GENERATORS = len(GENERATORS) + 1  # + the uniformly random generator
 
 @dataclass(frozen=True)
 class TaskSpec:
-    n_content: int = 13
+    n_content: int = 10
     m_min: int = 3
     m_max: int = 6
 
@@ -138,7 +138,6 @@ def sample_prompt_parts(key, spec: TaskSpec, n: int):
 
 def encode(spec: TaskSpec, op, m, letters):
     """Prompt tokens [N, prompt_len] (left-padded) and targets [N, m_max] (content tokens, −1 padded)."""
-    n = op.shape[0]
     P = spec.prompt_len
     pos = jnp.arange(spec.m_max)[None]
     valid = pos < m[:, None]
@@ -156,7 +155,6 @@ def encode(spec: TaskSpec, op, m, letters):
     # targets
     tl = jax.vmap(lambda o, mm, lt: _apply_op(spec, o, mm, lt))(op, m, letters)
     target = jnp.where(valid, FIRST_CONTENT + tl, -1)
-    del n
     return tok.astype(jnp.int32), target.astype(jnp.int32)
 
 
@@ -251,7 +249,8 @@ def _edit(key, spec, seq, length, p_edit):
     jj = jnp.minimum(j + 1, length - 1)
     swp = seq.at[j].set(seq[jj]).at[jj].set(seq[j])
     out = jnp.select([kind == 0, kind == 1], [drop, dup], swp)
-    new_len = jnp.where(kind == 0, jnp.maximum(length - 1, 1), jnp.where(kind == 1, jnp.minimum(length + 1, L - 1), length))
+    new_len = jnp.where(kind == 0, jnp.maximum(length - 1, 1),
+                        jnp.where(kind == 1, jnp.minimum(length + 1, L - 1), length))
     return jnp.where(do, out, seq), jnp.where(do, new_len, length)
 
 

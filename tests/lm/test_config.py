@@ -102,7 +102,8 @@ def _synthetic_run(tmp_path, norm_scheme):
     report = {}
     for i, s in enumerate(names):
         g = {"var": 0.1 + 0.1 * i, "acc_on": 0.5 + 0.04 * i, "acc_off": 0.6 + 0.03 * i, "mean": 0.0, "std": 1.0}
-        g.update(on_off=0.5 * (g["acc_on"] + g["acc_off"]), var_acc=0.5 * (g["var"] + 0.5 * (g["acc_on"] + g["acc_off"])))
+        g.update(on_off=0.5 * (g["acc_on"] + g["acc_off"]))
+        g.update(var_acc=0.5 * (g["var"] + g["on_off"]))
         pv = dict(g, var=1.0)  # the per-prompt-variance scheme makes Var ≡ 1 (the old bug's input)
         report[s] = {"global": g, "prompt_variance": pv}
     initial = {"gt_between_prompt_share": 0.3, "distinct_per_prompt": 7.0, "gt_tie_fraction": 0.06,
@@ -132,20 +133,14 @@ def test_table9_keeps_globally_normalised_rm_properties(tmp_path):
 
 
 def test_undefined_correlation_is_null_not_nan(tmp_path):
-    from rmtheory.lm.analysis import CORR_SOURCES, correlation_table
+    from rmtheory.lm.config import CORR_SOURCES
+    from rmtheory.lm.measure import correlation_table
 
     metrics = {s: {"var": 0.5, "acc_on": 0.6 + 0.01 * i, "acc_off": 0.7} for i, s in enumerate(CORR_SOURCES)}
     t = correlation_table(metrics, {s: float(i) for i, s in enumerate(CORR_SOURCES)}, {s: 1.0 for s in CORR_SOURCES})
     assert t["Var"]["proxy_pearson"] is None and t["On"]["gt_spearman"] is None
     assert t["On"]["proxy_spearman"] == pytest.approx(1.0)
     json.loads(io.dumps(t), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
-
-
-def test_seed_stats_bootstrap_ci_brackets_the_mean():
-    st = analysis.seed_stats([0.1, 0.2, 0.3])
-    assert st["mean"] == pytest.approx(0.2) and st["std"] == pytest.approx(0.1)
-    assert st["ci"][0] <= 0.2 <= st["ci"][1] and st["ci"][0] >= 0.1 and st["ci"][1] <= 0.3
-    assert analysis.seed_stats([0.1, 0.2, 0.3]) == st  # seeded
 
 
 def test_small_config_meets_the_instrument_shape():
@@ -177,3 +172,13 @@ def test_ctrl_c_is_a_one_line_message_and_leaves_no_partial_artifact(tmp_path):
     assert left == []
     io.load_json(str(out / "config.json"))
     np.load(str(out / "data.npz"))
+
+
+def test_relative_run_dir_is_relative_to_the_working_directory_or_none(tmp_path, monkeypatch):
+    from rmtheory.lm.rundir import relative_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert relative_run_dir(str(tmp_path / "runs" / "g")) == os.path.join("runs", "g")
+    assert relative_run_dir(os.path.join("runs", "g")) == os.path.join("runs", "g")
+    assert relative_run_dir(str(tmp_path.parent / "elsewhere")) is None
+    assert relative_run_dir(str(tmp_path.parent)) is None

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rmtheory.lm import pipeline, stages
-from rmtheory.lm.config import SOURCES, get_config
+from rmtheory.lm.config import BASELINES, SOURCES, get_config
 from rmtheory.lm.rundir import RunDir
 
 CFG = get_config("tiny")
@@ -24,13 +24,6 @@ def strict_load(path):
         return json.loads(f.read(), parse_constant=_reject)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("lm") / "tiny")
-    summary = pipeline.run(CFG, out, log=lambda m: None)
-    return out, summary
-
-
 @pytest.mark.slow
 def test_tiny_end_to_end(tiny_run):
     out, summary = tiny_run
@@ -41,7 +34,7 @@ def test_tiny_end_to_end(tiny_run):
         assert os.path.exists(os.path.join(out, f)), f
     with open(os.path.join(out, "eval_rewards.csv")) as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["prompt_id", "sample_id", *SOURCES, *stages.BASELINES]
+    assert rows[0] == ["prompt_id", "sample_id", *SOURCES, *BASELINES]
     assert len(rows) - 1 == CFG.n_eval_prompts * CFG.n_eval_samples
     with open(os.path.join(out, "eval_offpolicy.csv")) as fh:
         hdr = next(csv.reader(fh))
@@ -136,8 +129,29 @@ def test_rmtheory_evaluate_agrees_with_the_pipeline_evaluation_stage(tiny_run, s
     stage = json.load(open(os.path.join(out, "rm_eval.json")))["report"]
     rep = evaluate(os.path.join(out, "eval_rewards.csv"), off_policy=os.path.join(out, "eval_offpolicy.csv"),
                    normalisation=scheme, bootstrap=50, seed=0)
-    names = list(SOURCES) + list(stages.BASELINES)
+    names = list(SOURCES) + list(BASELINES)
     assert sorted(m.name for m in rep.models) == sorted(names)
     for name in names:
         for k in ("var", "acc_on", "acc_off", "on_off", "var_acc", "mean", "std"):
             assert abs(getattr(rep[name], k) - stage[name][scheme][k]) <= 1e-12, (name, k)
+
+
+@pytest.mark.slow
+def test_run_ends_with_a_short_summary_the_figures_dir_and_the_smoke_test_note(tiny_run, tmp_path, capsys):
+    """`lm run --config tiny` closes with a few lines, not the whole lm_tables.md: the gates, where the tables
+    and figures are, and that tiny is a smoke test whose gates are not expected to pass."""
+    from rmtheory.cli import main as cli_main
+
+    out, figs = str(tmp_path / "tiny"), str(tmp_path / "figs")
+    shutil.copytree(tiny_run[0], out)  # every stage done: `run` re-runs only analyze
+    assert cli_main(["lm", "run", "--out", out, "--figures-dir", figs]) == 0
+    text = capsys.readouterr().out
+    lines = text.strip().splitlines()
+    assert "## Table 1 analogue" not in text and "| Gate |" not in text
+    assert any(line.strip().startswith("validity: ") and "gates pass; FAIL: " in line for line in lines)
+    assert lines[-3].startswith("done in ")
+    assert lines[-2] == f"tables and figures in {os.path.join(out, 'figures')} (copied to {figs})"
+    assert "`tiny` is a smoke test" in lines[-1] and "not expected to pass" in lines[-1]
+    assert os.path.exists(os.path.join(figs, "lm_tables.md")) and os.path.exists(os.path.join(figs, "lm_validity.json"))
+    md = open(os.path.join(out, "figures", "lm_tables.md")).read()
+    assert "n/a" not in md and "—: undefined (a constant column)." in md  # one "undefined" mark in every lm table

@@ -175,7 +175,8 @@ def test_config_errors_name_the_argument():
 
 def test_teacher_errs_systematically_on_hard_prompts_only():
     """The SFT teacher applies the confused operation at rate conf_hard on hard prompts, conf_easy on easy ones."""
-    teacher = T.Teacher(conf_hard=0.8, conf_easy=0.05, hard_fraction=0.5, sub=(0.0, 0.0, 0.0), sub_len=0.0, len_noise=0.0)
+    teacher = T.Teacher(conf_hard=0.8, conf_easy=0.05, hard_fraction=0.5, sub=(0.0, 0.0, 0.0), sub_len=0.0,
+                        len_noise=0.0)
     op, m, letters = T.sample_prompt_parts(jax.random.PRNGKey(0), SPEC, 4000)
     demos = np.asarray(T.teacher_demos(jax.random.PRNGKey(1), SPEC, op, m, letters, teacher))
     _, target = T.encode(SPEC, op, m, letters)

@@ -24,17 +24,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import rmtheory
-
-from .analysis import correlation_table, seed_stats
-from .._precision import require_x64
-from .config import Config
-from .loop import run_stages
-from .model import RewardModel
-from .stages import _curve_set, off_policy_eval, save_eval_offpolicy, save_eval_rewards, tie_fraction
-from .reward_model import build_mixes, score, stack, train_rms, unstack
-from .rundir import RunDir
-from . import study as S
+from ... import io
+from ..._rm_eval import normalisation_stats
+from ..._stats import percentile_ci, seed_stats
+from ..config import Config
+from ..measure import (
+    correlation_table,
+    curve_set,
+    fmt,
+    increases,
+    off_policy_eval,
+    report_models,
+    rm_pairs,
+    save_eval_offpolicy,
+    save_eval_rewards,
+    score_models,
+    score_pairs,
+    tie_fraction,
+)
+from ..reward_model import build_mixes, train_rms
+from ..rundir import RunDir, publish, relative_run_dir
+from ..stacking import stack
+from . import common
 
 
 @dataclass(frozen=True)
@@ -67,11 +78,9 @@ def ckpt_names(st: ParadoxSettings):
 def select_evenly(acc, n: int, low: float):
     """Indices of ``n`` distinct entries of ``acc`` closest to n targets evenly spaced from ``low`` (chance), or
     the lowest accuracy any checkpoint has if that is higher, to max(acc) (ties: the earliest). Greedy from the
-    highest target down, so the most accurate entry is kept.
-
-    (The lower end was chance alone in the first version; at ``small`` the first checkpoint, 2 Adam steps
-    in, already has held-out on-acc 0.584 against chance 0.462, so targets below it all mapped to the first
-    few checkpoints. Changed after seeing the RM learning curve, before any RL run of the sweep.)"""
+    highest target down, so the most accurate entry is kept. (Targets below the first checkpoint's accuracy
+    would all map to the first few checkpoints: at ``small`` the first one, 2 Adam steps in, already has
+    held-out on-acc 0.584 against chance 0.462.)"""
     acc = np.asarray(acc, np.float64)
     if acc.size < n:
         raise ValueError(f"only {acc.size} checkpoints for n_ckpts = {n}; lower ckpt_every")
@@ -86,16 +95,15 @@ def select_evenly(acc, n: int, low: float):
 # --------------------------------------------------------------------------------------------- ckpts
 def stage_ckpts(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
     d, pol, smp = run.data(), run.policy(cfg), run.load_npz("samples.npz")
-    rm_p = run.prompts("rm", d)
-    usable = np.flatnonzero(~smp["tied"])
-    full = lambda resp: np.concatenate([rm_p.tokens[usable], resp[usable]], axis=1)  # noqa: E731
-    mix_perm = np.arange(usable.size)
-    chosen, rejected = build_mixes(mix_perm, full(smp["on_chosen"]), full(smp["on_rejected"]),
-                                   full(smp["on_chosen"]), full(smp["on_rejected"]), [1.0])
+    pairs = rm_pairs(run, d, smp)
+    on_c, on_r = pairs.full(pairs.on_chosen), pairs.full(pairs.on_rejected)
+    chosen, rejected = build_mixes(np.arange(pairs.prompts.n), on_c, on_r, on_c, on_r, [1.0])
     snaps = []
     c = cfg.replace(rm_curve_every=st.ckpt_every)
-    quiet = lambda m: None  # noqa: E731  (one line per checkpoint would flood the log)
-    _, _, curves = train_rms(c, pol, chosen, rejected, _curve_set(cfg, run, d, smp), quiet,
+    def quiet(msg):  # one line per checkpoint would flood the log
+        pass
+
+    _, _, curves = train_rms(c, pol, chosen, rejected, curve_set(cfg, run, d, smp), quiet,
                              on_chunk=lambda step, rms: snaps.append(rms))
     steps = [r["step"] for r in curves[1:]]
     acc = [r["heldout_on_acc"][0] for r in curves[1:]]
@@ -104,9 +112,9 @@ def stage_ckpts(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
     log(f"  {len(snaps)} checkpoints (every {st.ckpt_every} steps, {steps[-1]} steps); held-out on-acc "
         f"{acc[0]:.3f} → {max(acc):.3f} (chance {chance:.3f}); chosen steps {[steps[i] for i in idx]}")
     chosen_rms = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *[snaps[i] for i in idx])
-    rmtheory.io.save_csv(run.path("paradox_curve.csv"), ["step", "heldout_on_acc", "heldout_bt_loss", "off_acc", "chosen"],
-                         [[r["step"], r["heldout_on_acc"][0], r["heldout_bt_loss"][0], r["off_acc"][0],
-                           int(i - 1 in idx) if i else 0] for i, r in enumerate(curves)])
+    io.save_csv(run.path("paradox_curve.csv"), ["step", "heldout_on_acc", "heldout_bt_loss", "off_acc", "chosen"],
+                [[r["step"], r["heldout_on_acc"][0], r["heldout_bt_loss"][0], r["off_acc"][0],
+                  int(i - 1 in idx) if i else 0] for i, r in enumerate(curves)])
     run.save_json("paradox_ckpts.json", {"names": ckpt_names(st), "steps": [steps[i] for i in idx],
                                          "curve_acc": [acc[i] for i in idx], "targets": targets.tolist(),
                                          "chance": chance})
@@ -114,9 +122,7 @@ def stage_ckpts(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
 
 
 def load_ckpts(cfg: Config, st: ParadoxSettings, run: RunDir):
-    pol = run.policy(cfg)
-    like = stack([RewardModel.from_policy(pol, cfg.task.prompt_len, cfg.rm_readout)] * st.n_ckpts)
-    return run.load_tree("paradox_rms.eqx", like)
+    return run.rms(cfg, "paradox_rms.eqx", st.n_ckpts)
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -126,14 +132,14 @@ def stage_evaluate(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
     rms, names = load_ckpts(cfg, st, run), ckpt_names(st)
     toks, gt = smp["eval_tokens"], smp["eval_gt"]
     ids, off_full, off_gt = off_policy_eval(cfg, run, d)
-    off = {n: {w: score(unstack(rms, i), off_full[w]) for w in off_full} for i, n in enumerate(names)}
-    scores = S.score_models(rms, names, toks, cfg.n_eval_samples)
-    rep, stats = S.report_models(scores, gt, off, off_gt, cfg.norm_scheme)
+    off = score_pairs(rms, names, off_full)
+    scores = score_models(rms, names, toks, cfg.n_eval_samples)
+    rep, stats = report_models(scores, gt, off, off_gt, cfg.norm_scheme)
     os.makedirs(run.path("exports"), exist_ok=True)
     save_eval_rewards(run.path("exports", "sft.csv"), ids, {**scores, "ground_truth": gt})
     save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
     run.save_json("paradox_eval.json", {"report": rep, "norm_stats": stats, "names": names,
-                                        "gt_stats": [float(v) for v in rmtheory.normalisation_stats(gt, "global")]})
+                                        "gt_stats": [float(v) for v in normalisation_stats(gt, "global")]})
     log("  " + "  ".join(f"{n}: on {rep[n]['acc_on']:.3f} Var {rep[n]['var']:.3f}" for n in names))
 
 
@@ -143,12 +149,12 @@ def stage_rl(cfg: Config, st: ParadoxSettings, run: RunDir, log=print, stop_afte
     names = ev["names"]
     runs = [(n, s) for n in names for s in st.seeds]
     pol = stack([run.policy(cfg)])
-    prog = S.rl_runs(cfg, "rl_paradox", run, d, pol, [0] * len(runs), load_ckpts(cfg, st, run),
-                     [names.index(n) for n, _ in runs], [ev["norm_stats"][n] for n, _ in runs],
-                     [s for _, s in runs], st.epochs, log, stop_after_epoch)
+    prog = common.rl_sweep(cfg, "rl_paradox", run, d, pol, [0] * len(runs), load_ckpts(cfg, st, run),
+                           [names.index(n) for n, _ in runs], [ev["norm_stats"][n] for n, _ in runs],
+                           [s for _, s in runs], st.epochs, log, stop_after_epoch)
     if prog is None:
         return
-    inc = S.increases_of(prog, [ev["gt_stats"][1]] * len(runs))
+    inc = increases(prog, gt_sd=[ev["gt_stats"][1]] * len(runs))
     run.save_json(os.path.join("rl_paradox", "results.json"),
                   {"runs": [{"ckpt": n, "seed": s} for n, s in runs], "proxy_increase": inc["proxy"].tolist(),
                    "gt_increase": inc["gt"].tolist(), "kl_eval": inc["kl"].tolist(),
@@ -184,8 +190,8 @@ def moderate_vs_most_accurate(values: np.ndarray, acc: np.ndarray, n_boot: int, 
     S_ = values.shape[1]
     boots = np.array([stat(np.take_along_axis(values, rng.integers(0, S_, values.shape), 1)) for _ in range(n_boot)])
     return {"moderate": mid.tolist(), "most_accurate": top, "best_moderate": int(mid[np.argmax(values.mean(1)[mid])]),
-            "D": float(D), "ci": np.percentile(boots[:, 0], [2.5, 97.5]).tolist(),
-            "D_mean_of_moderate": float(Dmean), "ci_mean_of_moderate": np.percentile(boots[:, 1], [2.5, 97.5]).tolist()}
+            "D": float(D), "ci": percentile_ci(boots[:, 0]),
+            "D_mean_of_moderate": float(Dmean), "ci_mean_of_moderate": percentile_ci(boots[:, 1])}
 
 
 def stage_analyze(cfg: Config, st: ParadoxSettings, run: RunDir, log=print, figures_dir: str | None = None):
@@ -211,11 +217,11 @@ def stage_analyze(cfg: Config, st: ParadoxSettings, run: RunDir, log=print, figu
                "correlations_one_epoch": corr, "best_checkpoint": best_ck, "most_accurate": names[int(np.argmax(acc))]}
     figs = run.path("figures")
     os.makedirs(figs, exist_ok=True)
-    rmtheory.io.save_json(os.path.join(figs, "lm_paradox.json"), summary)
+    io.save_json(os.path.join(figs, "lm_paradox.json"), summary)
     md = _markdown(run, cfg, st, names, table, answer, corr, best_ck, acc)
-    rmtheory.io.save_text(os.path.join(figs, "lm_paradox.md"), md)
+    io.save_text(os.path.join(figs, "lm_paradox.md"), md)
     _plot(os.path.join(figs, "lm_paradox.png"), names, table, acc, var)
-    S.publish(figs, ("lm_paradox.md", "lm_paradox.json", "lm_paradox.png"), figures_dir)
+    publish(figs, ("lm_paradox.md", "lm_paradox.json", "lm_paradox.png"), figures_dir)
     log(md)
     return summary
 
@@ -225,16 +231,19 @@ def _fmt(s):
 
 
 def _markdown(run, cfg, st, names, table, answer, corr, best_ck, acc):
+    where = relative_run_dir(run.out)
     L = ["# Accuracy Paradox sweep (Chen et al.) on the miniature", "",
-         f"Run dir `{run.out}`; base config `{cfg.name}`; {st.n_ckpts} checkpoints of the 100 % on-policy RM, "
+         (f"Run dir `{where}`; base" if where else "Base")
+         + f" config `{cfg.name}`; {st.n_ckpts} checkpoints of the 100 % on-policy RM, "
          f"RLOO {st.epochs} epochs × {len(st.seeds)} seeds from the SFT policy; GT increases in units of r_G's std "
          f"under the SFT policy, mean ± std over seeds. KL stop at {st.kl_stop} nats (epoch boundaries).", "",
-         "| ckpt | RM step | on-acc | off-acc | Var | one-epoch GT | final GT | best GT | KL-stop GT | one-epoch proxy |",
+         "| ckpt | RM step | on-acc | off-acc | Var | one-epoch GT | final GT | best GT | KL-stop GT "
+         "| one-epoch proxy |",
          "|---|---|---|---|---|---|---|---|---|---|"]
     for n in names:
         t = table[n]
-        L.append(f"| {n} | {t['step']} | {t['acc_on']:.3f} | {t['acc_off']:.3f} | {t['var']:.3f} | {_fmt(t['one_epoch'])} | "
-                 f"{_fmt(t['final'])} | {_fmt(t['best'])} | {_fmt(t['kl_stop'])} | {_fmt(t['proxy_one_epoch'])} |")
+        L.append(f"| {n} | {t['step']} | {t['acc_on']:.3f} | {t['acc_off']:.3f} | {t['var']:.3f} | "
+                 + " | ".join(_fmt(t[k]) for k in ("one_epoch", "final", "best", "kl_stop", "proxy_one_epoch")) + " |")
     L += ["", "**Does a moderately accurate checkpoint beat the most accurate one?** D = best seed-mean outcome among "
           "the middle-third-accuracy checkpoints − the most accurate checkpoint's (95 % bootstrap CI over seeds, "
           "selection redone per resample); also the mean over the middle third.", ""]
@@ -242,23 +251,23 @@ def _markdown(run, cfg, st, names, table, answer, corr, best_ck, acc):
         if a["D"] is None:
             L.append(f"- {k}: no checkpoint in the middle third of the accuracy range")
             continue
-        verdict = ("yes" if a["ci"][0] > 0 else "no: the most accurate is better" if a["ci"][1] < 0 else "not resolved (CI contains 0)")
-        L.append(f"- {k} GT: D = {a['D']:+.3f} [{a['ci'][0]:+.3f}, {a['ci'][1]:+.3f}] → {verdict}; mean of the middle "
+        verdict = ("yes" if a["ci"][0] > 0 else "no: the most accurate is better" if a["ci"][1] < 0
+                   else "not resolved (CI contains 0)")
+        L.append(f"- {k} GT: D = {a['D']:+.3f} [{a['ci'][0]:+.3f}, {a['ci'][1]:+.3f}] → {verdict}; mean of the "
+                 "middle "
                  f"third − most accurate {a['D_mean_of_moderate']:+.3f} [{a['ci_mean_of_moderate'][0]:+.3f}, "
                  f"{a['ci_mean_of_moderate'][1]:+.3f}]; best checkpoint overall {best_ck[k]} "
                  f"(on-acc {acc[names.index(best_ck[k])]:.3f}; the most accurate has {acc.max():.3f})")
     L += ["", "**Correlations over the checkpoints with the one-epoch increase (as Table 2):**", "",
           "| measure | proxy Pearson | proxy Spearman | GT Pearson | GT Spearman |", "|---|---|---|---|---|"]
-    f = lambda x: "—" if x is None else f"{x:+.3f}"  # noqa: E731
     for m, r in corr.items():
-        L.append(f"| {m} | {f(r['proxy_pearson'])} | {f(r['proxy_spearman'])} | {f(r['gt_pearson'])} | {f(r['gt_spearman'])} |")
+        keys = ("proxy_pearson", "proxy_spearman", "gt_pearson", "gt_spearman")
+        L.append(f"| {m} | " + " | ".join(fmt(r[k], "{:+.3f}") for k in keys) + " |")
     return "\n".join(L) + "\n"
 
 
 def _plot(path, names, table, acc, var):
-    from .analysis import _plt
-
-    plt = _plt()
+    plt = io.pyplot()
     keys = (("one_epoch", "one-epoch GT increase"), ("final", "final GT increase"), ("best", "best GT increase"),
             ("kl_stop", "GT increase with KL stop"))
     fig, axes = plt.subplots(1, len(keys), figsize=(4.0 * len(keys), 3.4))
@@ -271,7 +280,7 @@ def _plot(path, names, table, acc, var):
         ax.set_ylabel(lab)
         ax.axhline(0, color="k", lw=0.5)
     fig.colorbar(sc, ax=axes, label="reward variance under the SFT policy")
-    rmtheory.io.atomic(lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"), path)
+    io.atomic(lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png"), path)
     plt.close(fig)
 
 
@@ -279,11 +288,10 @@ def _plot(path, names, table, acc, var):
 def run(cfg: Config, st: ParadoxSettings, out, log=print, until: str | None = None, figures_dir: str | None = None,
         stop_after_epoch: int | None = None):
     """Run (or resume) the sweep. ``stop_after_epoch`` (testing) interrupts the RL stage."""
-    require_x64("rmtheory.lm.paradox.run (its numbers are made with JAX's x64 mode on)")
-    rd = out if isinstance(out, RunDir) else RunDir(out)
-    S.start(rd, cfg, "paradox", st)
-    stages = {**S.base_stages(cfg, rd, log), "ckpts": lambda: stage_ckpts(cfg, st, rd, log),
-              "evaluate": lambda: stage_evaluate(cfg, st, rd, log),
-              "rl": lambda: stage_rl(cfg, st, rd, log, stop_after_epoch),
-              "analyze": lambda: stage_analyze(cfg, st, rd, log, figures_dir)}
-    return run_stages(stages, MARKER, rd, log, until)
+
+    def own_stages(rd):
+        return {"ckpts": lambda: stage_ckpts(cfg, st, rd, log), "evaluate": lambda: stage_evaluate(cfg, st, rd, log),
+                "rl": lambda: stage_rl(cfg, st, rd, log, stop_after_epoch),
+                "analyze": lambda: stage_analyze(cfg, st, rd, log, figures_dir)}
+
+    return common.run_study("paradox", cfg, st, out, own_stages, MARKER, log, until)

@@ -18,11 +18,13 @@ import sys
 
 import numpy as np
 
-import rmtheory
+from ... import io
+from ..._stats import corr_with_ci, pearson, spearman
+from ..measure import MEASURES, fmt
+from ..rundir import publish, relative_run_dir
+from .grid import POLICIES
 
-from .study import corr_with_ci, publish
-
-PREDICTORS = ("Var", "On", "Off", "On&Off", "Var&Acc", "(Var+On)/2", "Prop. 3 bound")
+PREDICTORS = MEASURES + ("Prop. 3 bound",)
 TARGETS = ("proxy", "gt")
 
 
@@ -37,9 +39,11 @@ def run_evaluate(rewards: str, off_policy: str) -> dict:
 
 
 def predictors(row: dict) -> dict:
-    return {"Var": row["var"], "On": row["acc_on"], "Off": row["acc_off"], "On&Off": row["on_off"],
-            "Var&Acc": row["var_acc"], "(Var+On)/2": 0.5 * (row["var"] + row["acc_on"]),
-            "Prop. 3 bound": row["t_gamma_lower_bound"]}
+    """The :data:`PREDICTORS` of one model's row of ``rmtheory evaluate --json``: the RM measures as evaluate
+    computed them, and the Proposition 3 lower bound on t_γ."""
+    values = (row["var"], row["acc_on"], row["acc_off"], row["on_off"], row["var_acc"],
+              0.5 * (row["var"] + row["acc_on"]), row["t_gamma_lower_bound"])
+    return dict(zip(PREDICTORS, values))
 
 
 def _one_epoch(results: dict, key_fn) -> dict:
@@ -55,21 +59,21 @@ def collect(grid_dir: str | None, paradox_dir: str | None, log=print) -> list:
     """One row per cell: source, policy, model, the predictors and the realised one-epoch increases."""
     rows = []
     if grid_dir:
-        from .grid import POLICIES
-
-        res = rmtheory.io.load_json(os.path.join(grid_dir, "rl_rloo", "results.json"))
+        res = io.load_json(os.path.join(grid_dir, "rl_rloo", "results.json"))
         real = _one_epoch(res, lambda r: (r["policy"], r["rm"]))
         for p in POLICIES:
             log(f"  rmtheory evaluate {grid_dir}/exports/{p}.csv")
-            rep = run_evaluate(os.path.join(grid_dir, "exports", f"{p}.csv"), os.path.join(grid_dir, "exports", "offpolicy.csv"))
+            rep = run_evaluate(os.path.join(grid_dir, "exports", f"{p}.csv"),
+                               os.path.join(grid_dir, "exports", "offpolicy.csv"))
             for m, row in rep.items():
                 rows.append({"source": "grid", "policy": p, "model": m, **predictors(row),
                              "proxy": real[(p, m)][0], "gt": real[(p, m)][1]})
     if paradox_dir:
-        res = rmtheory.io.load_json(os.path.join(paradox_dir, "rl_paradox", "results.json"))
+        res = io.load_json(os.path.join(paradox_dir, "rl_paradox", "results.json"))
         real = _one_epoch(res, lambda r: r["ckpt"])
         log(f"  rmtheory evaluate {paradox_dir}/exports/sft.csv")
-        rep = run_evaluate(os.path.join(paradox_dir, "exports", "sft.csv"), os.path.join(paradox_dir, "exports", "offpolicy.csv"))
+        rep = run_evaluate(os.path.join(paradox_dir, "exports", "sft.csv"),
+                           os.path.join(paradox_dir, "exports", "offpolicy.csv"))
         for m, row in rep.items():
             rows.append({"source": "paradox", "policy": "sft", "model": m, **predictors(row),
                          "proxy": real[m][0], "gt": real[m][1]})
@@ -84,8 +88,8 @@ def correlations(rows: list, n_boot: int = 2000) -> dict:
         out[p] = {}
         for t in TARGETS:
             y = np.array([r[t] for r in rows], np.float64)
-            out[p][t] = {"pearson": corr_with_ci(rmtheory.pearson, x, y, n_boot),
-                         "spearman": corr_with_ci(rmtheory.spearman, x, y, n_boot)}
+            out[p][t] = {"pearson": corr_with_ci(pearson, x, y, n_boot),
+                         "spearman": corr_with_ci(spearman, x, y, n_boot)}
     return out
 
 
@@ -96,11 +100,12 @@ def analyze(grid_dir: str | None, paradox_dir: str | None, out: str, figures_dir
     corr = correlations(rows)
     os.makedirs(out, exist_ok=True)
     cols = ["source", "policy", "model", *PREDICTORS, *TARGETS]
-    rmtheory.io.save_csv(os.path.join(out, "reportcard_cells.csv"), cols, [[r[c] for c in cols] for r in rows])
-    summary = {"n_cells": len(rows), "grid": grid_dir, "paradox": paradox_dir, "correlations": corr, "cells": rows}
-    rmtheory.io.save_json(os.path.join(out, "lm_reportcard.json"), summary)
+    io.save_csv(os.path.join(out, "reportcard_cells.csv"), cols, [[r[c] for c in cols] for r in rows])
+    runs = {k: relative_run_dir(d) for k, d in (("grid", grid_dir), ("paradox", paradox_dir)) if d}
+    summary = {"n_cells": len(rows), **{k: d for k, d in runs.items() if d}, "correlations": corr, "cells": rows}
+    io.save_json(os.path.join(out, "lm_reportcard.json"), summary)
     md = _markdown(rows, corr)
-    rmtheory.io.save_text(os.path.join(out, "lm_reportcard.md"), md)
+    io.save_text(os.path.join(out, "lm_reportcard.md"), md)
     _plot(os.path.join(out, "lm_reportcard.png"), rows, corr)
     publish(out, ("lm_reportcard.md", "lm_reportcard.json", "lm_reportcard.png"), figures_dir)
     log(md)
@@ -109,7 +114,9 @@ def analyze(grid_dir: str | None, paradox_dir: str | None, out: str, figures_dir
 
 def _markdown(rows, corr):
     n_grid = sum(r["source"] == "grid" for r in rows)
-    f = lambda c: "—" if c["r"] is None else f"{c['r']:+.3f} [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]"  # noqa: E731
+    def f(c):
+        return fmt(c["r"], "{:+.3f}") + ("" if c["r"] is None else f" [{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}]")
+
     L = ["# Does the report card predict the teacher?", "",
          f"{len(rows)} cells ({n_grid} grid (policy, RM) cells, {len(rows) - n_grid} paradox checkpoints). Predictors "
          "from `rmtheory evaluate --json` on the exported initial-policy samples; realised: one-epoch RLOO increase, "
@@ -132,9 +139,7 @@ def _markdown(rows, corr):
 
 
 def _plot(path, rows, corr):
-    from .analysis import _plt
-
-    plt = _plt()
+    plt = io.pyplot()
     fig, axes = plt.subplots(len(TARGETS), len(PREDICTORS), figsize=(2.6 * len(PREDICTORS), 2.6 * len(TARGETS)),
                              squeeze=False)
     src = np.array([r["source"] for r in rows])
@@ -154,5 +159,5 @@ def _plot(path, rows, corr):
             ax.tick_params(labelsize=6)
     axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
-    rmtheory.io.save_figure(fig, path)
+    io.save_figure(fig, path)
     plt.close(fig)

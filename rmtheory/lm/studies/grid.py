@@ -37,22 +37,34 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-import rmtheory
-
-from . import task as T
-from .analysis import seed_stats
-from .._precision import require_x64
-from .config import Config
-from .loop import run_stages
-from .model import RewardModel
-from .stages import _curve_set, gt_of, off_policy_eval, save_eval_offpolicy, save_eval_rewards
-from .reward_model import Objective, score, stack, train_rms, unstack
-from .rloo import Scaled, SourceConsts, make_rl
-from .rundir import RunDir
-from .sft import train_sft
-from . import study as S
+from ... import io
+from ..._rm_eval import normalisation_stats
+from ..._stats import seed_stats
+from .. import task as T
+from ..config import Config
+from ..measure import (
+    curve_set,
+    fmt,
+    ground_truth,
+    increases,
+    off_policy_eval,
+    report_models,
+    rm_pairs,
+    save_eval_offpolicy,
+    save_eval_rewards,
+    save_rm_curves,
+    score_models,
+    score_pairs,
+)
+from ..model import RewardModel
+from ..reward_model import Objective, train_rms
+from ..rl import ground_truth_consts, stacked_rl
+from ..rloo import Scaled
+from ..rundir import RunDir, publish, relative_run_dir
+from ..sft import train_sft
+from ..stacking import stack, unstack
+from . import common
 
 POLICIES = ("sft", "sft_short", "sft_clean", "instruct")
 RMS = ("bt_on", "bt_off", "bt_noisy", "bt_length", "reg_bias")
@@ -99,45 +111,36 @@ def stage_policies(cfg: Config, st: GridSettings, run: RunDir, log=print):
     log(f"  instruct: sft + {st.instruct_epochs} epochs of RLOO on r_G (seed {st.instruct_seed})")
     d = run.data()
     smp = run.load_npz("samples.npz")
-    mu, sd = rmtheory.normalisation_stats(smp["eval_gt"], "global")
-    opt = optax.adam(cfg.rl_lr)
-    update_epoch, _ = make_rl(cfg.replace(algo="rloo"), base, Scaled.of(run.prompts("pg", d)), {}, (0.0, 1.0), opt)
-    one = lambda x: x[None]  # noqa: E731
-    pol = jax.tree_util.tree_map(one, base)
-    st_ = jax.vmap(opt.init)(pol)
-    rm = jax.tree_util.tree_map(one, RewardModel.from_policy(base, cfg.task.prompt_len, cfg.rm_readout))
-    c = SourceConsts(jnp.zeros(1, jnp.float32), jnp.ones(1, jnp.float32), jnp.zeros(1, bool),
-                     jnp.asarray([mu], jnp.float32), jnp.asarray([sd], jnp.float32),
-                     jnp.asarray([st.instruct_seed], jnp.int32))
+    mu, sd = normalisation_stats(smp["eval_gt"], "global")
+    rm = RewardModel.from_policy(base, cfg.task.prompt_len, cfg.rm_readout)  # weight 0: the reward is r_G
+    rl = stacked_rl(cfg.replace(algo="rloo"), Scaled.of(run.prompts("pg", d)), {}, (0.0, 1.0), stack([base]),
+                    stack([rm]), ground_truth_consts([[mu, sd]], [st.instruct_seed]), ref=base)
+    pol, st_ = rl.state
     for e in range(st.instruct_epochs):
-        pol, st_, m = update_epoch(pol, st_, rm, c, e)
+        pol, st_, m = rl.update(pol, st_, e)
         log(f"  instruct epoch {e + 1}/{st.instruct_epochs}: train r_G {float(np.mean(m['gt'])):.4f}")
-    instruct = jax.tree_util.tree_map(lambda x: x[0], pol)
+    instruct = unstack(pol, 0)
     run.save_tree("policies.eqx", stack([base, short, clean, instruct]))
 
 
 def load_policies(cfg: Config, run: RunDir):
-    pol = run.policy(cfg)
-    return run.load_tree("policies.eqx", stack([pol] * len(POLICIES)))
+    return run.policies(cfg, "policies.eqx", len(POLICIES))
 
 
 # ----------------------------------------------------------------------------------------------- rms
 def rm_training_data(cfg: Config, st: GridSettings, run: RunDir):
     """chosen/rejected [n_rm, N, T] and the :class:`Objective` of the grid's reward models (order RMS)."""
-    d, smp = run.data(), run.load_npz("samples.npz")
-    rm_p = run.prompts("rm", d)
-    usable = np.flatnonzero(~smp["tied"])
-    p = rm_p.take(usable)
-    on_c, on_r = smp["on_chosen"][usable], smp["on_rejected"][usable]
-    off_c, off_r = d["off_chosen"][d["rm_id"]][usable], d["off_rejected"][d["rm_id"]][usable]
-    n = usable.size
-    full = lambda r: np.concatenate([p.tokens, r], axis=1)  # noqa: E731
+    pairs = rm_pairs(run, run.data(), run.load_npz("samples.npz"))
+    p, n = pairs.prompts, pairs.prompts.n
+    on_c, on_r, off_c, off_r = pairs.on_chosen, pairs.on_rejected, pairs.off_chosen, pairs.off_rejected
+    full = pairs.full
     # bt_noisy: a fixed fraction of the on-policy labels swapped
     flip = np.zeros(n, bool)
-    flip[np.asarray(jax.random.permutation(jax.random.PRNGKey(st.flip_seed), n))[: int(round(st.noisy_flip * n))]] = True
+    order = np.asarray(jax.random.permutation(jax.random.PRNGKey(st.flip_seed), n))
+    flip[order[: int(round(st.noisy_flip * n))]] = True
     noisy_c, noisy_r = np.where(flip[:, None], on_r, on_c), np.where(flip[:, None], on_c, on_r)
     # bt_length: the judge r_G + length_bonus·|y| orders the same pairs (ties keep the r_G order)
-    g_c, g_r = gt_of(cfg, p, on_c), gt_of(cfg, p, on_r)
+    g_c, g_r = ground_truth(cfg, p, on_c), ground_truth(cfg, p, on_r)
     len_c = np.asarray(T.response_length(jnp.asarray(on_c)), np.float64)
     len_r = np.asarray(T.response_length(jnp.asarray(on_r)), np.float64)
     j_c, j_r = g_c + st.length_bonus * len_c, g_r + st.length_bonus * len_r
@@ -160,19 +163,14 @@ def rm_training_data(cfg: Config, st: GridSettings, run: RunDir):
 def stage_rms(cfg: Config, st: GridSettings, run: RunDir, log=print):
     chosen, rejected, obj, info = rm_training_data(cfg, st, run)
     d, smp, pol = run.data(), run.load_npz("samples.npz"), run.policy(cfg)
-    rms, losses, curves = train_rms(cfg, pol, chosen, rejected, _curve_set(cfg, run, d, smp), log, objective=obj)
-    rows = [[r["step"], s] + [r[k][i] for k in ("train_bt_loss", "heldout_bt_loss", "heldout_on_acc", "off_acc")]
-            for r in curves for i, s in enumerate(RMS)]
-    rmtheory.io.save_csv(run.path("grid_rm_curves.csv"), ["step", "rm", "train_loss", "heldout_bt_loss",
-                                                          "heldout_on_acc", "off_acc"], rows)
+    rms, losses, curves = train_rms(cfg, pol, chosen, rejected, curve_set(cfg, run, d, smp), log, objective=obj)
+    save_rm_curves(run.path("grid_rm_curves.csv"), curves, RMS, name_col="rm", loss_col="train_loss")
     run.save_json("grid_rm_log.json", {**info, "steps": int(losses.shape[0]), "rms": list(RMS)})
     run.save_tree("grid_rms.eqx", rms)
 
 
 def load_rms(cfg: Config, run: RunDir):
-    pol = run.policy(cfg)
-    like = stack([RewardModel.from_policy(pol, cfg.task.prompt_len, cfg.rm_readout) for _ in RMS])
-    return run.load_tree("grid_rms.eqx", like)
+    return run.rms(cfg, "grid_rms.eqx", len(RMS))
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -181,19 +179,19 @@ def stage_evaluate(cfg: Config, st: GridSettings, run: RunDir, log=print):
     pols, rms = load_policies(cfg, run), load_rms(cfg, run)
     K = cfg.n_eval_samples
     ids, off_full, off_gt = off_policy_eval(cfg, run, d)
-    off = {n: {w: score(unstack(rms, i), off_full[w]) for w in off_full} for i, n in enumerate(RMS)}
+    off = score_pairs(rms, RMS, off_full)
     os.makedirs(run.path("exports"), exist_ok=True)
     save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
     out = {"policies": {}, "report": {}, "norm_stats": {}, "gt_stats": {}, "rms": list(RMS), "order": list(POLICIES)}
     for p, name in enumerate(POLICIES):
-        pol = jax.tree_util.tree_map(lambda x: x[p], pols)
+        pol = unstack(pols, p)
         key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval + 1), 1000 + p)
-        toks, gt, own = S.policy_samples(cfg, run, d, pol, key)
-        scores = S.score_models(rms, RMS, toks, K)
-        rep, stats = S.report_models(scores, gt, off, off_gt, cfg.norm_scheme)
-        out["policies"][name] = S.describe_policy(cfg, toks, gt, own)
+        toks, gt, own = common.policy_samples(cfg, run, d, pol, key)
+        scores = score_models(rms, RMS, toks, K)
+        rep, stats = report_models(scores, gt, off, off_gt, cfg.norm_scheme)
+        out["policies"][name] = common.describe_policy(cfg, toks, gt, own)
         out["report"][name], out["norm_stats"][name] = rep, stats
-        out["gt_stats"][name] = [float(v) for v in rmtheory.normalisation_stats(gt, "global")]
+        out["gt_stats"][name] = [float(v) for v in normalisation_stats(gt, "global")]
         save_eval_rewards(run.path("exports", f"{name}.csv"), ids, {**scores, "ground_truth": gt})
         log(f"  {name}: r_G mean {gt.mean():+.3f}, {out['policies'][name]['distinct_per_prompt']:.2f} distinct; "
             + "  ".join(f"{n} Var {rep[n]['var']:.3f} on {rep[n]['acc_on']:.3f}" for n in RMS))
@@ -201,8 +199,8 @@ def stage_evaluate(cfg: Config, st: GridSettings, run: RunDir, log=print):
 
 
 # ------------------------------------------------------------------------------------------------ rl
-def grid_runs(st: GridSettings):
-    """Run order: policy-major, then RM, then seed."""
+def grid_runs(st: GridSettings) -> list:
+    """The grid's RL runs as (policy, RM, seed) triples: policy-major, then RM, then seed."""
     return [(p, r, s) for p in POLICIES for r in RMS for s in st.seeds]
 
 
@@ -215,12 +213,12 @@ def stage_rl(cfg: Config, st: GridSettings, run: RunDir, algo: str, log=print, s
     stats = [ev["norm_stats"][p][r] for p, r, _ in runs]
     seeds = [s for _, _, s in runs]
     sub = f"rl_{algo}"
-    prog = S.rl_runs(cfg, sub, run, d, load_policies(cfg, run), pol_index, load_rms(cfg, run), rm_index, stats,
-                     seeds, st.epochs, log, stop_after_epoch, algo=algo)
+    prog = common.rl_sweep(cfg, sub, run, d, load_policies(cfg, run), pol_index, load_rms(cfg, run), rm_index,
+                           stats, seeds, st.epochs, log, stop_after_epoch, algo=algo)
     if prog is None:
         return
     gt_sd = [ev["gt_stats"][p][1] for p, _, _ in runs]
-    inc = S.increases_of(prog, gt_sd)
+    inc = increases(prog, gt_sd=gt_sd)
     run.save_json(os.path.join(sub, "results.json"),
                   {"runs": [{"policy": p, "rm": r, "seed": s} for p, r, s in runs], "algo": algo,
                    "proxy_increase": inc["proxy"].tolist(), "gt_increase": inc["gt"].tolist(),
@@ -275,16 +273,46 @@ def readings(cells: dict, report: dict) -> dict:
     return out
 
 
-LABEL = {"sft": "SFT", "sft_short": "SFT (short)", "sft_clean": "SFT (clean teacher)", "instruct": "Instruct (SFT + RL on r_G)"}
-
-
-def _f(x, fmt="{:.3f}"):
-    return "—" if x is None else fmt.format(x)
+LABEL = {"sft": "SFT", "sft_short": "SFT (short)", "sft_clean": "SFT (clean teacher)",
+         "instruct": "Instruct (SFT + RL on r_G)"}
 
 
 def _fmt_cell(c, rep):
     return (f"{c['gt']['mean']:+.3f}±{c['gt']['std']:.3f} / {c['proxy']['mean']:+.3f}±{c['proxy']['std']:.3f} / "
             f"{rep['var']:.3f} / {rep['acc_on']:.3f}")
+
+
+def _readings_md(rd: dict, algo: str) -> list:
+    """The markdown lines of one algorithm's three readings (:func:`readings`)."""
+    a, b, c = rd["a_highest_var_largest_proxy"], rd["b_most_accurate_not_best_teacher"], rd["c_best_gt_rm"]
+
+    def reading_a(p):
+        separated = a[p]["largest_proxy_separated_from_runner_up"]
+        sep = ", separated" if separated else ", within seed spread of the runner-up"
+        return (f"{LABEL[p]}: {'holds' if a[p]['holds'] else 'does not hold'} (highest Var {a[p]['highest_var_rm']}, "
+                f"largest proxy {a[p]['largest_proxy_rm']}{sep})")
+
+    def reading_b(p):
+        line = f"{LABEL[p]}: most accurate {b[p]['most_accurate_rm']}, best GT {b[p]['best_gt_rm']}"
+        if b[p]["most_accurate_is_best"]:
+            return line
+        sep = ", beyond seed spread" if b[p]["difference_beyond_seed_spread"] else ", within seed spread"
+        return line + f" (+{b[p]['best_minus_most_accurate_gt']:.3f}{sep})"
+
+    def reading_c(p):
+        sep = " (separated)" if c[p]["separated_from_runner_up"] else f" (within seed spread of {c[p]['runner_up']})"
+        return f"{LABEL[p]}: {c[p]['best_gt_rm']}{sep}"
+
+    summary = rd["c_summary"]
+    return ["", f"**Readings ({algo.upper()}, as measured; 'separated' = the mean difference exceeds the larger seed "
+            "std):**", "",
+            "- (a) highest-variance RM gives the largest proxy increase: " + "; ".join(map(reading_a, POLICIES)),
+            "- (b) the most accurate RM (on-policy) is not necessarily the best teacher: "
+            + "; ".join(map(reading_b, POLICIES)),
+            "- (c) the best RM for the GT changes with the policy: "
+            + ("yes" if summary["changes_with_policy"] else "no") + " — " + "; ".join(map(reading_c, POLICIES))
+            + "; among policies whose best RM is separated from the runner-up it "
+            + ("changes" if summary["changes_among_separated_policies"] else "does not change"), ""]
 
 
 def stage_analyze(cfg: Config, st: GridSettings, run: RunDir, log=print, figures_dir: str | None = None):
@@ -299,17 +327,20 @@ def stage_analyze(cfg: Config, st: GridSettings, run: RunDir, log=print, figures
         results[algo] = {"final": cell_table(res, st, st.epochs), "one_epoch": cell_table(res, st, 1)}
     report = ev["report"]
     off = {r: report[POLICIES[0]][r]["acc_off"] for r in RMS}
+    where = relative_run_dir(run.out)
     lines = ["# Section 4.2 analogue: initial policies × reward models (Tables 10–12)", "",
-             f"Run dir `{run.out}`; base config `{cfg.name}`; {len(st.seeds)} seeds, {st.epochs} epochs "
+             (f"Run dir `{where}`; base" if where else "Base")
+             + f" config `{cfg.name}`; {len(st.seeds)} seeds, {st.epochs} epochs "
              f"({cfg.adam_steps_per_epoch} Adam steps each). Each cell: GT increase ± std / proxy increase ± std / "
              "Var / on-policy accuracy (after the last epoch; increases in normalised units, mean ± std over seeds "
              "(ddof 1)). Bold: best GT increase in the row.", "",
              "## The initial policies", "",
-             "| policy | r_G mean | r_G std | between-prompt share | distinct of K | tie fraction | own log-prob/token |",
+             "| policy | r_G mean | r_G std | between-prompt share | distinct of K | tie fraction "
+             "| own log-prob/token |",
              "|---|---|---|---|---|---|---|"]
     for p in POLICIES:
         q = ev["policies"][p]
-        lines.append(f"| {LABEL[p]} | {q['gt_mean']:+.3f} | {q['gt_std']:.3f} | {_f(q['gt_between_prompt_share'])} | "
+        lines.append(f"| {LABEL[p]} | {q['gt_mean']:+.3f} | {q['gt_std']:.3f} | {fmt(q['gt_between_prompt_share'])} | "
                      f"{q['distinct_per_prompt']:.2f} | {q['gt_tie_fraction']:.3f} | {q['own_token_logprob']:.3f} |")
     lines += ["", "Off-policy accuracy (policy independent): " + ", ".join(f"{r} {off[r]:.3f}" for r in RMS), ""]
     for algo, tab in (("rloo", "Tables 10/11 analogue (RLOO)"), ("grpo", "Table 12 analogue (GRPO)")):
@@ -319,47 +350,25 @@ def stage_analyze(cfg: Config, st: GridSettings, run: RunDir, log=print, figures
         lines += [f"## {tab}", "", "| policy | " + " | ".join(RMS) + " |", "|---|" + "---|" * len(RMS)]
         for p in POLICIES:
             best = max(RMS, key=lambda r: cells[p][r]["gt"]["mean"])
-            row = [("**" + _fmt_cell(cells[p][r], report[p][r]) + "**") if r == best else _fmt_cell(cells[p][r], report[p][r])
-                   for r in RMS]
+            row = [_fmt_cell(cells[p][r], report[p][r]) for r in RMS]
+            row = [f"**{v}**" if r == best else v for r, v in zip(RMS, row)]
             lines.append(f"| {LABEL[p]} | " + " | ".join(row) + " |")
-        rd = readings(cells, report)
-        tables[algo] = rd
-        lines += ["", f"**Readings ({algo.upper()}, as measured; 'separated' = the mean difference exceeds the larger seed std):**", ""]
-        a = rd["a_highest_var_largest_proxy"]
-        lines.append("- (a) highest-variance RM gives the largest proxy increase: " + "; ".join(
-            f"{LABEL[p]}: {'holds' if a[p]['holds'] else 'does not hold'} (highest Var {a[p]['highest_var_rm']}, "
-            f"largest proxy {a[p]['largest_proxy_rm']}{', separated' if a[p]['largest_proxy_separated_from_runner_up'] else ', within seed spread of the runner-up'})"
-            for p in POLICIES))
-        b = rd["b_most_accurate_not_best_teacher"]
-        lines.append("- (b) the most accurate RM (on-policy) is not necessarily the best teacher: " + "; ".join(
-            f"{LABEL[p]}: most accurate {b[p]['most_accurate_rm']}, best GT {b[p]['best_gt_rm']}"
-            + ("" if b[p]["most_accurate_is_best"] else
-               f" (+{b[p]['best_minus_most_accurate_gt']:.3f}{', beyond seed spread' if b[p]['difference_beyond_seed_spread'] else ', within seed spread'})")
-            for p in POLICIES))
-        c = rd["c_best_gt_rm"]
-        lines.append("- (c) the best RM for the GT changes with the policy: "
-                     + ("yes" if rd["c_summary"]["changes_with_policy"] else "no") + " — " + "; ".join(
-                         f"{LABEL[p]}: {c[p]['best_gt_rm']}{' (separated)' if c[p]['separated_from_runner_up'] else ' (within seed spread of ' + c[p]['runner_up'] + ')'}"
-                         for p in POLICIES)
-                     + ("; among policies whose best RM is separated from the runner-up it "
-                        + ("changes" if rd["c_summary"]["changes_among_separated_policies"] else "does not change")))
-        lines.append("")
+        tables[algo] = readings(cells, report)
+        lines += _readings_md(tables[algo], algo)
     md = "\n".join(lines) + "\n"
-    rmtheory.io.save_text(os.path.join(figs, "lm_grid.md"), md)
+    io.save_text(os.path.join(figs, "lm_grid.md"), md)
     summary = {"settings": dataclasses.asdict(st), "config": cfg.name, "policies": ev["policies"], "report": report,
                "cells": results, "readings": tables}
-    rmtheory.io.save_json(os.path.join(figs, "lm_grid.json"), summary)
+    io.save_json(os.path.join(figs, "lm_grid.json"), summary)
     if "rloo" in results:
         _plot(os.path.join(figs, "lm_grid.png"), results, report)
-    S.publish(figs, ("lm_grid.md", "lm_grid.json", "lm_grid.png"), figures_dir)
+    publish(figs, ("lm_grid.md", "lm_grid.json", "lm_grid.png"), figures_dir)
     log(md)
     return summary
 
 
 def _plot(path, results, report):
-    from .analysis import _plt
-
-    plt = _plt()
+    plt = io.pyplot()
     algos = [a for a in ALGOS if a in results]
     fig, axes = plt.subplots(len(algos), len(POLICIES), figsize=(3.4 * len(POLICIES), 3.0 * len(algos)), squeeze=False)
     x = np.arange(len(RMS))
@@ -369,9 +378,11 @@ def _plot(path, results, report):
             ax = axes[i, j]
             g = [cells[p][r]["gt"] for r in RMS]
             q = [cells[p][r]["proxy"] for r in RMS]
-            ax.bar(x - 0.2, [v["mean"] for v in g], 0.4, yerr=[np.nan_to_num(v["std"]) for v in g], label="GT", color="C0")
-            ax.bar(x + 0.2, [v["mean"] for v in q], 0.4, yerr=[np.nan_to_num(v["std"]) for v in q], label="proxy", color="C1")
-            ax.set_xticks(x, [f"{r}\nV{report[p][r]['var']:.2f} A{report[p][r]['acc_on']:.2f}" for r in RMS], fontsize=6)
+            for dx, v, label, color in ((-0.2, g, "GT", "C0"), (0.2, q, "proxy", "C1")):
+                ax.bar(x + dx, [u["mean"] for u in v], 0.4, yerr=[np.nan_to_num(u["std"]) for u in v], label=label,
+                       color=color)
+            ticks = [f"{r}\nV{report[p][r]['var']:.2f} A{report[p][r]['acc_on']:.2f}" for r in RMS]
+            ax.set_xticks(x, ticks, fontsize=6)
             ax.set_title(f"{LABEL[p]} ({algo.upper()})", fontsize=8)
             ax.axhline(0, color="k", lw=0.5)
             if j == 0:
@@ -379,7 +390,7 @@ def _plot(path, results, report):
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    rmtheory.io.save_figure(fig, path)
+    io.save_figure(fig, path)
     plt.close(fig)
 
 
@@ -387,13 +398,13 @@ def _plot(path, results, report):
 def run(cfg: Config, st: GridSettings, out, log=print, until: str | None = None, figures_dir: str | None = None,
         stop_after_epoch: int | None = None):
     """Run (or resume) the grid. ``stop_after_epoch`` (testing) interrupts the first RL stage it reaches."""
-    require_x64("rmtheory.lm.grid.run (its numbers are made with JAX's x64 mode on)")
-    rd = out if isinstance(out, RunDir) else RunDir(out)
-    S.start(rd, cfg, "grid", st)
-    stages = {**S.base_stages(cfg, rd, log), "policies": lambda: stage_policies(cfg, st, rd, log),
-              "rms": lambda: stage_rms(cfg, st, rd, log), "evaluate": lambda: stage_evaluate(cfg, st, rd, log)}
-    for algo in ALGOS:
-        stages[f"rl_{algo}"] = (lambda a: lambda: stage_rl(cfg, st, rd, a, log, stop_after_epoch))(algo)
-    stages["analyze"] = lambda: stage_analyze(cfg, st, rd, log, figures_dir)
-    return run_stages(stages, MARKER, rd, log, until)
 
+    def own_stages(rd):
+        stages = {"policies": lambda: stage_policies(cfg, st, rd, log), "rms": lambda: stage_rms(cfg, st, rd, log),
+                  "evaluate": lambda: stage_evaluate(cfg, st, rd, log)}
+        for algo in ALGOS:
+            stages[f"rl_{algo}"] = (lambda a: lambda: stage_rl(cfg, st, rd, a, log, stop_after_epoch))(algo)
+        stages["analyze"] = lambda: stage_analyze(cfg, st, rd, log, figures_dir)
+        return stages
+
+    return common.run_study("grid", cfg, st, out, own_stages, MARKER, log, until)

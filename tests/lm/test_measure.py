@@ -3,7 +3,8 @@ the implied one-epoch orderings (theory.md §4.3)."""
 
 import pytest
 
-from rmtheory.lm.analysis import CORR_SOURCES, correlation_table
+from rmtheory.lm.config import CORR_SOURCES
+from rmtheory.lm.measure import correlation_table
 
 NAMES = {"100": "rm_100", "75": "rm_75", "50": "rm_50", "25": "rm_25", "0": "rm_0", "Perf": "perfect_lowvar"}
 

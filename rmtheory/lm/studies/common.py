@@ -1,0 +1,101 @@
+"""What the grid (Section 4.2) and the paradox sweep share: study settings stored beside the base config,
+the pipeline stages they start from, a policy's samples described, and RL over stacked (policy, reward model,
+seed) runs with per-run reference policies.
+
+A study's run directory holds the base pipeline's ``config.json`` (the task, model, RL hyper-parameters and
+seeds: ``small`` or ``tiny``) and ``study.json`` (the study's own settings); both are checked on resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from ..._precision import require_x64
+from ..config import Config
+from ..loop import run_stages
+from ..measure import ground_truth, increases, mean_token_logprob, sample_stats, sample_tokens
+from ..rl import reward_model_consts, stacked_rl, train
+from ..rloo import Scaled
+from ..rundir import RunDir, differing_keys
+from ..stacking import take
+from ..stages import stage_data, stage_samples, stage_sft
+
+
+def save_study(run: RunDir, kind: str, settings) -> None:
+    """Write ``study.json`` ({"kind", "settings"}) or refuse a run dir that holds different settings."""
+    d = {"kind": kind, "settings": dataclasses.asdict(settings)}
+    d = json.loads(json.dumps(d))  # tuples -> lists, as stored
+    if run.exists("study.json"):
+        old = run.load_json("study.json")
+        if old != d:
+            diff = differing_keys(old.get("settings", {}), d["settings"])
+            raise ValueError(f"{run.path('study.json')} holds different {old.get('kind')} settings (differs in "
+                             f"{diff or ['kind']}); use a fresh --out directory or the same settings")
+    else:
+        os.makedirs(run.out, exist_ok=True)
+        run.save_json("study.json", d)
+
+
+def start(run: RunDir, cfg: Config, kind: str, settings) -> None:
+    """Check (then write) the base config and the study settings of a study's run dir, before any work."""
+    run.check_config(cfg)
+    save_study(run, kind, settings)
+    run.save_config(cfg)
+
+
+def base_stages(cfg: Config, run: RunDir, log=print) -> dict:
+    """The pipeline stages a study starts from (prompts, the SFT policy, its samples), as stage thunks."""
+    return {"data": lambda: stage_data(cfg, run, log), "sft": lambda: stage_sft(cfg, run, log),
+            "samples": lambda: stage_samples(cfg, run, log)}
+
+
+def run_study(kind: str, cfg: Config, settings, out, own_stages, markers: dict, log=print, until: str | None = None):
+    """Run (or resume) a study in run dir ``out``: check (then write) its base config and settings, then run
+    the base stages and ``own_stages(run) -> {name: thunk}`` in order, up to and including ``until``, skipping
+    those whose marker file (``markers``) exists."""
+    require_x64(f"rmtheory lm {kind} (its numbers are made with JAX's x64 mode on)")
+    rd = out if isinstance(out, RunDir) else RunDir(out)
+    start(rd, cfg, kind, settings)
+    return run_stages({**base_stages(cfg, rd, log), **own_stages(rd)}, markers, rd, log, until)
+
+
+def policy_samples(cfg: Config, run: RunDir, d: dict, policy, key):
+    """n_eval_samples samples of ``policy`` per PG eval prompt: tokens [P·K, T], r_G [P, K], and the
+    policy's own mean per-token log-probability of its samples (minus an entropy estimate)."""
+    ev = run.prompts("eval", d)
+    K, P = cfg.n_eval_samples, cfg.task.prompt_len
+    toks = sample_tokens(policy, np.repeat(ev.tokens, K, axis=0), key, cfg)
+    gt = ground_truth(cfg, ev.repeat(K), toks[:, P:]).reshape(-1, K)
+    return toks, gt, float(mean_token_logprob(policy, toks, P, axis=None))
+
+
+def describe_policy(cfg: Config, toks, gt, own_logprob) -> dict:
+    """How an initial policy looks on the eval prompts: r_G mean and std, :func:`sample_stats` (between-prompt
+    share of the r_G variance, distinct responses per prompt, tie fraction), and its mean per-token log-prob of
+    its own samples."""
+    st = sample_stats(toks, gt, cfg.task.prompt_len)
+    share = st["gt_between_prompt_share"]
+    return {"gt_mean": float(gt.mean()), "gt_std": float(gt.std()), **st,
+            "gt_between_prompt_share": None if share != share else share, "own_token_logprob": own_logprob}
+
+
+def rl_sweep(cfg: Config, sub: str, run: RunDir, d: dict, policies, pol_index, rms, rm_index, stats, seeds,
+             n_epochs: int, log=print, stop_after_epoch: int | None = None, algo: str = "rloo"):
+    """RL (``algo``) for stacked runs r = (initial policy pol_index[r], reward model rm_index[r], seeds[r]),
+    each with its own reference policy (its initial policy) and RM normalisation ``stats[r]`` = (μ, σ).
+    Evaluation on the PG eval prompts × n_eval_samples after every epoch. Returns the progress dict
+    (None when stopped early); the GT metric is the mean raw r_G."""
+    pg = Scaled.of(run.prompts("pg", d))
+    evsets = {"pg": Scaled.of(run.prompts("eval", d))}
+    rl = stacked_rl(cfg.replace(algo=algo), pg, evsets, (0.0, 1.0), take(policies, pol_index), take(rms, rm_index),
+                    reward_model_consts(stats, seeds))
+
+    def describe(prog):
+        inc = increases(prog, gt_sd=np.ones(len(seeds)))
+        return f"mean proxy increase {inc['proxy'][-1].mean():+.3f}, mean raw r_G increase {inc['gt'][-1].mean():+.4f}"
+
+    return train(run, sub, rl, n_epochs, log, describe, stop_after_epoch)

@@ -1,0 +1,41 @@
+"""The statistics of `rmtheory/_stats.py`: rank correlations against scipy, and the percentile bootstrap."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from rmtheory._stats import corr_with_ci, pearson, percentile_ci, seed_stats, spearman
+
+
+def test_pearson_and_spearman_match_scipy_with_ties():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=30), np.round(rng.normal(size=30), 1)  # ties in y
+    assert pearson(x, y) == pytest.approx(sps.pearsonr(x, y)[0], abs=1e-12)
+    assert spearman(x, y) == pytest.approx(sps.spearmanr(x, y)[0], abs=1e-12)
+
+
+def test_seed_stats_bootstrap_ci_brackets_the_mean():
+    st = seed_stats([0.1, 0.2, 0.3])
+    assert st["mean"] == pytest.approx(0.2) and st["std"] == pytest.approx(0.1)
+    assert st["ci"][0] <= 0.2 <= st["ci"][1] and st["ci"][0] >= 0.1 and st["ci"][1] <= 0.3
+    assert seed_stats([0.1, 0.2, 0.3]) == st  # seeded
+
+
+def test_seed_stats_ci_is_the_percentiles_of_resampled_means():
+    x = np.array([0.3, -0.1, 0.7, 0.2])
+    idx = np.random.default_rng(5).integers(0, 4, (300, 4))
+    expected = np.percentile(x[idx].mean(1), [2.5, 97.5])
+    np.testing.assert_array_equal(seed_stats(x, n_boot=300, seed=5)["ci"], expected)
+    assert np.isnan(seed_stats([1.0])["std"])
+
+
+def test_corr_with_ci_on_exact_and_constant_data():
+    x = np.arange(10.0)
+    c = corr_with_ci(spearman, x, 3 * x + 1, n_boot=200)
+    assert c["r"] == pytest.approx(1.0) and c["ci"][0] == pytest.approx(1.0)
+    assert corr_with_ci(pearson, x, np.ones(10))["r"] is None
+
+
+def test_percentile_ci_of_nothing_is_nan():
+    assert np.all(np.isnan(percentile_ci([])))
+    assert percentile_ci(np.arange(101.0)) == [2.5, 97.5]
