@@ -24,7 +24,7 @@ import rmtheory
 from rmtheory.lm import task as T
 from rmtheory.lm.config import get_config
 from rmtheory.lm.model import RewardModel, param_count
-from rmtheory.lm.reward_model import stack
+from rmtheory.lm.stacking import stack
 from rmtheory.lm.rloo import Scaled, SourceConsts, make_rl
 from rmtheory.lm.sampling import sample
 from rmtheory.lm.sft import init_policy

@@ -19,8 +19,8 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["atomic", "check_writable", "to_jsonable", "dumps", "save_json", "load_json", "save_csv", "save_text", "save_npz",
-           "load_npz", "save_tree", "load_tree", "save_figure", "pyplot"]
+__all__ = ["atomic", "check_writable", "to_jsonable", "dumps", "save_json", "load_json", "save_csv", "save_text",
+           "save_npz", "load_npz", "save_tree", "load_tree", "save_figure", "pyplot"]
 
 
 def _tmp(path: str) -> str:
