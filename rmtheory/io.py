@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 
 __all__ = ["atomic", "check_writable", "to_jsonable", "dumps", "save_json", "load_json", "save_csv", "save_text",
-           "save_npz", "load_npz", "save_tree", "load_tree", "save_figure", "pyplot"]
+           "save_npz", "load_npz", "save_tree", "load_tree", "save_figure", "pyplot", "differing_keys"]
 
 
 def _tmp(path: str) -> str:
@@ -185,3 +185,10 @@ def pyplot(rc: dict | None = None):
     if rc:
         plt.rcParams.update(rc)
     return plt
+
+
+def differing_keys(old: dict, new: dict, keys=None) -> list:
+    """The sorted top-level keys (of ``keys`` when given) whose values differ between two settings dicts (a key
+    missing on one side differs): what a refused resume names (the LM pipeline, its studies, ``rmtheory score``)."""
+    keys = set(old) | set(new) if keys is None else set(keys)
+    return sorted(k for k in keys if old.get(k) != new.get(k))

@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from .. import io
+
 INSTALL_HINT = ('rmtheory score needs the optional Hugging Face extra (torch, transformers, tokenizers): '
                 'python -m pip install "rmtheory[hf]"  (from a clone: python -m pip install ".[hf]")')
 RESERVED = ("prompt_id", "sample_id")
@@ -293,8 +295,7 @@ def output_paths(out: str) -> dict:
 
 def differences(new: dict, old: dict, keys=None) -> list[str]:
     """``"key: old → new"`` for every setting that differs (only ``keys`` when given)."""
-    keys = sorted(set(new) | set(old)) if keys is None else sorted(keys)
-    return [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in keys if new.get(k) != old.get(k)]
+    return [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in io.differing_keys(old, new, keys)]
 
 
 def stale_chunks(new: dict, old: dict, files) -> list[str]:

@@ -24,12 +24,6 @@ from .config import RM_SOURCES, Config
 from .task import Prompts
 
 
-def differing_keys(old: dict, new: dict) -> list:
-    """The sorted top-level keys whose values differ between two settings dicts (a key missing on one side
-    differs): what a refused resume names."""
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
 def relative_run_dir(path: str) -> str | None:
     """``path`` relative to the working directory when it lies inside it, else None: what the studies record
     of their run dirs (never a machine's absolute path)."""
@@ -93,7 +87,7 @@ class RunDir:
         """Refuse a run dir that holds a different config (writes nothing)."""
         old = self.stored_config()
         if old is not None and old != cfg:
-            diff = differing_keys(old.to_dict(), cfg.to_dict())
+            diff = io.differing_keys(old.to_dict(), cfg.to_dict())
             raise ValueError(f"{self.path('config.json')} holds a different config (differs in {diff}); use a fresh "
                              "--out directory or the same config")
 

@@ -14,13 +14,14 @@ import os
 
 import numpy as np
 
+from ... import io
 from ..._precision import require_x64
 from ..config import Config
 from ..loop import run_stages
 from ..measure import ground_truth, increases, mean_token_logprob, sample_stats, sample_tokens
 from ..rl import reward_model_consts, stacked_rl, train
 from ..rloo import Scaled
-from ..rundir import RunDir, differing_keys
+from ..rundir import RunDir
 from ..stacking import take
 from ..stages import stage_data, stage_samples, stage_sft
 
@@ -32,7 +33,7 @@ def save_study(run: RunDir, kind: str, settings) -> None:
     if run.exists("study.json"):
         old = run.load_json("study.json")
         if old != d:
-            diff = differing_keys(old.get("settings", {}), d["settings"])
+            diff = io.differing_keys(old.get("settings", {}), d["settings"])
             raise ValueError(f"{run.path('study.json')} holds different {old.get('kind')} settings (differs in "
                              f"{diff or ['kind']}); use a fresh --out directory or the same settings")
     else:
