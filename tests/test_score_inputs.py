@@ -5,6 +5,7 @@ settings makes stale. Runs in CI (torch and transformers are hidden here even wh
 import argparse
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -137,4 +138,19 @@ def test_output_paths():
     p = I.output_paths("runs/rewards.csv")
     assert p == {"rewards": "runs/rewards.csv", "pairs": "runs/rewards_pairs.csv",
                  "samples": "runs/rewards_samples.jsonl", "manifest": "runs/rewards_score.json",
-                 "parts": "runs/rewards.csv.parts"}
+                 "sketches": "runs/rewards_sketches.npz", "parts": "runs/rewards.csv.parts"}
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(sketch_dim=8), "--sketch-dim and --grad-params need --teaching-rate"),
+    (dict(grad_params="last:1"), "need --teaching-rate"),
+    (dict(teaching_rate=True, k=1), "--teaching-rate needs --k >= 2"),
+    (dict(teaching_rate=True, top_k=5), "--top-k 5"),
+    (dict(teaching_rate=True, top_p=0.5), "--top-p 0.5"),
+    (dict(teaching_rate=True, temperature=0.0), "greedy"),
+    (dict(teaching_rate=True, sketch_dim=0), "--sketch-dim must be >= 1"),
+])
+def test_teaching_rate_options(kw, msg):
+    with pytest.raises(I.ScoreError, match=re.escape(msg)):
+        I.check_options(_args(**kw))
+    I.check_options(_args(teaching_rate=True, sketch_dim=16, grad_params="last:1", temperature=0.7))
