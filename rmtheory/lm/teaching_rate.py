@@ -27,7 +27,7 @@ import rmtheory
 from .model import Transformer, sequence_logprob
 from .task import response_mask
 
-__all__ = ["score_vector_grams", "gram_factors", "save_gram_sketches"]
+__all__ = ["score_vector_grams", "gram_factors", "save_gram_sketches", "export_sketches", "rates"]
 
 
 def _gram_fn(static, prompt_len: int, k: int):
@@ -52,7 +52,7 @@ def score_vector_grams(model: Transformer, tokens, prompt_len: int, k: int, chun
 
     Chunks of ``chunk_prompts`` prompts share one compiled function (the last chunk is padded by repeating
     its first prompt and the padding dropped); other chunkings agree to float32 rounding (~1e-7 relative).
-    Checked against one ``jax.grad`` per sample in ``tests/lm/test_teaching_rate.py``."""
+    Checked against one ``jax.grad`` per sample in ``tests/lm/test_lm_teaching_rate.py``."""
     tokens = np.asarray(tokens)
     if tokens.ndim != 2 or tokens.shape[0] % k:
         raise ValueError(f"tokens must have shape [P*K, T] with K = {k}; got {list(tokens.shape)}")
@@ -90,3 +90,28 @@ def save_gram_sketches(path: str, prompt_ids, grams, param_dim: int) -> str:
     return rmtheory.io.save_npz(path, prompt_id=np.repeat(np.asarray(prompt_ids).astype(str), k),
                                 sample_id=np.tile(np.arange(k), p).astype(str), g=f.reshape(p * k, k),
                                 sketch_kind=np.array("gram_factor"), param_dim=np.array(int(param_dim)))
+
+
+def export_sketches(path: str, model: Transformer, tokens, prompt_len: int, prompt_ids, k: int) -> np.ndarray:
+    """The exact Gram matrices of ``model``'s score vectors for its samples ``tokens`` [P·K, T] and the sketch
+    file beside an ``eval_rewards``-style export (``prompt_ids`` [P]); returns the [P, K, K] Gram matrices."""
+    params = sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array)))
+    grams = score_vector_grams(model, tokens, prompt_len, k)
+    save_gram_sketches(path, prompt_ids, grams, params)
+    return grams
+
+
+def rates(scores: dict, gt, grams) -> dict:
+    """{name: {"rate_g", "rate_self"}}: the per-prompt rate estimates averaged over prompts, for each [P, K] score
+    array of ``scores`` against the ground truth ``gt`` [P, K], each z-scored globally (its own mean and std over
+    all samples), exactly as ``rmtheory evaluate --sketches`` computes them."""
+    from .._rate_estimator import rate_from_gram
+    from .._rm_eval import normalisation_stats, normalise
+
+    a = jnp.asarray(normalise(gt, normalisation_stats(gt, "global")))
+    out = {}
+    for name, v in scores.items():
+        b = jnp.asarray(normalise(v, normalisation_stats(v, "global")))
+        rg, rs, _, _ = rate_from_gram(a, b, jnp.asarray(grams))
+        out[name] = {"rate_g": float(jnp.mean(rg)), "rate_self": float(jnp.mean(rs))}
+    return out

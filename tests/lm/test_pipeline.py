@@ -155,3 +155,22 @@ def test_run_ends_with_a_short_summary_the_figures_dir_and_the_smoke_test_note(t
     assert os.path.exists(os.path.join(figs, "lm_tables.md")) and os.path.exists(os.path.join(figs, "lm_validity.json"))
     md = open(os.path.join(out, "figures", "lm_tables.md")).read()
     assert "n/a" not in md and "—: undefined (a constant column)." in md  # one "undefined" mark in every lm table
+
+
+@pytest.mark.slow
+def test_evaluate_with_the_exported_sketches_gives_the_stage_rates(tiny_run):
+    """The evaluation stage exports the policy's exact score-vector Gram matrices (``eval_sketches.npz``), and
+    ``rmtheory evaluate --sketches`` on its files reproduces the rates it records in ``rm_eval.json``."""
+    from rmtheory.evaluate import evaluate
+
+    out, _ = tiny_run
+    stage = json.load(open(os.path.join(out, "rm_eval.json")))["rates"]
+    rep = evaluate(os.path.join(out, "eval_rewards.csv"), ground_truth="ground_truth",
+                   sketches=os.path.join(out, "eval_sketches.npz"), bootstrap=0)
+    assert rep.meta["sketches"]["sketch_kind"] == "gram_factor"
+    names = [n for n in list(SOURCES) + list(BASELINES) if n != "ground_truth"]
+    assert sorted(stage) == sorted(names)
+    for name in names:
+        for k in ("rate_g", "rate_self"):
+            assert getattr(rep[name], k) == pytest.approx(stage[name][k], rel=1e-9, abs=1e-12), (name, k)
+    assert all(stage[n]["rate_self"] > 0 for n in names if rep[n].var > 0)  # ‖E[r g]‖² of a non-constant reward

@@ -5,8 +5,9 @@ each cell the predictors come from running the ``rmtheory evaluate`` command its
 rmtheory.evaluate FILE --off-policy PAIRS --json``) on the files the runs exported (the initial policy's
 samples scored by every RM), not from an internal shortcut, so the tool users run is the one validated.
 Each predictor — Var, on-policy accuracy, off-policy accuracy, On&Off, Var&Acc, (Var+On)/2 and the
-Proposition 3 lower bound on t_γ — is correlated (Pearson, Spearman; 95 % bootstrap CIs over cells) with the
-realised one-epoch RLOO proxy and GT increase (mean over seeds).
+Proposition 3 lower bound on t_γ, and the teaching rates rate_G and rate_self (``evaluate --sketches`` on the exported
+exact score-vector Gram matrices; absent for runs made before they were exported) — is correlated (Pearson,
+Spearman; 95 % bootstrap CIs over cells) with the realised one-epoch RLOO proxy and GT increase (mean over seeds).
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from ..measure import MEASURES, fmt
 from ..rundir import publish, relative_run_dir
 from .grid import POLICIES
 
-PREDICTORS = MEASURES + ("Prop. 3 bound",)
+PREDICTORS = MEASURES + ("Prop. 3 bound", "rate_G", "rate_self")
 TARGETS = ("proxy", "gt")
 
 
 def run_evaluate(rewards: str, off_policy: str) -> dict:
-    """``rmtheory evaluate REWARDS --off-policy PAIRS --json --bootstrap 0`` in a subprocess → {model: row}."""
+    """``rmtheory evaluate REWARDS --off-policy PAIRS [--sketches S] --json --bootstrap 0`` in a subprocess →
+    {model: row}; ``--sketches`` when the export has its ``<stem>_sketches.npz``."""
     cmd = [sys.executable, "-m", "rmtheory.evaluate", rewards, "--off-policy", off_policy, "--json", "--bootstrap", "0",
            "--exclude-ground-truth"]
+    sketches = rewards[:-4] + "_sketches.npz"
+    if os.path.exists(sketches):
+        cmd += ["--sketches", sketches]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr.strip()}")
@@ -43,7 +48,8 @@ def predictors(row: dict) -> dict:
     computed them, and the Proposition 3 lower bound on t_γ."""
     values = (row["var"], row["acc_on"], row["acc_off"], row["on_off"], row["var_acc"],
               0.5 * (row["var"] + row["acc_on"]), row["t_gamma_lower_bound"])
-    return dict(zip(PREDICTORS, values))
+    rates = {"rate_G": row["rate_g"], "rate_self": row["rate_self"]} if "rate_g" in row else {}
+    return {**dict(zip(PREDICTORS, values)), **rates}
 
 
 def _one_epoch(results: dict, key_fn) -> dict:
@@ -80,10 +86,15 @@ def collect(grid_dir: str | None, paradox_dir: str | None, log=print) -> list:
     return rows
 
 
+def present(rows: list) -> list:
+    """The :data:`PREDICTORS` every cell has (the rates only when every export had its sketch file)."""
+    return [p for p in PREDICTORS if all(p in r for r in rows)]
+
+
 def correlations(rows: list, n_boot: int = 2000) -> dict:
     """{predictor: {target: {"pearson": {r, ci, n}, "spearman": {...}}}} over the pooled cells."""
     out = {}
-    for p in PREDICTORS:
+    for p in present(rows):
         x = np.array([r[p] for r in rows], np.float64)
         out[p] = {}
         for t in TARGETS:
@@ -99,7 +110,7 @@ def analyze(grid_dir: str | None, paradox_dir: str | None, out: str, figures_dir
         raise ValueError(f"need at least 3 cells; got {len(rows)}")
     corr = correlations(rows)
     os.makedirs(out, exist_ok=True)
-    cols = ["source", "policy", "model", *PREDICTORS, *TARGETS]
+    cols = ["source", "policy", "model", *present(rows), *TARGETS]
     io.save_csv(os.path.join(out, "reportcard_cells.csv"), cols, [[r[c] for c in cols] for r in rows])
     runs = {k: relative_run_dir(d) for k, d in (("grid", grid_dir), ("paradox", paradox_dir)) if d}
     summary = {"n_cells": len(rows), **{k: d for k, d in runs.items() if d}, "correlations": corr, "cells": rows}
@@ -140,12 +151,12 @@ def _markdown(rows, corr):
 
 def _plot(path, rows, corr):
     plt = io.pyplot()
-    fig, axes = plt.subplots(len(TARGETS), len(PREDICTORS), figsize=(2.6 * len(PREDICTORS), 2.6 * len(TARGETS)),
-                             squeeze=False)
+    preds = list(corr)
+    fig, axes = plt.subplots(len(TARGETS), len(preds), figsize=(2.6 * len(preds), 2.6 * len(TARGETS)), squeeze=False)
     src = np.array([r["source"] for r in rows])
     for i, t in enumerate(TARGETS):
         y = np.array([r[t] for r in rows])
-        for j, p in enumerate(PREDICTORS):
+        for j, p in enumerate(preds):
             ax = axes[i, j]
             x = np.array([r[p] for r in rows])
             for s, mk in (("grid", "o"), ("paradox", "^")):

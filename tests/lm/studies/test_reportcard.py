@@ -21,7 +21,16 @@ def test_reportcard_runs_rmtheory_evaluate_on_the_exports(grid_run, reportcard_r
     for c in s["cells"]:
         if c["source"] == "grid":
             assert c["Var"] == pytest.approx(ev["report"][c["policy"]][c["model"]]["var"], rel=1e-9)
-    assert set(s["correlations"]) == set(reportcard.PREDICTORS)
+    assert set(s["correlations"]) == set(reportcard.PREDICTORS)  # the rates too: every export has its sketches
+    for p in grid.POLICIES:
+        assert os.path.exists(os.path.join(grid_run, "exports", f"{p}_sketches.npz"))
+    # the cells' rates are what `rmtheory evaluate --sketches` reports on the export
+    cells = [c for c in s["cells"] if c["source"] == "grid" and c["policy"] == grid.POLICIES[0]]
+    rep = reportcard.run_evaluate(os.path.join(grid_run, "exports", f"{grid.POLICIES[0]}.csv"),
+                                  os.path.join(grid_run, "exports", "offpolicy.csv"))
+    for c in cells:
+        assert c["rate_G"] == pytest.approx(rep[c["model"]]["rate_g"], rel=1e-12)
+        assert c["rate_self"] == pytest.approx(rep[c["model"]]["rate_self"], rel=1e-12)
 
 
 def test_reportcard_cli_names_missing_runs(tmp_path, capsys):
