@@ -386,7 +386,14 @@ def test_one_model_in_memory_at_a_time(models, tmp_path, monkeypatch):
     assert len(alive) == 4 and peak == [0, 0, 0, 0]
 
 
-def test_progress_per_prompt_and_a_final_line_with_every_file_and_the_time(models, tmp_path, capsys):
+def test_progress_per_prompt_and_a_final_line_with_every_file_and_the_time(models, tmp_path, capsys, monkeypatch):
+    import tqdm.auto
+
+    class EveryUpdate(tqdm.auto.tqdm):  # draw every update: the test checks the granularity, not tqdm's 0.1 s rate
+        def __init__(self, *a, **kw):
+            super().__init__(*a, mininterval=0, miniters=1, **kw)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", EveryUpdate)
     out = tmp_path / "x.csv"
     argv = [a for a in _argv(models, out) if a != "--no-progress"]
     assert cli(argv) == 0
