@@ -45,6 +45,7 @@ import rmtheory as rt
 from .. import _stats
 from .._rm_eval import combined_measures
 from .. import io
+from .._progress import Progress
 from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, T_MAX, tabular_t_gamma
 
@@ -170,27 +171,34 @@ def correlate(preds: dict, speeds: dict, weights, names_for, chunk: int = 50):
 def run(quick: bool = False, seed: int = 0, out: str = "figures"):
     n_fam = 50 if quick else 2000
     n_boot = 50 if quick else 500
-    logits, r_g, r_rm, lam, family = make_instances(seed, n_fam)
-    preds, rate_self = predictors(logits, r_g, r_rm, lam)
-    n_inst = len(lam)
+    with Progress("fig6", 3) as progress:
+        progress.step("instances and predictors")
+        logits, r_g, r_rm, lam, family = make_instances(seed, n_fam)
+        preds, rate_self = predictors(logits, r_g, r_rm, lam)
+        n_inst = len(lam)
 
-    def flat(a):
-        return np.asarray(a).reshape(-1)  # instance-major columns
+        def flat(a):
+            return np.asarray(a).reshape(-1)  # instance-major columns
 
-    speeds = {}
-    for gamma in GAMMAS:
-        for target, meas in (("ground truth", r_g), ("proxy", r_rm)):
-            t, _ = tabular_t_gamma(logits, r_rm, meas, gamma, lam)
-            speeds[(target, gamma)] = flat(_speed(t))
-    cols = {k: flat(v) for k, v in preds.items() if v is not None}
-    var = cols["Var"]
-    cols["Prop 3 bound"] = lambda g: flat(1.0 / np.asarray(rt.prop3_time_lower_bound(var, g, N_PROMPTS)))
-    cols["rate_self"] = flat(rate_self)
-    rng = np.random.default_rng([seed, 61])
-    w_inst = rng.multinomial(n_inst, np.full(n_inst, 1.0 / n_inst), size=n_boot)
-    weights = np.repeat(w_inst, N_PROMPTS, axis=1)  # both columns of a resampled instance move together
-    names_for = lambda target: list(PREDICTORS) if target == "ground truth" else list(PROXY_PREDICTORS[::-1])  # noqa
-    res = correlate(cols, speeds, weights, names_for)
+        progress.step(f"exact t_γ of the ground truth and the proxy at {len(GAMMAS)} γ ({n_inst:,} instances)")
+        speeds = {}
+        for gamma in GAMMAS:
+            for target, meas in (("ground truth", r_g), ("proxy", r_rm)):
+                t, _ = tabular_t_gamma(logits, r_rm, meas, gamma, lam)
+                speeds[(target, gamma)] = flat(_speed(t))
+        progress.step(f"Spearman, Kendall and {n_boot} paired bootstrap resamples")
+        cols = {k: flat(v) for k, v in preds.items() if v is not None}
+        var = cols["Var"]
+        cols["Prop 3 bound"] = lambda g: flat(1.0 / np.asarray(rt.prop3_time_lower_bound(var, g, N_PROMPTS)))
+        cols["rate_self"] = flat(rate_self)
+        rng = np.random.default_rng([seed, 61])
+        w_inst = rng.multinomial(n_inst, np.full(n_inst, 1.0 / n_inst), size=n_boot)
+        weights = np.repeat(w_inst, N_PROMPTS, axis=1)  # both columns of a resampled instance move together
+
+        def names_for(target):
+            return list(PREDICTORS) if target == "ground truth" else list(PROXY_PREDICTORS[::-1])
+
+        res = correlate(cols, speeds, weights, names_for)
     summary = _summarise(res, n_inst, n_boot, quick, seed)
     summary["per_family_spearman_ground_truth"] = _per_family(cols, speeds, np.repeat(family, N_PROMPTS))
     rows = {k: [] for k in ("target", "gamma", "predictor", "reached", "spearman", "spearman_lo", "spearman_hi",
