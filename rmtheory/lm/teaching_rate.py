@@ -24,7 +24,9 @@ import numpy as np
 
 import rmtheory
 
-from .model import Transformer, sequence_logprob
+from .._rate_estimator import rate_from_gram
+from .._rm_eval import normalisation_stats, normalise
+from .model import Transformer, param_count, sequence_logprob
 from .task import response_mask
 
 __all__ = ["score_vector_grams", "gram_factors", "save_gram_sketches", "export_sketches", "rates"]
@@ -95,9 +97,8 @@ def save_gram_sketches(path: str, prompt_ids, grams, param_dim: int) -> str:
 def export_sketches(path: str, model: Transformer, tokens, prompt_len: int, prompt_ids, k: int) -> np.ndarray:
     """The exact Gram matrices of ``model``'s score vectors for its samples ``tokens`` [P·K, T] and the sketch
     file beside an ``eval_rewards``-style export (``prompt_ids`` [P]); returns the [P, K, K] Gram matrices."""
-    params = sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array)))
     grams = score_vector_grams(model, tokens, prompt_len, k)
-    save_gram_sketches(path, prompt_ids, grams, params)
+    save_gram_sketches(path, prompt_ids, grams, param_count(model))
     return grams
 
 
@@ -105,9 +106,6 @@ def rates(scores: dict, gt, grams) -> dict:
     """{name: {"rate_g", "rate_self"}}: the per-prompt rate estimates averaged over prompts, for each [P, K] score
     array of ``scores`` against the ground truth ``gt`` [P, K], each z-scored globally (its own mean and std over
     all samples), exactly as ``rmtheory evaluate --sketches`` computes them."""
-    from .._rate_estimator import rate_from_gram
-    from .._rm_eval import normalisation_stats, normalise
-
     a = jnp.asarray(normalise(gt, normalisation_stats(gt, "global")))
     out = {}
     for name, v in scores.items():
