@@ -24,3 +24,34 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Parallel runs (pytest-xdist, ``-n auto`` in pyproject's addopts)
+# --------------------------------------------------------------------------------------------------
+# A shared fixture is made once per *worker*, so every test that reads one must run on the worker that made it:
+# tests reading a session fixture of this suite (the ``tiny`` pipeline run and the quick studies, which depend
+# on one another) form one group, and tests reading a module fixture (the quick figures' background run, a
+# module's scored model) form one group per module. Everything else is scheduled test by test.
+
+
+def _shared_scope(item):
+    """"session", "module" or None: the widest scope among this suite's own fixtures (not pytest's or a
+    plugin's, whose base id is empty) that ``item`` reads."""
+    scopes = set()
+    for defs in item._fixtureinfo.name2fixturedefs.values():
+        for d in defs:
+            if d.baseid and d.scope in ("session", "module"):
+                scopes.add(d.scope)
+    return "session" if "session" in scopes else "module" if scopes else None
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        scope = _shared_scope(item)
+        if scope == "session":
+            item.add_marker(pytest.mark.xdist_group("session-fixtures"))
+        elif scope == "module":
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -20,6 +20,7 @@ def test_study_refuses_other_settings(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("grid_run", "paradox_run")  # static, so that the test runs where the session made them
 @pytest.mark.parametrize("study, fixture", [(grid, "grid_run"), (paradox, "paradox_run")])
 def test_study_table_records_its_run_dir_relative_to_the_working_directory(study, fixture, request, tmp_path,
                                                                            monkeypatch):
