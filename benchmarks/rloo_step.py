@@ -1,12 +1,13 @@
 """RLOO updates/second and sampled tokens/second for the `small` LM on CPU.
 
-    python benchmarks/rloo_step.py [--config small] [--runs 21] [--reps 3] [--per-run-refs]
+    python benchmarks/rloo_step.py [--config small] [--runs 21] [--reps 3] [--per-run-refs] [--mode M]
 
 ``--per-run-refs`` times the studies' mode (``rmtheory lm grid``/``paradox``: every run has its own
 reference policy, passed as a vmapped argument) instead of the pipeline's (one reference, a constant).
 
 One "update" = one rollout batch (batch_prompts × k sequences) sampled, scored by a reward model, and
-n_minibatches Adam steps, for one run; ``--runs`` runs are vmapped together as in the pipeline.
+n_minibatches Adam steps, for one run; ``--runs`` runs are stacked as in the pipeline and trained vmapped or one
+after another (``--mode vmap|sequential``; default: what the pipeline picks here, ``rloo.default_mode()``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rmtheory.lm import task as T
 from rmtheory.lm.config import get_config
 from rmtheory.lm.model import RewardModel, param_count
 from rmtheory.lm.stacking import stack
-from rmtheory.lm.rloo import Scaled, SourceConsts, make_rl
+from rmtheory.lm.rloo import MODES, Scaled, SourceConsts, default_mode, make_rl
 from rmtheory.lm.sampling import sample
 from rmtheory.lm.sft import init_policy
 
@@ -38,6 +39,9 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=21, help="vmapped runs (7 sources × 3 seeds in the pipeline)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--per-run-refs", action="store_true", help="one reference policy per run (the grid's mode)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the one-run-at-a-time line and sampling")
+    ap.add_argument("--mode", choices=MODES, default=None, help="how the stacked runs are trained (default: "
+                    "the pipeline's choice on this machine)")
     a = ap.parse_args(argv)
     if a.runs < 1 or a.reps < 1:
         ap.error("--runs and --reps must be >= 1")
@@ -48,7 +52,8 @@ def main(argv=None):
     pg = Scaled.of(pr.take(np.arange(cfg.n_pg)))
     ev = Scaled.of(pr.take(np.arange(cfg.n_pg, pr.n)))
     opt = optax.adam(cfg.rl_lr)
-    update_epoch, _ = make_rl(cfg, None if a.per_run_refs else pol, pg, {"test": ev}, (0.0, 1.0), opt)
+    mode = a.mode or default_mode()
+    update_epoch, _ = make_rl(cfg, None if a.per_run_refs else pol, pg, {"test": ev}, (0.0, 1.0), opt, mode)
     R = a.runs
     rm = RewardModel.from_policy(pol, spec.prompt_len, cfg.rm_readout)
     rms = stack([rm] * R)
@@ -57,7 +62,7 @@ def main(argv=None):
     c = SourceConsts(jnp.ones(R, jnp.float32), jnp.zeros(R, jnp.float32), jnp.zeros(R, bool), jnp.zeros(R, jnp.float32),
                      jnp.ones(R, jnp.float32), jnp.arange(R, dtype=jnp.int32))
     print(f"config {cfg.name}: policy {param_count(pol):,} parameters (float32), seq len {spec.seq_len}, "
-          f"vocab {spec.vocab}; devices {jax.devices()}")
+          f"vocab {spec.vocab}; devices {jax.devices()}; stacked runs: {mode}")
     def one(tree):
         return jax.tree_util.tree_map(lambda x: x[:1], tree)
 
@@ -81,9 +86,11 @@ def main(argv=None):
         times.append(time.time() - t)
     best = min(times)
     updates = R * cfg.rollouts_per_epoch
-    print(f"RLOO: {updates / best:.2f} updates/s ({R} runs × {cfg.rollouts_per_epoch} rollouts of "
+    print(f"RLOO ({mode}): {updates / best:.2f} updates/s ({R} runs × {cfg.rollouts_per_epoch} rollouts of "
           f"{cfg.batch_prompts * cfg.k} sequences in {best:.2f}s; best of {a.reps}; median "
           f"{updates / statistics.median(times):.2f})")
+    if a.no_baseline:
+        return
     # baseline in the same run: one run at a time (what a loop over sources × seeds would do)
     o1 = update_epoch(one(pols), one(sts), one(rms), one(c), 0)
     jax.block_until_ready(o1)

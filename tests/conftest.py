@@ -9,6 +9,7 @@
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 import rmtheory
@@ -32,7 +33,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # A shared fixture is made once per *worker*, so every test that reads one must run on the worker that made it:
 # tests reading a session fixture of this suite (the ``tiny`` pipeline run and the quick studies, which depend
 # on one another) form one group, and tests reading a module fixture (the quick figures' background run, a
-# module's scored model) form one group per module. Everything else is scheduled test by test.
+# module's scored model) form one group per module. Everything else is scheduled test by test. (xdist 3.8 marks a
+# group by renaming the test's node id, which pytest 9 ignores: hence pytest < 9 in the test extra.)
 
 
 def _shared_scope(item):
@@ -46,8 +48,8 @@ def _shared_scope(item):
     return "session" if "session" in scopes else "module" if scopes else None
 
 
+@pytest.hookimpl(tryfirst=True)  # the markers must be there before xdist reads them (its own modifyitems hook)
 def pytest_collection_modifyitems(config, items):
-    import pytest
 
     for item in items:
         scope = _shared_scope(item)

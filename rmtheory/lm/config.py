@@ -83,6 +83,7 @@ class Config:
     # perfect-accuracy low-variance source
     perfect_fraction: float = 0.5
     perfect_factor: float = 0.001
+    perfect_shift: float = 2.0  # scores (r_G + shift)·s(x): the constant of b_y = (r_G + 2)/(4T) (Theorem 2)
     # RM evaluation / normalisation / policy evaluation: n_eval_prompts PG prompts × n_eval_samples
     n_eval_prompts: int = 500
     n_eval_samples: int = 10
@@ -119,7 +120,7 @@ class Config:
         for name in ("sft_lr", "rm_lr", "rl_lr", "perfect_factor", "clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0; got {getattr(self, name)}")
-        for name in ("beta", "rm_center"):
+        for name in ("beta", "rm_center", "perfect_shift"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
         for name in ("sft_steps", "rm_epochs", "rl_epochs", "sft_batch", "rm_batch", "d_model", "n_layers", "n_heads",

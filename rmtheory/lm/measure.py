@@ -50,21 +50,60 @@ def mean_token_logprob(model, tokens, prompt_len: int, axis=-1):
     return np.sum(lp * mask, axis) / np.sum(mask, axis)
 
 
+def _pair_fraction(same) -> float:
+    """Mean over prompts and within-prompt pairs i < j of ``same`` [P, K, K] (a boolean pair matrix)."""
+    K = same.shape[1]
+    iu = np.triu_indices(K, 1)
+    return float(np.mean(same[:, iu[0], iu[1]]))
+
+
 def tie_fraction(gt) -> float:
     """Fraction of the within-prompt sample pairs that r_G ties. gt: [P, K]."""
-    K = gt.shape[1]
-    iu = np.triu_indices(K, 1)
-    return float(np.mean((gt[:, :, None] - gt[:, None, :])[:, iu[0], iu[1]] == 0))
+    gt = np.asarray(gt)
+    return _pair_fraction(gt[:, :, None] == gt[:, None, :])
+
+
+def duplicate_fraction(resp) -> float:
+    """Fraction of the within-prompt sample pairs whose two responses are identical. resp: [P, K, L]."""
+    resp = np.asarray(resp)
+    return _pair_fraction(np.all(resp[:, :, None, :] == resp[:, None, :, :], axis=-1))
+
+
+def chance_on_acc(resp, gt) -> float:
+    """The on-policy accuracy of an uninformative *deterministic* score: one independent continuous value per
+    distinct response. Identical responses tie under it and under r_G, so it agrees on them for free; it never
+    ties two distinct responses, so it misses r_G's other ties; it orders the rest right half the time:
+
+        chance = dup + ½·(1 − tie),   dup, tie = the fractions of sample pairs that are identical / r_G-tied.
+
+    (½·(1 − tie) alone is the chance of a score drawn afresh per sample, which ties nothing; every reward model
+    here is deterministic.) resp: [P, K, L] responses, gt: [P, K]."""
+    return duplicate_fraction(resp) + 0.5 * (1.0 - tie_fraction(gt))
 
 
 def sample_stats(toks, gt, prompt_len: int) -> dict:
     """A policy's samples [P·K, T] with r_G [P, K]: between-prompt share of r_G's variance (NaN if r_G is
-    constant), distinct responses per prompt, and the r_G tie fraction of the sample pairs."""
+    constant), distinct responses per prompt, the fractions of the sample pairs that r_G ties and that are
+    identical, and the deterministic chance on-policy accuracy (:func:`chance_on_acc`)."""
     K = gt.shape[1]
     resp = toks[:, prompt_len:].reshape(-1, K, toks.shape[1] - prompt_len)
     distinct = np.mean([len({r.tobytes() for r in resp[i]}) for i in range(resp.shape[0])])
     return {"gt_between_prompt_share": float(gt.mean(1).var() / gt.var()) if gt.var() > 0 else float("nan"),
-            "distinct_per_prompt": float(distinct), "gt_tie_fraction": tie_fraction(gt)}
+            "distinct_per_prompt": float(distinct), "gt_tie_fraction": tie_fraction(gt),
+            "duplicate_fraction": duplicate_fraction(resp), "chance_on_acc": chance_on_acc(resp, gt)}
+
+
+def perfect_scores(cfg: Config, gt, scale):
+    """The perfect-accuracy low-variance source's scores: (r_G(x, y) + ``perfect_shift``)·s(x), s(x) its prompt
+    scale (``perfect_factor`` on a fixed fraction of the prompts, else 1); ``gt`` and ``scale`` broadcast.
+
+    Within each prompt it is an increasing affine map of r_G, so its accuracy is 1 on- and off-policy. The
+    shift is a constant (Remark 3), which RLOO's leave-one-out baseline removes; but under the global z-score
+    the gap between the scaled prompts' mean (≈ 0) and the others' (≈ shift) enters σ, so the normalised
+    reward is small on every prompt: low variance as the pipeline measures it, as for the theory's
+    b_y = (r_G + 2)/(4T). Without the shift (r_G·s(x)) the z-score undoes the scaling when r_G's mean is near 0:
+    σ shrinks with the within-prompt variance and the normalised variance stays r_G's (gate G11)."""
+    return (np.asarray(gt, np.float64) + cfg.perfect_shift) * np.asarray(scale, np.float64)
 
 
 # ------------------------------------------------------------------------------------- eval prompts

@@ -15,10 +15,15 @@ the reward, and (``grpo_kl = "k3_in_loss"``, the default) the intended penalty �
 k3 = exp(ln π_ref − ln π_θ) + ln π_θ − ln π_ref − 1 added to the loss *with* its gradient; ``"none"``
 reproduces the released code, where that term carries no gradient and so has no effect.
 
-Runs (sources × seeds) are vmapped inside one jitted function; an "epoch" is ``n_pg`` sequences
-(TRL's count), i.e. ``rollouts_per_epoch`` rollout batches, scanned with ``lax.scan``. Every random
-number is ``fold_in`` of a run key and the global rollout index, so resuming from an epoch checkpoint
-reproduces an uninterrupted run exactly.
+π_old's log-probabilities are the sampler's own (``sample`` returns them; they equal the teacher-forced pass up
+to float32 rounding, tested), which saves one forward pass per rollout.
+
+Runs (sources × seeds) are stacked along a leading axis and trained inside one jitted function, either vmapped
+(``mode = "vmap"``: one batched computation, what several devices or a GPU need) or one after another
+(``"sequential"``: ``lax.map``, faster on a CPU, whose cores a vmapped batch of small matrices does not keep
+busy); :func:`default_mode` picks. An "epoch" is ``n_pg`` sequences (TRL's count), i.e.
+``rollouts_per_epoch`` rollout batches, scanned with ``lax.scan``. Every random number is ``fold_in`` of a run
+key and the global rollout index, so resuming from an epoch checkpoint reproduces an uninterrupted run exactly.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from .sampling import sample
 
 
 class SourceConsts(NamedTuple):
-    """Per-run description of the reward source: raw = w_rm·RM(x,y) + w_gt·r_G(x,y)·s(x), with
-    s(x) = the perfect-source prompt scale if ``use_scale`` else 1; normalised r̃ = (raw − mu)/sigma."""
+    """Per-run description of the reward source: raw = w_rm·RM(x,y) + w_gt·r_G(x,y) for a reward model or r_G,
+    and raw = (r_G(x,y) + shift)·s(x) for the perfect-accuracy low-variance source (``use_scale``: s(x) its
+    prompt scale, shift = ``Config.perfect_shift``); normalised r̃ = (raw − mu)/sigma."""
 
     w_rm: jax.Array
     w_gt: jax.Array
@@ -60,9 +66,10 @@ class Scaled(NamedTuple):
         return Scaled(T.Prompts(*(jnp.asarray(a) for a in prompts)), scale)
 
 
-def raw_reward(rm_score, consts: SourceConsts, gt, scale):
-    """raw = w_rm·RM(x, y) + w_gt·r_G(x, y)·s(x) (see SourceConsts)."""
-    return consts.w_rm * rm_score + consts.w_gt * gt * jnp.where(consts.use_scale, scale, 1.0)
+def raw_reward(rm_score, consts: SourceConsts, gt, scale, shift: float):
+    """raw = w_rm·RM(x, y) + w_gt·r_G(x, y), or (r_G(x, y) + shift)·s(x) where ``use_scale`` (see SourceConsts;
+    :func:`rmtheory.lm.measure.perfect_scores` is the same formula)."""
+    return consts.w_rm * rm_score + consts.w_gt * jnp.where(consts.use_scale, (gt + shift) * scale, gt)
 
 
 def grpo_advantages(r):
@@ -77,7 +84,17 @@ def clipped_loss(lp_new, lp_old, adv, eps):
     return jnp.mean(jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1 - eps, 1 + eps))), ratio
 
 
-def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
+MODES = ("vmap", "sequential")
+
+
+def default_mode() -> str:
+    """How to train stacked runs here: ``"sequential"`` on a single CPU device (measured faster there:
+    ``benchmarks/rloo_step.py``), else ``"vmap"`` (several devices shard the vmapped runs; a GPU wants one
+    large batch)."""
+    return "sequential" if jax.device_count() == 1 and jax.default_backend() == "cpu" else "vmap"
+
+
+def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt, mode: str | None = None):
     """Build (update_epoch, evaluate) jitted over stacked runs.
 
     update_epoch(policies, opt_states, rms, consts, epoch) → (policies, opt_states, metrics [R, S])
@@ -88,6 +105,9 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
     (the grid of initial policies): then both functions take the stacked references as a last argument,
     ``update_epoch(policies, opt_states, rms, consts, epoch, refs)`` and ``evaluate(policies, rms, consts, refs)``.
     """
+    mode = default_mode() if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}; got {mode!r}")
     spec = cfg.task
     P, L = spec.prompt_len, spec.resp_len
     Bp, k = cfg.batch_prompts, cfg.k
@@ -105,11 +125,11 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
         pidx = jnp.repeat(jax.lax.dynamic_slice_in_dim(perm, within * Bp, Bp), k)
         skey = jax.random.fold_in(jax.random.fold_in(run_key, 1), step)
         pp = pg.prompts
-        tokens, _, mask = sample(params, pp.tokens[pidx], skey, L)
-        lp_old = jax.lax.stop_gradient(sequence_logprob(params, tokens, P, mask))
+        tokens, lp_tok, mask = sample(params, pp.tokens[pidx], skey, L)
+        lp_old = jax.lax.stop_gradient(jnp.sum(lp_tok * mask, -1))  # the sampler's log π_old (0 after EOS)
         lp_ref = sequence_logprob(ref, tokens, P, mask)
         gt = T.ground_truth(pp.target[pidx], pp.tlen[pidx], tokens[:, P:], spec.n_content)
-        raw = raw_reward(rm(tokens), c, gt, pg.scale[pidx])
+        raw = raw_reward(rm(tokens), c, gt, pg.scale[pidx], cfg.perfect_shift)
         r = (raw - c.mu) / c.sigma
         kl_seq = lp_old - lp_ref
         if cfg.algo == "rloo":
@@ -155,11 +175,17 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
         (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state), epoch * S + jnp.arange(S))
         return params, opt_state, metrics
 
-    if ref is None:
+
+    if mode == "vmap" and ref is None:
         update_epoch = jax.jit(jax.vmap(run_epoch, in_axes=(0, 0, 0, 0, None, 0)))
-    else:  # the one reference policy is a constant of the compiled function
+    elif mode == "vmap":  # the one reference policy is a constant of the compiled function
         update_epoch = jax.jit(jax.vmap(lambda p, st, rm, c, e: run_epoch(p, st, rm, c, e, ref),
                                         in_axes=(0, 0, 0, 0, None)))
+    elif ref is None:  # sequential: lax.map runs the stacked runs one after another
+        update_epoch = jax.jit(lambda p, st, rm, c, e, refs: jax.lax.map(lambda a: run_epoch(*a[:4], e, a[4]),
+                                                                         (p, st, rm, c, refs)))
+    else:
+        update_epoch = jax.jit(lambda p, st, rm, c, e: jax.lax.map(lambda a: run_epoch(*a, e, ref), (p, st, rm, c)))
 
     K = cfg.n_eval_samples
     mu_g, sd_g = gt_stats
@@ -176,7 +202,7 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt):
             gt = T.ground_truth(target, tlen, tokens[:, P:], spec.n_content)
             # lax.map runs the runs one after another, so this cond really skips the RM for r_G-based sources
             rm_score = jax.lax.cond(c.w_rm != 0, lambda: rm(tokens), lambda: jnp.zeros(tokens.shape[0], jnp.float32))
-            raw = raw_reward(rm_score, c, gt, scale)
+            raw = raw_reward(rm_score, c, gt, scale, cfg.perfect_shift)
             # log π_θ from the sampler (equal to teacher forcing up to float32 rounding, tested)
             kl = jnp.sum(lp, -1) - sequence_logprob(ref, tokens, P, mask)
             return dict(proxy=jnp.mean((raw - c.mu) / c.sigma), gt=jnp.mean((gt - mu_g) / sd_g),

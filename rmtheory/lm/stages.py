@@ -22,6 +22,7 @@ from .measure import (
     increases,
     mean_token_logprob,
     off_policy_eval,
+    perfect_scores,
     rm_pairs,
     rm_summary,
     sample_stats,
@@ -110,8 +111,9 @@ def stage_rm(cfg: Config, run: RunDir, log=print):
 
 # ------------------------------------------------------------------------------------------ perfect
 def stage_perfect(cfg: Config, run: RunDir, log=print):
-    """The perfect-accuracy low-variance source: r_G × perfect_factor on a fixed random
-    ``perfect_fraction`` of the PG prompts (and, for held-out evaluation, of the test prompts)."""
+    """The perfect-accuracy low-variance source's prompt scale s(x): ``perfect_factor`` on a fixed random
+    ``perfect_fraction`` of the PG prompts (and, for held-out evaluation, of the test prompts), else 1. Its
+    score is (r_G + ``perfect_shift``)·s(x) (:func:`~rmtheory.lm.measure.perfect_scores`)."""
     d = run.data()
     res = {}
     for i, split in enumerate(("pg", "test")):
@@ -151,8 +153,8 @@ def stage_evaluate(cfg: Config, run: RunDir, log=print):
     toks, gt = smp["eval_tokens"], smp["eval_gt"]
     _, off_full, off_gt = off_policy_eval(cfg, run, d)
     scores, off = score_models(rms, RM_SOURCES, toks, K), score_pairs(rms, RM_SOURCES, off_full)
-    scores["perfect_lowvar"] = gt * scale[:, None]
-    off["perfect_lowvar"] = {w: off_gt[w] * scale for w in off_full}
+    scores["perfect_lowvar"] = perfect_scores(cfg, gt, scale[:, None])
+    off["perfect_lowvar"] = {w: perfect_scores(cfg, off_gt[w], scale) for w in off_full}
     scores["ground_truth"] = gt
     off["ground_truth"] = dict(off_gt)
     base = baseline_scores(cfg, pol, ev.repeat(K), toks)
@@ -174,7 +176,7 @@ def stage_evaluate(cfg: Config, run: RunDir, log=print):
         stats[name] = list(normalisation_stats(scores[name], cfg.norm_scheme))  # used by RL
     # the initial policy's validity measurements
     initial = sample_stats(toks, gt, P)
-    initial.update({"chance_on_acc": 0.5 * (1.0 - initial["gt_tie_fraction"]), "gt_mean": float(gt.mean()),
+    initial.update({"gt_mean": float(gt.mean()),
                     "hard_fraction_of_prompts": float(np.mean(ev.hard(cfg.task, cfg.teacher.hard_fraction)))})
     # files in the format of `rmtheory evaluate`
     save_eval_rewards(run.path("eval_rewards.csv"), ids, {s: scores[s] for s in names})

@@ -194,6 +194,12 @@ def response_mask(resp):
 def ground_truth(target, tlen, resp, n_content: int):
     """r_G(x, y) ∈ [−1, 1] (see module docstring); broadcasts over leading axes.
 
+    Computed exactly: every credit is an integer number of units 1/(10·D) (a match is 10·D units, a wrong letter
+    at distance d is 3·(D − d + 1)), so r_G = (2·U − 10·D·n)/(10·D·n) with U the integer credit total and
+    n = max(|y|, m). The fraction is reduced to lowest terms and divided once, in float32: two responses with
+    the same exact r_G get the same float (a float sum of the credits can differ in its last bit, which would
+    order exactly tied responses).
+
     Args: target [..., m_max] (−1 padded), tlen [...], resp [..., L] response tokens, n_content letters.
     """
     target, tlen, resp = jnp.asarray(target), jnp.asarray(tlen), jnp.asarray(resp)
@@ -202,23 +208,30 @@ def ground_truth(target, tlen, resp, n_content: int):
     y = resp[..., :m_max]
     pos = jnp.arange(m_max)
     inside = pos < jnp.minimum(ylen, tlen)[..., None]
-    credit = jnp.where(y == target, 1.0, partial_credit(y, target, n_content))
-    total = jnp.sum(jnp.where(inside, credit, 0.0), axis=-1)
-    return (2.0 * total / jnp.maximum(ylen, tlen).astype(jnp.float32) - 1.0).astype(jnp.float32)
+    unit = credit_units(n_content)
+    credit = jnp.where(y == target, unit, partial_credit_units(y, target, n_content))
+    total = jnp.sum(jnp.where(inside, credit, 0), axis=-1)
+    den = unit * jnp.maximum(ylen, tlen).astype(jnp.int32)
+    num = 2 * total - den
+    g = jnp.maximum(jnp.gcd(num, den), 1)
+    return ((num // g).astype(jnp.float32) / (den // g).astype(jnp.float32)).astype(jnp.float32)
 
 
-PARTIAL = 0.3
+def credit_units(n_content: int) -> int:
+    """Credit units per matching letter: 10·D, D = ⌊n_content/2⌋ (one unit is 1/(10·D))."""
+    return 10 * (n_content // 2)
 
 
-def partial_credit(y, t, n_content: int):
-    """Credit of a wrong letter: 0.3·(1 − (d − 1)/D), d the cyclic letter distance, D = ⌊n_content/2⌋."""
+def partial_credit_units(y, t, n_content: int):
+    """Integer credit of a wrong letter in units 1/(10·D): 3·(D − d + 1), i.e. 0.3·(1 − (d − 1)/D) exactly,
+    d the cyclic letter distance, D = ⌊n_content/2⌋ (0 where either token is not a letter or d = 0)."""
     n = n_content
     D = n // 2
     a, b = y - FIRST_CONTENT, t - FIRST_CONTENT
     diff = jnp.abs(a - b) % n
     d = jnp.minimum(diff, n - diff)
     ok = (a >= 0) & (b >= 0) & (d >= 1)
-    return jnp.where(ok, PARTIAL * (1.0 - (d - 1).astype(jnp.float32) / D), 0.0).astype(jnp.float32)
+    return jnp.where(ok, 3 * (D - d + 1), 0).astype(jnp.int32)
 
 
 def _finish(spec: TaskSpec, content, length):

@@ -1,10 +1,13 @@
 """The correlation code reproduces the paper's Table 2/4/6/8/9 Spearman values from its RM tables and
-the implied one-epoch orderings (theory.md §4.3)."""
+the implied one-epoch orderings; the deterministic chance accuracy."""
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
+import rmtheory
 from rmtheory.lm.config import CORR_SOURCES
-from rmtheory.lm.measure import correlation_table
+from rmtheory.lm.measure import chance_on_acc, correlation_table, duplicate_fraction, tie_fraction
 
 NAMES = {"100": "rm_100", "75": "rm_75", "50": "rm_50", "25": "rm_25", "0": "rm_0", "Perf": "perfect_lowvar"}
 
@@ -55,3 +58,23 @@ def test_correlation_table_names_missing_source():
     with pytest.raises(ValueError, match="perfect_lowvar"):
         correlation_table({s: {"var": 1, "acc_on": 1, "acc_off": 1} for s in CORR_SOURCES[:5]},
                           {s: 0 for s in CORR_SOURCES}, {s: 0 for s in CORR_SOURCES})
+
+
+def test_chance_is_the_accuracy_of_a_deterministic_uninformative_score():
+    """``chance_on_acc`` = the mean on-policy accuracy (Definition 1, ties agree) of a score that gives each
+    distinct response one random value, here averaged over 4000 such scores on samples with many identical
+    responses and r_G ties between distinct ones. ½·(1 − tie fraction), the chance of a score drawn per
+    *sample*, is far off on these samples (it ignores the free agreement on identical responses)."""
+    rng = np.random.default_rng(0)
+    P, K, L = 40, 10, 2
+    resp = rng.integers(0, 3, (P, K, L))  # 9 possible responses: many duplicates within a prompt
+    gt = resp[..., 0].astype(float)  # a function of the response, with ties between distinct ones
+    ids = resp @ np.array([3, 1])  # each distinct response's index in 0..8
+    draws = rng.normal(size=(4000, 9))
+    scores = draws[:, ids]  # [4000, P, K]: one value per distinct response, the same for its duplicates
+    acc = np.asarray(rmtheory.accuracy(jnp.asarray(scores), jnp.broadcast_to(jnp.asarray(gt), scores.shape))).mean(-1)
+    chance = chance_on_acc(resp, gt)
+    se = acc.std() / np.sqrt(acc.size)
+    assert abs(acc.mean() - chance) < 4 * se
+    assert duplicate_fraction(resp) > 0.05 and tie_fraction(gt) > duplicate_fraction(resp) + 0.05
+    assert abs(acc.mean() - 0.5 * (1 - tie_fraction(gt))) > 20 * se

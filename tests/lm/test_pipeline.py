@@ -59,7 +59,7 @@ def test_validity_report_lists_every_gate_with_its_measured_value(tiny_run):
     out, summary = tiny_run
     v = strict_load(os.path.join(out, "validity.json"))
     ids = [g["id"] for g in v["gates"]]
-    assert ids == [f"G{i}" for i in range(1, 11)]
+    assert ids == [f"G{i}" for i in range(1, 12)]
     ev = strict_load(os.path.join(out, "rm_eval.json"))
     byid = {g["id"]: g for g in v["gates"]}
     # the gate values are the measured numbers, not constants
@@ -67,6 +67,9 @@ def test_validity_report_lists_every_gate_with_its_measured_value(tiny_run):
     assert byid["G4"]["value"] == ev["report"]["rm_100"]["global"]["acc_on"]
     assert byid["G7"]["value"] == CFG.adam_steps_per_epoch and byid["G7"]["pass"] is False  # tiny: 8 steps
     assert byid["G10"]["value"] == 2 and byid["G10"]["pass"] is False
+    rep = {s: ev["report"][s]["global"] for s in ("perfect_lowvar", "ground_truth")}
+    assert byid["G11"]["value"] == rep["perfect_lowvar"]["var"] / rep["ground_truth"]["var"]
+    assert byid["G11"]["pass"]  # the shifted construction is low-variance under the global z-score (tiny too)
     assert v["all_pass"] == all(g["pass"] for g in v["gates"])
     md = open(os.path.join(out, "figures", "lm_tables.md")).read()
     assert md.index("## Validity report") < md.index("## Table 1 analogue")

@@ -1,5 +1,8 @@
 """Unit tests of the LM pipeline's pieces: task, sampler, RLOO, Bradley–Terry, evaluation metrics."""
 
+from collections import Counter
+from fractions import Fraction
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -19,17 +22,17 @@ SPEC = T.TaskSpec(n_content=8, m_min=2, m_max=4)
 
 
 def _ref_gt(target, m, resp, n):
-    """Plain-Python r_G (the docstring's formula)."""
+    """Plain-Python r_G (the docstring's formula), as an exact fraction."""
     resp = list(resp)
     ylen = resp.index(T.EOS) if T.EOS in resp else len(resp)
-    tot = 0.0
+    tot = Fraction(0)
     for i in range(min(ylen, m)):
         if resp[i] == target[i]:
             tot += 1
         elif resp[i] >= T.FIRST_CONTENT:
-            dd = abs(resp[i] - target[i]) % n
+            dd = abs(int(resp[i]) - int(target[i])) % n
             dd = min(dd, n - dd)
-            tot += 0.3 * (1 - (dd - 1) / (n // 2))
+            tot += Fraction(3, 10) * (1 - Fraction(dd - 1, n // 2))
     return 2 * tot / max(ylen, m) - 1
 
 
@@ -38,7 +41,7 @@ def test_ground_truth_matches_formula_and_range():
     rng = np.random.default_rng(0)
     resp = rng.integers(0, SPEC.vocab, (50, SPEC.resp_len)).astype(np.int32)
     g = np.asarray(T.ground_truth(pr.target, pr.tlen, resp, SPEC.n_content))
-    ref = [_ref_gt(pr.target[i], pr.tlen[i], resp[i], SPEC.n_content) for i in range(50)]
+    ref = [float(_ref_gt(pr.target[i], pr.tlen[i], resp[i], SPEC.n_content)) for i in range(50)]
     np.testing.assert_allclose(g, ref, atol=1e-6)
     assert g.min() >= -1 and g.max() <= 1
     # the exact target scores 1; an empty response −1
@@ -50,6 +53,42 @@ def test_ground_truth_matches_formula_and_range():
     empty = np.full((50, SPEC.resp_len), T.PAD, np.int32)
     empty[:, 0] = T.EOS
     assert np.all(np.asarray(T.ground_truth(pr.target, pr.tlen, empty, SPEC.n_content)) == -1)
+
+
+def test_ground_truth_ties_exactly_when_the_exact_values_tie():
+    """r_G is one float per exact value: responses with the same exact r_G (a rational) get the same float32,
+    different exact values different floats, each the float32 nearest the exact value. A float32 sum of the
+    credits broke such ties by one rounding step (the example below: −0.66250002 vs −0.66249996)."""
+    spec = T.TaskSpec(n_content=8, m_min=4, m_max=4)  # D = 4: credits 0.3, 0.225, 0.15, 0.075
+    target = np.array([[T.FIRST_CONTENT + 0] * 4], np.int32)
+    # credits 0.15+0.15+0.15+0.225 and 0.225+0.225+0.075+0.15 (letter distances 3,3,3,2 and 2,2,4,3): both 0.675
+    a = T.FIRST_CONTENT + np.array([3, 3, 3, 2])
+    b = T.FIRST_CONTENT + np.array([2, 2, 4, 3])
+    resp = np.array([[*a, T.EOS, T.PAD], [*b, T.EOS, T.PAD]], np.int32)
+    g = np.asarray(T.ground_truth(np.repeat(target, 2, 0), np.array([4, 4]), resp, spec.n_content))
+    assert g[0] == g[1] == np.float32(-0.6625)
+    # many responses built from letters and EOS, so that equal exact values from different credits are common
+    rng = np.random.default_rng(1)
+    n = 4000
+    tgt = rng.integers(T.FIRST_CONTENT, T.FIRST_CONTENT + 8, (1, 4))
+    resp = rng.integers(T.FIRST_CONTENT, T.FIRST_CONTENT + 8, (n, spec.resp_len)).astype(np.int32)
+    eos = rng.integers(1, spec.resp_len + 1, n)
+    for i in range(n):
+        if eos[i] < spec.resp_len:
+            resp[i, eos[i]] = T.EOS
+            resp[i, eos[i] + 1:] = T.PAD
+    g = np.asarray(T.ground_truth(np.repeat(tgt, n, 0), np.full(n, 4), resp, spec.n_content))
+    exact = [_ref_gt(tgt[0], 4, resp[i], spec.n_content) for i in range(n)]
+    by_value = {}
+    for gi, e in zip(g, exact):
+        by_value.setdefault(e, set()).add(float(gi))
+    assert all(len(v) == 1 for v in by_value.values())  # one float per exact value …
+    floats = [next(iter(v)) for v in by_value.values()]
+    assert len(set(floats)) == len(floats)  # … and different values different floats
+    counts = Counter(exact)
+    assert sum(1 for e in exact if counts[e] > 1) > n // 2  # the check saw many exact ties
+    for e, f in zip(by_value, floats):
+        assert f == np.float32(e.numerator) / np.float32(e.denominator)  # nearest float32 (both exact ints)
 
 
 def test_prompts_distinct_and_offpolicy_pairs_ordered():

@@ -129,6 +129,12 @@ def load_policies(cfg: Config, run: RunDir):
 
 
 # ----------------------------------------------------------------------------------------------- rms
+def op_offset(op, reg_bias: float):
+    """``reg_bias``·(op(x) − REVERSE): −1, 0, +1 times ``reg_bias`` for COPY, REVERSE, SHIFT prompts (``op`` is
+    the operation's index 0, 1, 2, as :class:`~rmtheory.lm.task.Prompts` stores it, not its token id)."""
+    return reg_bias * (np.asarray(op, np.float64) - (T.REVERSE - T.COPY))
+
+
 def rm_training_data(cfg: Config, st: GridSettings, run: RunDir):
     """chosen/rejected [n_rm, N, T] and the :class:`Objective` of the grid's reward models (order RMS)."""
     pairs = rm_pairs(run, run.data(), run.load_npz("samples.npz"))
@@ -148,7 +154,7 @@ def rm_training_data(cfg: Config, st: GridSettings, run: RunDir):
     swap = j_r > j_c
     len_cc, len_rr = np.where(swap[:, None], on_r, on_c), np.where(swap[:, None], on_c, on_r)
     # reg_bias: regression targets r_G + reg_bias·(op − REVERSE) for both responses of the on-policy pairs
-    bias = st.reg_bias * (np.asarray(p.op, np.float64) - T.REVERSE)
+    bias = op_offset(p.op, st.reg_bias)
     chosen = np.stack([full(on_c), full(off_c), full(noisy_c), full(len_cc), full(on_c)])
     rejected = np.stack([full(on_r), full(off_r), full(noisy_r), full(len_rr), full(on_r)])
     zeros = np.zeros((len(RMS), n))

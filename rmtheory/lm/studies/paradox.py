@@ -29,6 +29,7 @@ from ..._rm_eval import normalisation_stats
 from ..._stats import percentile_ci, seed_stats
 from ..config import Config
 from ..measure import (
+    chance_on_acc,
     correlation_table,
     curve_set,
     fmt,
@@ -40,7 +41,6 @@ from ..measure import (
     save_eval_rewards,
     score_models,
     score_pairs,
-    tie_fraction,
 )
 from ..reward_model import build_mixes, train_rms
 from ..rundir import RunDir, publish, relative_run_dir
@@ -108,7 +108,9 @@ def stage_ckpts(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
                              on_chunk=lambda step, rms: snaps.append(rms))
     steps = [r["step"] for r in curves[1:]]
     acc = [r["heldout_on_acc"][0] for r in curves[1:]]
-    chance = 0.5 * (1.0 - tie_fraction(smp["eval_gt"][: cfg.rm_curve_prompts]))
+    C, K = cfg.rm_curve_prompts, cfg.n_eval_samples
+    resp = smp["eval_tokens"][: C * K, cfg.task.prompt_len:].reshape(C, K, -1)
+    chance = chance_on_acc(resp, smp["eval_gt"][:C])
     idx, targets = select_evenly(acc, st.n_ckpts, chance)
     log(f"  {len(snaps)} checkpoints (every {st.ckpt_every} steps, {steps[-1]} steps); held-out on-acc "
         f"{acc[0]:.3f} → {max(acc):.3f} (chance {chance:.3f}); chosen steps {[steps[i] for i in idx]}")

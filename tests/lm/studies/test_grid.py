@@ -3,10 +3,12 @@ agree with the internal evaluation, and the readings on a hand-made table."""
 
 import os
 
+import jax
 import numpy as np
 import pytest
 
 from rmtheory.io import load_json as strict_load  # strict: NaN/Infinity are an error
+from rmtheory.lm import task as T
 from rmtheory.lm.config import get_config
 from rmtheory.lm.studies import grid, reportcard
 
@@ -62,6 +64,16 @@ def test_grid_resumes_after_interruption_to_identical_numbers(grid_run, tmp_path
     a = strict_load(os.path.join(grid_run, "rl_grpo", "results.json"))
     b = strict_load(os.path.join(out, "rl_grpo", "results.json"))
     assert a == b
+
+
+def test_reg_bias_offsets_are_minus_one_zero_plus_one_times_reg_bias():
+    """The grader's offsets per operation are {−1, 0, +1}·reg_bias, as documented (the token id of REVERSE,
+    5, subtracted from the op index 0–2 gave {−5, −4, −3}·reg_bias)."""
+    p = T.unique_prompts(jax.random.PRNGKey(0), T.TaskSpec(n_content=8, m_min=2, m_max=4), 60)
+    off = grid.op_offset(p.op, 2.0)
+    assert set(np.unique(np.asarray(p.op)).tolist()) == {0, 1, 2}
+    assert set(off.tolist()) == {-2.0, 0.0, 2.0}
+    assert np.all(off[np.asarray(p.op) == 1] == 0)
 
 
 def test_grid_settings_validation():
