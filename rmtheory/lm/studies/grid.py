@@ -226,10 +226,11 @@ def stage_rl(cfg: Config, st: GridSettings, run: RunDir, algo: str, log=print, s
     if prog is None:
         return
     gt_sd = [ev["gt_stats"][p][1] for p, _, _ in runs]
-    inc = increases(prog, gt_sd=gt_sd)
+    inc, inc_test = increases(prog, gt_sd=gt_sd), increases(prog, "test", gt_sd=gt_sd)
     run.save_json(os.path.join(sub, "results.json"),
                   {"runs": [{"policy": p, "rm": r, "seed": s} for p, r, s in runs], "algo": algo,
                    "proxy_increase": inc["proxy"].tolist(), "gt_increase": inc["gt"].tolist(),
+                   "test_proxy_increase": inc_test["proxy"].tolist(), "test_gt_increase": inc_test["gt"].tolist(),
                    "kl_eval": inc["kl"].tolist(), "adam_steps_per_epoch": cfg.adam_steps_per_epoch})
 
 

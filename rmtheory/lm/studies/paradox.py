@@ -159,10 +159,12 @@ def stage_rl(cfg: Config, st: ParadoxSettings, run: RunDir, log=print, stop_afte
                            [s for _, s in runs], st.epochs, log, stop_after_epoch)
     if prog is None:
         return
-    inc = increases(prog, gt_sd=[ev["gt_stats"][1]] * len(runs))
+    gt_sd = [ev["gt_stats"][1]] * len(runs)
+    inc, inc_test = increases(prog, gt_sd=gt_sd), increases(prog, "test", gt_sd=gt_sd)
     run.save_json(os.path.join("rl_paradox", "results.json"),
                   {"runs": [{"ckpt": n, "seed": s} for n, s in runs], "proxy_increase": inc["proxy"].tolist(),
                    "gt_increase": inc["gt"].tolist(), "kl_eval": inc["kl"].tolist(),
+                   "test_proxy_increase": inc_test["proxy"].tolist(), "test_gt_increase": inc_test["gt"].tolist(),
                    "adam_steps_per_epoch": cfg.adam_steps_per_epoch})
 
 

@@ -33,6 +33,9 @@ def test_grid_quick_artifacts(grid_run):
     R = len(grid.POLICIES) * len(grid.RMS) * len(grid.QUICK.seeds)
     inc = np.asarray(res["proxy_increase"])
     assert inc.shape == (grid.QUICK.epochs + 1, R) and np.all(inc[0] == 0) and np.all(np.isfinite(inc))
+    for k in ("test_proxy_increase", "test_gt_increase"):  # the held-out test prompts, beside the PG eval prompts
+        t = np.asarray(res[k])
+        assert t.shape == inc.shape and np.all(t[0] == 0) and np.all(np.isfinite(t)) and not np.allclose(t[1], 0)
     summary = strict_load(os.path.join(out, "figures", "lm_grid.json"))
     for algo in grid.ALGOS:
         r = summary["readings"][algo]

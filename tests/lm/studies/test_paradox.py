@@ -28,6 +28,11 @@ def test_paradox_quick_artifacts(paradox_run):
     assert set(s["answer"]) == {"final", "best", "kl_stop", "one_epoch"}
     for f in ("lm_paradox.md", "lm_paradox.png"):
         assert os.path.exists(os.path.join(out, "figures", f))
+    res = strict_load(os.path.join(out, "rl_paradox", "results.json"))
+    gt = np.asarray(res["gt_increase"])
+    for k in ("test_proxy_increase", "test_gt_increase"):  # the held-out test prompts, beside the PG eval prompts
+        t = np.asarray(res[k])
+        assert t.shape == gt.shape and np.all(t[0] == 0) and np.all(np.isfinite(t))
 
 
 @pytest.mark.slow
