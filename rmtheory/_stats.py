@@ -140,3 +140,27 @@ def kendall(x, y) -> float:
     discordant = _inversions(np.unique(ys, return_inverse=True)[1].ravel())
     den = np.sqrt(float(n0 - n1) * float(n0 - n2))
     return float((n0 - n1 - n2 + n3 - 2 * discordant) / den) if den > 0 else float("nan")
+
+
+def paired_spearman_diff(x_a, x_b, y, n_boot: int = 2000, seed: int = 0, y_b=None) -> dict:
+    """Spearman(x_a, y) − Spearman(x_b, y_b) (``y_b`` defaults to ``y``) with a *paired* 95 % percentile bootstrap
+    CI: both correlations are computed on the same resampled cells (multinomial resample counts from
+    ``numpy.random.default_rng(seed)``; resamples where either correlation is undefined are skipped).
+    ``verdict``: "beats" if the CI lies above 0, "loses" if below, else "not distinguishable".
+    Returns {"diff", "ci", "verdict", "n"}."""
+    xa, xb, y = (np.asarray(v, np.float64) for v in (x_a, x_b, y))
+    yb = y if y_b is None else np.asarray(y_b, np.float64)
+    n = y.size
+    if not (xa.shape == xb.shape == y.shape == yb.shape == (n,)) or n < 3:
+        raise ValueError(f"x_a, x_b, y, y_b must be 1-D of one length >= 3; got {xa.shape}, {xb.shape}, {y.shape}, "
+                         f"{yb.shape}")
+    diff = spearman(xa, y) - spearman(xb, yb)
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    d = resampled_spearman(xa, y, w) - resampled_spearman(xb, yb, w)
+    ci = percentile_ci(d[np.isfinite(d)])
+    if not np.isfinite(diff):
+        return {"diff": None, "ci": [None, None], "verdict": "undefined", "n": int(n)}
+    verdict = "beats" if ci[0] > 0 else "loses" if ci[1] < 0 else "not distinguishable"
+    return {"diff": float(diff), "ci": ci, "verdict": verdict, "n": int(n)}
+

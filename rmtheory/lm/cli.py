@@ -6,6 +6,7 @@
     rmtheory lm grid --out runs/grid [--quick] [--figures-dir figures]         (Section 4.2: policies × RMs)
     rmtheory lm paradox --out runs/paradox [--quick] [--figures-dir figures]   (the Accuracy Paradox sweep)
     rmtheory lm reportcard --grid runs/grid --paradox runs/paradox --out runs/reportcard [--figures-dir figures]
+    rmtheory lm predict --grid runs/grid --paradox runs/paradox --out runs/predict [--quick] [--figures-dir figures]
 
 Every stage writes its artifacts atomically and is skipped when they exist, so re-running resumes. The run
 dir's ``config.json`` is the one source of truth on resume; a different config is refused. A command that
@@ -56,6 +57,13 @@ def configure(parser: argparse.ArgumentParser):
     p.add_argument("--paradox", default=None, help="a finished `rmtheory lm paradox` run directory")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--figures-dir", default=None, help="also copy the table and figure here (e.g. figures)")
+    p = sub.add_parser("predict", help="the pre-registered prediction study (paper_claims.md §9) on grid + paradox "
+                                       "cells and 40 new ones")
+    p.add_argument("--grid", required=True, help="a finished `rmtheory lm grid` run directory")
+    p.add_argument("--paradox", required=True, help="a finished `rmtheory lm paradox` run directory (same config)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--quick", action="store_true", help="a small study (CI; on --quick grid and paradox runs)")
+    p.add_argument("--figures-dir", default=None, help="also copy the tables and figure here (e.g. figures)")
     return parser
 
 
@@ -87,7 +95,7 @@ def main(args) -> int:
         return 130
 
 
-STUDIES = ("grid", "paradox", "reportcard")
+STUDIES = ("grid", "paradox", "reportcard", "predict")
 MARKERS = {"--grid": "rl_rloo/results.json", "--paradox": "rl_paradox/results.json"}
 
 
@@ -101,6 +109,15 @@ def _study(args, log) -> None:
             if d and not os.path.exists(os.path.join(d, MARKERS[flag])):
                 raise ValueError(f"{flag} {d}: no {MARKERS[flag]}; finish that run first")
         analyze(args.grid, args.paradox, args.out, args.figures_dir, log)
+        return
+    if args.lm_command == "predict":
+        from .studies import predict
+
+        cfg = RunDir(args.grid).stored_config()
+        if cfg is None:
+            raise ValueError(f"--grid {args.grid}: no config.json; finish that run first")
+        predict.run(cfg, predict.QUICK if args.quick else predict.PredictSettings(), args.out, args.grid, args.paradox,
+                    log, figures_dir=args.figures_dir)
         return
     from .studies import grid, paradox
 

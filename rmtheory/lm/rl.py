@@ -30,15 +30,24 @@ class StackedRL(NamedTuple):
     evaluate: Callable
 
 
-def stacked_rl(cfg, pg, evsets: dict, gt_stats, policies, rms, consts: SourceConsts, ref=None) -> StackedRL:
-    """Set up RL (``cfg.algo``, Adam at ``cfg.rl_lr``) for the stacked runs (``policies``, ``rms``, ``consts``)
-    on the PG prompts ``pg``, evaluated on ``evsets`` (name → :class:`~rmtheory.lm.rloo.Scaled`) with r_G
-    normalised by ``gt_stats`` = (μ, σ).
+OPTIMIZERS = ("adam", "sgd")
+
+
+def stacked_rl(cfg, pg, evsets: dict, gt_stats, policies, rms, consts: SourceConsts, ref=None,
+               optimizer: str = "adam", lr: float | None = None) -> StackedRL:
+    """Set up RL (``cfg.algo``; ``optimizer`` "adam" or plain "sgd" at ``lr``, default ``cfg.rl_lr``) for the
+    stacked runs (``policies``, ``rms``, ``consts``) on the PG prompts ``pg``, evaluated on ``evsets``
+    (name → :class:`~rmtheory.lm.rloo.Scaled`) with r_G normalised by ``gt_stats`` = (μ, σ).
 
     ``ref`` is the one reference policy of every run (a constant of the compiled functions: the pipeline), or
     None: each run's initial policy is its own reference (the studies).
     """
-    opt = optax.adam(cfg.rl_lr)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}; got {optimizer!r}")
+    lr = cfg.rl_lr if lr is None else lr
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0; got {lr}")
+    opt = optax.adam(lr) if optimizer == "adam" else optax.sgd(lr)
     update_epoch, evaluate = make_rl(cfg, ref, pg, evsets, gt_stats, opt)
     opt_states = jax.vmap(opt.init)(policies)
     if ref is None:

@@ -85,9 +85,11 @@ def describe_policy(cfg: Config, toks, gt, own_logprob) -> dict:
 
 
 def rl_sweep(cfg: Config, sub: str, run: RunDir, d: dict, policies, pol_index, rms, rm_index, stats, seeds,
-             n_epochs: int, log=print, stop_after_epoch: int | None = None, algo: str = "rloo"):
+             n_epochs: int, log=print, stop_after_epoch: int | None = None, algo: str = "rloo",
+             optimizer: str = "adam", lr: float | None = None):
     """RL (``algo``) for stacked runs r = (initial policy pol_index[r], reward model rm_index[r], seeds[r]),
-    each with its own reference policy (its initial policy) and RM normalisation ``stats[r]`` = (μ, σ).
+    each with its own reference policy (its initial policy) and RM normalisation ``stats[r]`` = (μ, σ), trained
+    with ``optimizer`` ("adam" or "sgd") at ``lr`` (default ``cfg.rl_lr``).
     Evaluation after every epoch on the PG eval prompts (``"pg"``, the RL training prompts) and on the first
     ``n_test_eval_prompts`` held-out test prompts (``"test"``), × n_eval_samples each. Returns the progress dict
     (None when stopped early); the GT metric is the mean raw r_G."""
@@ -95,7 +97,7 @@ def rl_sweep(cfg: Config, sub: str, run: RunDir, d: dict, policies, pol_index, r
     evsets = {"pg": Scaled.of(run.prompts("eval", d)),
               "test": Scaled.of(run.prompts("test", d).take(np.arange(cfg.n_test_eval_prompts)))}
     rl = stacked_rl(cfg.replace(algo=algo), pg, evsets, (0.0, 1.0), take(policies, pol_index), take(rms, rm_index),
-                    reward_model_consts(stats, seeds))
+                    reward_model_consts(stats, seeds), optimizer=optimizer, lr=lr)
 
     def describe(prog):
         inc = increases(prog, gt_sd=np.ones(len(seeds)))
