@@ -348,12 +348,13 @@ def collect(run: RunDir, grid_dir: str, paradox_dir: str, st: PredictSettings, l
 
 
 def outcome_names(rows) -> list:
-    return sorted(k for k in rows[0] if "." in k)
+    """The outcome columns of a cell row ("<optimizer>_<horizon>.<set>_<kind>"), sorted."""
+    return sorted(k for k in rows[0] if k.split(".")[0] in OUTCOMES)
 
 
 def correlations(rows: list, n_boot: int, seed: int = 0) -> dict:
-    """{outcome: {predictor: {"spearman", "pearson"} with CIs}, "paired": [...]} over the pooled cells; the
-    predictors' signs are flipped where the theory expects a negative association (the Prop. 3 time bound)."""
+    """{outcome: {"predictors": {predictor: {"spearman", "pearson"} with CIs}, "paired": [the registered paired
+    differences for this outcome's kind]} over the pooled cells."""
     out = {}
     for o in outcome_names(rows):
         y = np.array([r[o] for r in rows], np.float64)

@@ -30,10 +30,9 @@ def test_predict_quick_covers_every_cell_predictor_and_outcome(predict_run, para
     n_paradox = len(strict_load(os.path.join(paradox_run, "paradox_eval.json"))["names"])
     assert s["families"] == {"grid": 20, "paradox": n_paradox, "new": 4 * len(predict.NEW_RMS)}
     assert s["n_cells"] == 20 + n_paradox + 40
-    cell = s["cells"][0]
     for p in predict.PREDICTORS:
         assert all(np.isfinite(c[p]) for c in s["cells"]), p
-    outs = [k for k in cell if "." in k]
+    outs = predict.outcome_names(s["cells"])
     assert {o.split(".")[0] for o in outs} == {"adam_1", "adam_final", "sgd_1"}
     assert {o.split(".")[1] for o in outs} == {"pg_gt", "pg_proxy", "test_gt", "test_proxy"}
     assert s["sgd_lr"]["lr"] in predict.QUICK.sgd_lrs
