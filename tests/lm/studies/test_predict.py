@@ -53,17 +53,19 @@ def test_predict_quick_covers_every_cell_predictor_and_outcome(predict_run, para
 
 @pytest.mark.slow
 def test_predict_resumes_without_redoing_finished_stages(predict_run, grid_run, paradox_run, tmp_path):
+    """A re-run over a finished run dir redoes no stage (up to the RL stages; ``analyze`` always runs, and reads
+    only what the stages wrote), and a run dir with other settings is refused before any work."""
     import shutil
 
     out = str(tmp_path / "p")
     shutil.copytree(predict_run, out)
-    shutil.rmtree(os.path.join(out, "figures"))
-    before = os.path.getmtime(os.path.join(out, "rl_sgd", "results.json"))
-    predict.run(CFG, predict.QUICK, out, grid_run, paradox_run, log=quiet)
-    assert os.path.getmtime(os.path.join(out, "rl_sgd", "results.json")) == before
-    a = strict_load(os.path.join(predict_run, "figures", "lm_predict.json"))
-    b = strict_load(os.path.join(out, "figures", "lm_predict.json"))
-    assert a["correlations"] == b["correlations"]
+    files = [os.path.join(out, f) for f in ("predict_rms.eqx", "predict_eval.json", "sgd_lr.json",
+                                            "rl_adam/results.json", "rl_sgd/results.json")]
+    before = [os.path.getmtime(f) for f in files]
+    predict.run(CFG, predict.QUICK, out, grid_run, paradox_run, log=quiet, until="rl_sgd")
+    assert [os.path.getmtime(f) for f in files] == before
+    with pytest.raises(ValueError, match="different predict settings"):
+        predict.run(CFG, predict.PredictSettings(), out, grid_run, paradox_run, log=quiet)
 
 
 def test_predict_refuses_unfinished_runs_and_bad_settings(tmp_path):
