@@ -94,7 +94,7 @@ class PredictSettings:
             raise ValueError(f"n_boot must be >= 100; got {self.n_boot}")
 
 
-QUICK = PredictSettings(epochs=1, seeds=(0, 1), sgd_lrs=(0.1, 1.0), n_boot=200)
+QUICK = PredictSettings(epochs=1, seeds=(0,), sgd_lrs=(0.1, 1.0), n_boot=200)
 IMPORTED = ("data.npz", "sft.eqx", "sft_log.json", "samples.npz", "policies.eqx")
 MARKER = {"import": "policies.eqx", "rms": "predict_rms.eqx", "evaluate": "predict_eval.json",
           "sgd_lr": "sgd_lr.json", "rl_adam": "rl_adam/results.json", "rl_sgd": "rl_sgd/results.json",
