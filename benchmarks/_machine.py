@@ -13,3 +13,11 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15-minute load averages from /proc/loadavg ("n/a" where there is none)."""
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "n/a"

@@ -20,14 +20,9 @@ import statistics
 import subprocess
 import sys
 
+from _machine import loadavg  # benchmarks/_machine.py (this script's directory is on sys.path)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(open("/proc/loadavg").read().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def run(cmd, pattern):

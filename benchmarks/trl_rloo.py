@@ -42,16 +42,9 @@ import statistics
 import tempfile
 import time
 import warnings
-from _machine import cpu_model  # benchmarks/_machine.py (this script's directory is on sys.path)
+from _machine import cpu_model, loadavg  # benchmarks/_machine.py (this script's directory is on sys.path)
 
 
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(open("/proc/loadavg").read().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def build(a, workdir):
