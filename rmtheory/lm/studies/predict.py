@@ -265,18 +265,22 @@ def _all_rms(cfg: Config, run: RunDir, grid_dir: str, paradox_dir: str):
     return allr, index
 
 
-def _norm_stats(run: RunDir, grid_dir: str, paradox_dir: str, family: str, policy: str, model: str):
-    if family == "grid":
-        return io.load_json(os.path.join(grid_dir, "grid_eval.json"))["norm_stats"][policy][model]
-    if family == "paradox":
-        return io.load_json(os.path.join(paradox_dir, "paradox_eval.json"))["norm_stats"][model]
-    return run.load_json("predict_eval.json")["norm_stats"][policy][model]
+def _run_constants(run: RunDir, grid_dir: str, paradox_dir: str):
+    """(norm_stats(family, policy, model), gt_sd(family, policy)) from the grid's, the paradox's and this run's
+    evaluation files, each read once."""
+    gev = io.load_json(os.path.join(grid_dir, "grid_eval.json"))
+    pev = io.load_json(os.path.join(paradox_dir, "paradox_eval.json"))
+    nev = run.load_json("predict_eval.json")
 
+    def norm_stats(family, policy, model):
+        if family == "paradox":
+            return pev["norm_stats"][model]
+        return (gev if family == "grid" else nev)["norm_stats"][policy][model]
 
-def _gt_sd(run: RunDir, grid_dir: str, paradox_dir: str, family: str, policy: str) -> float:
-    if family == "paradox":
-        return io.load_json(os.path.join(paradox_dir, "paradox_eval.json"))["gt_stats"][1]
-    return io.load_json(os.path.join(grid_dir, "grid_eval.json"))["gt_stats"][policy][1]
+    def gt_sd(family, policy):
+        return pev["gt_stats"][1] if family == "paradox" else gev["gt_stats"][policy][1]
+
+    return norm_stats, gt_sd
 
 
 def stage_rl(cfg: Config, st: PredictSettings, run: RunDir, grid_dir: str, paradox_dir: str, optimizer: str,
@@ -286,18 +290,19 @@ def stage_rl(cfg: Config, st: PredictSettings, run: RunDir, grid_dir: str, parad
     todo = [c for c in cells(grid_dir, paradox_dir) if optimizer == "sgd" or c[0] == "new"]
     runs = [(f, p, m, s) for f, p, m in todo for s in st.seeds]
     allr, index = _all_rms(cfg, run, grid_dir, paradox_dir)
+    norm_stats, gt_sd_of = _run_constants(run, grid_dir, paradox_dir)
     pols = grid.load_policies(cfg, run)
     lr = run.load_json("sgd_lr.json")["lr"] if optimizer == "sgd" else None
     sub = f"rl_{optimizer}"
     log(f"  {len(todo)} cells × {len(st.seeds)} seeds, {optimizer}" + (f" lr {lr}" if lr else ""))
     prog = common.rl_sweep(cfg, sub, run, d, pols, [grid.POLICIES.index(p) for _, p, _, _ in runs], allr,
                            [index[(f, m)] for f, _, m, _ in runs],
-                           [_norm_stats(run, grid_dir, paradox_dir, f, p, m) for f, p, m, _ in runs],
+                           [norm_stats(f, p, m) for f, p, m, _ in runs],
                            [s for *_, s in runs], 1 if optimizer == "sgd" else st.epochs, log, stop_after_epoch,
                            optimizer=optimizer, lr=lr)
     if prog is None:
         return
-    gt_sd = [_gt_sd(run, grid_dir, paradox_dir, f, p) for f, p, _, _ in runs]
+    gt_sd = [gt_sd_of(f, p) for f, p, _, _ in runs]
     inc, inc_test = increases(prog, gt_sd=gt_sd), increases(prog, "test", gt_sd=gt_sd)
     run.save_json(os.path.join(sub, "results.json"),
                   {"runs": [{"family": f, "policy": p, "model": m, "seed": s} for f, p, m, s in runs],
