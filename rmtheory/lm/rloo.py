@@ -19,9 +19,12 @@ reproduces the released code, where that term carries no gradient and so has no 
 to float32 rounding, tested), which saves one forward pass per rollout.
 
 Runs (sources × seeds) are stacked along a leading axis and trained inside one jitted function, either vmapped
-(``mode = "vmap"``: one batched computation, what several devices or a GPU need) or one after another
+(``mode = "vmap"``: one batched computation, what several devices or a GPU need), one after another
 (``"sequential"``: ``lax.map``, faster on a CPU, whose cores a vmapped batch of small matrices does not keep
-busy); :func:`default_mode` picks. An "epoch" is ``n_pg`` sequences (TRL's count), i.e.
+busy), or one after another within a block of runs per CPU core (``"cores"``: the runs dealt into one block per
+core, each block a ``lax.map`` computed by its own thread, :func:`rmtheory._sharding.run_on_cores`; every run is
+computed by the same program as in ``"sequential"``, so the numbers are the same bit for bit); :func:`default_mode`
+picks. An "epoch" is ``n_pg`` sequences (TRL's count), i.e.
 ``rollouts_per_epoch`` rollout batches, scanned with ``lax.scan``. Every random number is ``fold_in`` of a run
 key and the global rollout index, so resuming from an epoch checkpoint reproduces an uninterrupted run exactly.
 """
@@ -35,6 +38,7 @@ import jax.numpy as jnp
 import optax
 
 from .._ascent import rloo_advantages  # noqa: F401  (the one RLOO advantage; used below and re-exported)
+from .._sharding import host_cores, run_on_cores
 from . import task as T
 from .model import sequence_logprob, token_logprobs
 from .sampling import sample
@@ -84,14 +88,33 @@ def clipped_loss(lp_new, lp_old, adv, eps):
     return jnp.mean(jnp.maximum(-adv * ratio, -adv * jnp.clip(ratio, 1 - eps, 1 + eps))), ratio
 
 
-MODES = ("vmap", "sequential")
+MODES = ("vmap", "sequential", "cores")
 
 
 def default_mode() -> str:
-    """How to train stacked runs here: ``"sequential"`` on a single CPU device (measured faster there:
-    ``benchmarks/rloo_step.py``), else ``"vmap"`` (several devices shard the vmapped runs; a GPU wants one
+    """How to train stacked runs here (measured: ``benchmarks/rloo_step.py``): on a single CPU device
+    ``"cores"`` when the process may use more than one core (one block of runs per core, each one after another),
+    ``"sequential"`` on one core; else ``"vmap"`` (several devices shard the vmapped runs; a GPU wants one
     large batch)."""
-    return "sequential" if jax.device_count() == 1 and jax.default_backend() == "cpu" else "vmap"
+    if jax.device_count() == 1 and jax.default_backend() == "cpu":
+        return "cores" if host_cores() > 1 else "sequential"
+    return "vmap"
+
+
+def _on_cores(fn, n_stacked: int):
+    """``fn(*stacked, *shared)`` with the first ``n_stacked`` arguments (pytrees with a leading runs axis) dealt
+    into one block per core, each block computed by its own thread (:func:`rmtheory._sharding.run_on_cores`)."""
+
+    def call(*args):
+        cols = {f"a{i}": a for i, a in enumerate(args[:n_stacked])}
+        shared = {f"s{i}": a for i, a in enumerate(args[n_stacked:])}
+
+        def block(**kw):
+            return fn(*(kw[f"a{i}"] for i in range(len(cols))), *(kw[f"s{i}"] for i in range(len(shared))))
+
+        return run_on_cores(block, cols, shared, blocks=host_cores())
+
+    return call
 
 
 def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt, mode: str | None = None):
@@ -116,12 +139,19 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt, mode: str | None 
     n_pg = pg.prompts.n
     mb = B // cfg.n_minibatches
 
-    def one_rollout(params, opt_state, rm, c: SourceConsts, step, ref):
+    per_pass = n_pg // Bp  # rollouts per pass over the PG prompts
+    n_perms = (S - 1) // per_pass + 2  # passes an epoch of S rollouts can touch
+
+    def pass_perm(c: SourceConsts, pass_idx):
+        """The prompt order of one pass: a fresh permutation of the PG prompts per (run, pass)."""
+        return jax.random.permutation(jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.pg), c.seed * 100_003 + pass_idx),
+                                      n_pg)
+
+    def one_rollout(params, opt_state, rm, c: SourceConsts, step, ref, perms, first_pass):
         run_key = jax.random.PRNGKey(c.seed)
-        # prompt order: a fresh permutation of the PG prompts per pass
-        pass_idx, within = step // (n_pg // Bp), step % (n_pg // Bp)
-        pass_key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.pg), c.seed * 100_003 + pass_idx)
-        perm = jax.random.permutation(pass_key, n_pg)
+        # this rollout's prompts: slice ``within`` of its pass's permutation (computed once per epoch, in perms)
+        pass_idx, within = step // per_pass, step % per_pass
+        perm = perms[pass_idx - first_pass]
         pidx = jnp.repeat(jax.lax.dynamic_slice_in_dim(perm, within * Bp, Bp), k)
         skey = jax.random.fold_in(jax.random.fold_in(run_key, 1), step)
         pp = pg.prompts
@@ -167,9 +197,12 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt, mode: str | None 
         return params, opt_state, metrics
 
     def run_epoch(params, opt_state, rm, c, epoch, ref):
+        first_pass = (epoch * S) // per_pass
+        perms = jnp.stack([pass_perm(c, first_pass + j) for j in range(n_perms)])
+
         def body(carry, step):
             p, st = carry
-            p, st, m = one_rollout(p, st, rm, c, step, ref)
+            p, st, m = one_rollout(p, st, rm, c, step, ref, perms, first_pass)
             return (p, st), m
 
         (params, opt_state), metrics = jax.lax.scan(body, (params, opt_state), epoch * S + jnp.arange(S))
@@ -181,11 +214,14 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt, mode: str | None 
     elif mode == "vmap":  # the one reference policy is a constant of the compiled function
         update_epoch = jax.jit(jax.vmap(lambda p, st, rm, c, e: run_epoch(p, st, rm, c, e, ref),
                                         in_axes=(0, 0, 0, 0, None)))
-    elif ref is None:  # sequential: lax.map runs the stacked runs one after another
-        update_epoch = jax.jit(lambda p, st, rm, c, e, refs: jax.lax.map(lambda a: run_epoch(*a[:4], e, a[4]),
-                                                                         (p, st, rm, c, refs)))
+    elif ref is None:  # sequential / cores: lax.map runs the stacked runs one after another
+        seq = jax.jit(lambda p, st, rm, c, refs, e: jax.lax.map(lambda a: run_epoch(*a[:4], e, a[4]),
+                                                                (p, st, rm, c, refs)))
+        seq = _on_cores(seq, 5) if mode == "cores" else seq
+        update_epoch = lambda p, st, rm, c, e, refs: seq(p, st, rm, c, refs, e)  # noqa: E731
     else:
         update_epoch = jax.jit(lambda p, st, rm, c, e: jax.lax.map(lambda a: run_epoch(*a, e, ref), (p, st, rm, c)))
+        update_epoch = _on_cores(update_epoch, 4) if mode == "cores" else update_epoch
 
     K = cfg.n_eval_samples
     mu_g, sd_g = gt_stats
@@ -222,4 +258,6 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt, mode: str | None 
         def evaluate(params, rms, consts):
             return {name: jax.lax.map(lambda a: f(a, ref), (params, rms, consts)) for name, f in evals.items()}
 
+    if mode == "cores":  # evaluation is lax.map over runs in every mode; here one block of runs per core
+        evaluate = _on_cores(evaluate, 3 if ref is not None else 4)
     return update_epoch, evaluate

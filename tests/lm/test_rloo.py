@@ -1,6 +1,7 @@
 """The RL update over stacked runs (:func:`rmtheory.lm.rloo.make_rl`): trained vmapped or one run after another,
 each run computes the same thing (only XLA's batching differs, so the numbers agree to float32 rounding until
-Adam, which divides by the gradient's own size, and then the sampler amplify that rounding)."""
+Adam, which divides by the gradient's own size, and then the sampler amplify that rounding); one after another
+in one block per core, bit for bit what one block computes."""
 
 import jax
 import numpy as np
@@ -11,6 +12,7 @@ from rmtheory.lm import task as T
 from rmtheory.lm.config import get_config
 from rmtheory.lm.model import RewardModel
 from rmtheory.lm.rl import reward_model_consts
+from rmtheory.lm import rloo
 from rmtheory.lm.rloo import Scaled, default_mode, make_rl
 from rmtheory.lm.sft import init_policy
 from rmtheory.lm.stacking import stack
@@ -18,7 +20,7 @@ from rmtheory.lm.stacking import stack
 CFG = get_config("tiny").replace(n_eval_samples=2)
 
 
-def _epoch(mode, per_run_refs):
+def _epoch(mode, per_run_refs, full=False):
     cfg = CFG
     pol = init_policy(cfg)
     pr = T.unique_prompts(jax.random.PRNGKey(3), cfg.task, cfg.n_pg + 8)
@@ -34,7 +36,10 @@ def _epoch(mode, per_run_refs):
     consts = reward_model_consts([[0.0, 1.0]] * R, [0, 1, 2])
     extra = (pols,) if per_run_refs else ()
     p, st, metrics = upd(pols, jax.vmap(opt.init)(pols), rms, consts, 0, *extra)
-    return metrics
+    if not full:
+        return metrics
+    p, st, m2 = upd(p, st, rms, consts, 1, *extra)
+    return dict(metrics=metrics, metrics2=m2, params=p, opt=st, eval=evaluate(p, rms, consts, *extra))
 
 
 @pytest.mark.parametrize("per_run_refs", [False, True])
@@ -49,8 +54,24 @@ def test_sequential_and_vmapped_runs_agree(per_run_refs):
     assert not np.allclose(a["gt"][0], a["gt"][1])  # the seeds differ: the runs are really distinct
 
 
-def test_mode_is_checked_and_defaults_by_device():
+@pytest.mark.parametrize("per_run_refs", [False, True])
+def test_runs_on_cores_are_bitwise_the_sequential_runs(per_run_refs, monkeypatch):
+    """Two epochs and the evaluation with the 3 runs dealt into 2 blocks (one padded), each block in its own
+    thread: every metric, parameter, optimiser state and evaluation equals the one-block computation exactly."""
+    a = _epoch("sequential", per_run_refs, full=True)
+    monkeypatch.setattr(rloo, "host_cores", lambda: 2)
+    b = _epoch("cores", per_run_refs, full=True)
+    la, lb = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
+    assert [k for k, _ in la] == [k for k, _ in lb] and len(la) > 20
+    for (path, x), (_, y) in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
+    assert not np.allclose(a["metrics2"]["gt"][0], a["metrics2"]["gt"][2])  # distinct runs, in distinct blocks
+
+
+def test_mode_is_checked_and_defaults_by_device(monkeypatch):
     with pytest.raises(ValueError, match="mode must be one of"):
         make_rl(CFG, None, None, {}, (0.0, 1.0), optax.adam(1e-3), "parallel")
-    assert default_mode() == ("sequential" if jax.device_count() == 1 and jax.default_backend() == "cpu"
-                              else "vmap")
+    one_cpu = jax.device_count() == 1 and jax.default_backend() == "cpu"
+    for cores, want in ((1, "sequential"), (2, "cores")):
+        monkeypatch.setattr(rloo, "host_cores", lambda c=cores: c)
+        assert default_mode() == (want if one_cpu else "vmap")
