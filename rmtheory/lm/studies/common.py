@@ -104,3 +104,33 @@ def rl_sweep(cfg: Config, sub: str, run: RunDir, d: dict, policies, pol_index, r
         return f"mean proxy increase {inc['proxy'][-1].mean():+.3f}, mean raw r_G increase {inc['gt'][-1].mean():+.4f}"
 
     return train(run, sub, rl, n_epochs, log, describe, stop_after_epoch)
+
+
+def scatter_grid(path, rows, outcomes, predictors, rho, group_key: str, groups, ylabel, cell=(2.6, 2.6),
+                 marker_size: float = 14, font: float = 8, xlabels: bool = True) -> None:
+    """Predictor × outcome scatter plots (one row per outcome, one column per predictor) of ``rows`` (dicts), the
+    points marked by ``row[group_key]`` (``groups``: (value, marker) pairs), each panel titled with
+    ``rho(outcome, predictor)`` (a Spearman ρ or None); ``ylabel(outcome)`` labels each row. Saved by
+    :func:`rmtheory.io.save_figure`. The report card's and the prediction study's figures."""
+    plt = io.pyplot()
+    size = (cell[0] * len(predictors), cell[1] * len(outcomes))
+    fig, axes = plt.subplots(len(outcomes), len(predictors), figsize=size, squeeze=False)
+    grp = np.array([r[group_key] for r in rows])
+    for i, o in enumerate(outcomes):
+        y = np.array([r[o] for r in rows])
+        for j, p in enumerate(predictors):
+            ax = axes[i, j]
+            x = np.array([r[p] for r in rows])
+            for g, mk in groups:
+                ax.scatter(x[grp == g], y[grp == g], s=marker_size, marker=mk, label=g)
+            r = rho(o, p)
+            ax.set_title(f"{p}: ρ={'—' if r is None else format(r, '+.2f')}", fontsize=font)
+            if xlabels and i == len(outcomes) - 1:
+                ax.set_xlabel(p, fontsize=font)
+            if j == 0:
+                ax.set_ylabel(ylabel(o), fontsize=font)
+            ax.tick_params(labelsize=font - 2)
+    axes[0, 0].legend(fontsize=font - 2)
+    fig.tight_layout()
+    io.save_figure(fig, path)
+    plt.close(fig)

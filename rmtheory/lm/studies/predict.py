@@ -477,27 +477,10 @@ def _markdown(s: dict) -> str:
 
 
 def _plot(path, rows, corr):
-    plt = io.pyplot()
-    outs = ("sgd_1.test_gt", "adam_1.test_gt")
-    fig, axes = plt.subplots(len(outs), len(PREDICTORS), figsize=(2.4 * len(PREDICTORS), 2.5 * len(outs)),
-                             squeeze=False)
-    fam = np.array([r["family"] for r in rows])
-    for i, o in enumerate(outs):
-        y = np.array([r[o] for r in rows])
-        for j, p in enumerate(PREDICTORS):
-            ax = axes[i, j]
-            x = np.array([r[p] for r in rows])
-            for f, mk in (("grid", "o"), ("paradox", "^"), ("new", "s")):
-                ax.scatter(x[fam == f], y[fam == f], s=10, marker=mk, label=f)
-            r = corr[o]["predictors"][p]["spearman"]["r"]
-            ax.set_title(f"{p}: ρ={'—' if r is None else format(r, '+.2f')}", fontsize=7)
-            if j == 0:
-                ax.set_ylabel(o, fontsize=7)
-            ax.tick_params(labelsize=5)
-    axes[0, 0].legend(fontsize=5)
-    fig.tight_layout()
-    io.save_figure(fig, path)
-    plt.close(fig)
+    common.scatter_grid(path, rows, ("sgd_1.test_gt", "adam_1.test_gt"), PREDICTORS,
+                        lambda o, p: corr[o]["predictors"][p]["spearman"]["r"], "family",
+                        (("grid", "o"), ("paradox", "^"), ("new", "s")), lambda o: o, cell=(2.4, 2.5), marker_size=10,
+                        font=7, xlabels=False)
 
 
 # ---------------------------------------------------------------------------------------------- run

@@ -23,6 +23,7 @@ from ... import io
 from ..._stats import corr_with_ci, pearson, spearman
 from ..measure import MEASURES, fmt
 from ..rundir import publish, relative_run_dir
+from . import common
 from .grid import POLICIES
 
 PREDICTORS = MEASURES + ("Prop. 3 bound", "rate_G", "rate_self")
@@ -150,25 +151,5 @@ def _markdown(rows, corr):
 
 
 def _plot(path, rows, corr):
-    plt = io.pyplot()
-    preds = list(corr)
-    fig, axes = plt.subplots(len(TARGETS), len(preds), figsize=(2.6 * len(preds), 2.6 * len(TARGETS)), squeeze=False)
-    src = np.array([r["source"] for r in rows])
-    for i, t in enumerate(TARGETS):
-        y = np.array([r[t] for r in rows])
-        for j, p in enumerate(preds):
-            ax = axes[i, j]
-            x = np.array([r[p] for r in rows])
-            for s, mk in (("grid", "o"), ("paradox", "^")):
-                ax.scatter(x[src == s], y[src == s], s=14, marker=mk, label=s)
-            c = corr[p][t]["spearman"]
-            ax.set_title(f"{p}: ρ={'—' if c['r'] is None else format(c['r'], '+.2f')}", fontsize=8)
-            if i == len(TARGETS) - 1:
-                ax.set_xlabel(p, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(f"realised one-epoch {t} increase", fontsize=8)
-            ax.tick_params(labelsize=6)
-    axes[0, 0].legend(fontsize=6)
-    fig.tight_layout()
-    io.save_figure(fig, path)
-    plt.close(fig)
+    common.scatter_grid(path, rows, TARGETS, list(corr), lambda t, p: corr[p][t]["spearman"]["r"], "source",
+                        (("grid", "o"), ("paradox", "^")), lambda t: f"realised one-epoch {t} increase")
