@@ -6,8 +6,9 @@
 reference policy, passed as a vmapped argument) instead of the pipeline's (one reference, a constant).
 
 One "update" = one rollout batch (batch_prompts × k sequences) sampled, scored by a reward model, and
-n_minibatches Adam steps, for one run; ``--runs`` runs are stacked as in the pipeline and trained vmapped or one
-after another (``--mode vmap|sequential``; default: what the pipeline picks here, ``rloo.default_mode()``).
+n_minibatches Adam steps, for one run; ``--runs`` runs are stacked as in the pipeline and trained vmapped, one
+after another, or one after another in one block per core (``--mode vmap|sequential|cores``; default: what the
+pipeline picks here, ``rloo.default_mode()``).
 """
 
 from __future__ import annotations
