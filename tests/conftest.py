@@ -5,16 +5,45 @@
 
 * ``ci`` (default; also when CI=true): bounded, derandomized, no deadline — same examples every run.
 * ``dev``: many more examples, random; select with ``HYPOTHESIS_PROFILE=dev pytest``.
+
+* One JAX persistent compilation cache, in a fresh directory for this test session only, shared by the
+  pytest-xdist workers and by every command the tests run in a subprocess (``rmtheory figures``, ``verify``, the
+  README's commands): a function with the same shapes is compiled once for the whole run, not once per worker,
+  test and subprocess (the LM studies' fixtures and resume tests build the same RL updates again and again; the
+  property tests meet the same shapes on both workers). Every compilation is kept, however short (on 2 cores
+  this took the suite from about 11.5 to 10.3 minutes). A cache hit runs the same compiled code, so every number
+  is the same (the resume tests compare reruns to uninterrupted runs exactly). The directory is made by the
+  process that starts the session (xdist's controller, or the only process with ``-n0``), handed on in the
+  environment (JAX reads ``JAX_COMPILATION_CACHE_DIR`` and ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` when
+  it is imported), and removed when the session ends.
 """
 
 import os
+import shutil
+import tempfile
 
+import jax
 import pytest
 from hypothesis import HealthCheck, settings
 
 import rmtheory
 
 rmtheory.enable_x64()
+
+_CACHE_ENV = "RMTHEORY_TEST_JAX_CACHE"
+_OWN_CACHE = None
+if _CACHE_ENV not in os.environ:  # the session's first process: make the directory its workers will share
+    _OWN_CACHE = os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="rmtheory-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])  # jax was imported before the lines above
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE is not None:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
 
 settings.register_profile(
     "ci", max_examples=15, derandomize=True, deadline=None, print_blob=True,

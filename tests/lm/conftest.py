@@ -6,25 +6,17 @@ seeds make the same files), so those stages are copied from the pipeline run ins
 that change a run work on a copy (``shutil.copytree``).
 
 Most of an RL stage's time at ``tiny`` is XLA compiling its update and evaluation (13 s and 10 s against 0.4 s
-an epoch), and the resume tests build the same functions again. JAX's persistent compilation cache, in a fresh
-directory for this session only, compiles each of them once: a cache hit runs the same compiled code, so the
-numbers are the same (the resume tests compare them to the uninterrupted runs exactly)."""
+an epoch), and the resume tests build the same functions again: the session's JAX compilation cache
+(``tests/conftest.py``) compiles each of them once."""
 
-import atexit
 import os
 import shutil
-import tempfile
 
-import jax
 import pytest
 
 from rmtheory.lm import pipeline
 from rmtheory.lm.config import get_config
 from rmtheory.lm.studies import grid, paradox, reportcard
-
-_CACHE = tempfile.mkdtemp(prefix="rmtheory-jax-cache-")
-atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
-jax.config.update("jax_compilation_cache_dir", _CACHE)
 
 CFG = get_config("tiny")
 BASE_FILES = ("config.json", "data.npz", "sft.eqx", "sft_log.json", "samples.npz")
