@@ -20,7 +20,8 @@ class Interrupted:
     Python turns SIGINT into a KeyboardInterrupt wherever the main thread is, and a KeyboardInterrupt raised
     inside a callback that swallows exceptions (JAX's GC callback does: "Exception ignored in
     _xla_gc_callback") is lost, so the run would go on. :func:`catching_sigint` records the signal here too,
-    and :func:`check` raises at the next boundary."""
+    and :func:`check` raises at the next boundary; Python's report of the swallowed KeyboardInterrupt ("Exception
+    ignored in ... Traceback ...") is kept off the terminal, so Ctrl-C still ends in one line."""
 
     flag = False
 
@@ -31,26 +32,37 @@ class Interrupted:
 
 
 class catching_sigint:
-    """Context manager (main thread only): SIGINT raises KeyboardInterrupt and sets :class:`Interrupted`."""
+    """Context manager (main thread only): SIGINT raises KeyboardInterrupt and sets :class:`Interrupted`; a
+    KeyboardInterrupt that a callback swallowed after such a SIGINT is not reported (``sys.unraisablehook``),
+    every other unraisable exception is, by the hook that was there before."""
 
     def __enter__(self):
         import signal
+        import sys
         import threading
 
         Interrupted.flag = False
-        self.old = None
+        self.old = self.old_hook = None
         if threading.current_thread() is threading.main_thread():
             def handler(signum, frame):
                 Interrupted.flag = True
                 raise KeyboardInterrupt
+
+            def hook(unraisable, previous=sys.unraisablehook):
+                if not (Interrupted.flag and issubclass(unraisable.exc_type, KeyboardInterrupt)):
+                    previous(unraisable)
+
             self.old = signal.signal(signal.SIGINT, handler)
+            self.old_hook, sys.unraisablehook = sys.unraisablehook, hook
         return self
 
     def __exit__(self, *exc):
         import signal
+        import sys
 
         if self.old is not None:
             signal.signal(signal.SIGINT, self.old)
+            sys.unraisablehook = self.old_hook
         Interrupted.flag = False
         return False
 

@@ -1,10 +1,17 @@
-"""The RL epoch loop: progress with an ETA that leaves out the first epoch's compilation."""
+"""The RL epoch loop: progress with an ETA that leaves out the first epoch's compilation; Ctrl-C caught at the
+next boundary, even when it lands inside a callback that swallows exceptions, without a traceback."""
 
+import gc
+import os
+import signal
+import sys
+import threading
 import time
 
 import numpy as np
+import pytest
 
-from rmtheory.lm.loop import eta, train_epochs
+from rmtheory.lm.loop import Interrupted, catching_sigint, eta, train_epochs
 from rmtheory.lm.rundir import RunDir
 
 
@@ -29,3 +36,43 @@ def test_train_epochs_eta_leaves_out_the_compiling_epoch(tmp_path):
     epochs = [line for line in logs if " epoch " in line and "/5" in line]
     assert "ETA after the next epoch" in epochs[0]
     assert "ETA 0s" in epochs[1]  # counting the first epoch's second would predict 1.5 s
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals reach the main thread")
+def test_ctrl_c_inside_a_gc_callback_is_kept_and_reported_in_no_traceback(capfd, monkeypatch):
+    """A SIGINT whose KeyboardInterrupt is raised inside a garbage-collector callback (as inside JAX's
+    ``_xla_gc_callback``) is swallowed there by Python: the flag keeps it for the next boundary, and Python's
+    "Exception ignored in ... Traceback" report of it stays off stderr. Any other swallowed exception is still
+    reported, and the hooks are restored afterwards."""
+    fired = []
+
+    def interrupt_inside(phase, info):
+        if phase == "start" and not fired:
+            fired.append(phase)
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10_000):  # the Python-level handler runs here, inside the callback
+                pass
+
+    def fail_inside(phase, info):
+        if phase == "start" and len(fired) == 1:
+            fired.append(phase)
+            raise ValueError("another swallowed error")
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's own report (pytest sets its own)
+    hook, handler = sys.unraisablehook, signal.getsignal(signal.SIGINT)
+    gc.callbacks.append(interrupt_inside)
+    try:
+        with catching_sigint():
+            gc.collect()  # the KeyboardInterrupt is raised and swallowed inside the callback
+            assert fired == ["start"] and Interrupted.flag
+            with pytest.raises(KeyboardInterrupt):
+                Interrupted.check()
+            quiet = capfd.readouterr().err
+            gc.callbacks.append(fail_inside)
+            gc.collect()
+            loud = capfd.readouterr().err
+    finally:
+        gc.callbacks[:] = [c for c in gc.callbacks if c not in (interrupt_inside, fail_inside)]
+    assert "Traceback" not in quiet and "KeyboardInterrupt" not in quiet and "Exception ignored" not in quiet
+    assert "another swallowed error" in loud
+    assert sys.unraisablehook is hook and signal.getsignal(signal.SIGINT) is handler and not Interrupted.flag
