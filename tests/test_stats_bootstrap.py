@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from rmtheory._stats import corr_with_ci, pearson, percentile_ci, seed_stats, spearman
+from rmtheory._stats import (_rows_pearson, _rows_rankdata, corr_with_ci, pearson, percentile_ci, rankdata, seed_stats,
+                             spearman)
 
 
 def test_pearson_and_spearman_match_scipy_with_ties():
@@ -34,6 +35,28 @@ def test_corr_with_ci_on_exact_and_constant_data():
     c = corr_with_ci(spearman, x, 3 * x + 1, n_boot=200)
     assert c["r"] == pytest.approx(1.0) and c["ci"][0] == pytest.approx(1.0)
     assert corr_with_ci(pearson, x, np.ones(10))["r"] is None
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_corr_with_ci_at_once_is_the_loop_over_resamples_bit_for_bit(ties):
+    """Pearson and Spearman bootstraps are computed for all resamples at once; every resample's value, and so the
+    CI, is the one a call of :func:`pearson` / :func:`spearman` per resample gives (constant resamples skipped),
+    to the last bit. A correlation passed as any other function takes the loop itself."""
+    rng = np.random.default_rng(3)
+    for n in (3, 5, 17, 80, 130):  # 130: past numpy's pairwise-summation block of 128
+        x = rng.integers(0, 3, n).astype(float) if ties else rng.normal(size=n)
+        y = np.round(rng.normal(size=n), 0 if ties else 6) * 1e3
+        idx = np.random.default_rng(n).integers(0, n, (500, n))
+        ok = [i for i in idx if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0]
+        assert 0 < len(ok) <= 500
+        for f in (pearson, spearman):
+            loop = np.array([f(x[i], y[i]) for i in ok])
+            rows = (_rows_rankdata(x[ok]), _rows_rankdata(y[ok])) if f is spearman else (x[ok], y[ok])
+            np.testing.assert_array_equal(_rows_pearson(*rows), loop)
+            c = corr_with_ci(f, x, y, 500, n)
+            assert c["ci"] == percentile_ci(loop) and c["r"] == f(x, y)
+            assert corr_with_ci(lambda a, b: f(a, b), x, y, 500, n) == c  # the generic path
+        np.testing.assert_array_equal(_rows_rankdata(x[idx]), np.stack([rankdata(x[i]) for i in idx]))
 
 
 def test_percentile_ci_of_nothing_is_nan():
