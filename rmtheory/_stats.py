@@ -44,50 +44,29 @@ def seed_stats(x, n_boot: int = 2000, seed: int = 0) -> dict:
 def corr_with_ci(f, x, y, n_boot: int = 2000, seed: int = 0) -> dict:
     """A correlation ``f(x, y)`` over cells with a 95 % percentile bootstrap CI (resampling cells; resamples
     where either side is constant are skipped): {"r", "ci", "n"}, ``r`` None if undefined (fewer than 3
-    cells or a constant side). For ``f`` = :func:`pearson` or :func:`spearman` the resamples are computed all at
-    once (:func:`_rows_pearson`, :func:`_rows_rankdata`), with the same numbers as one call per resample."""
+    cells or a constant side)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"r": None, "ci": [None, None], "n": int(x.size)}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, (n_boot, x.size))
-    if f is pearson or f is spearman:
-        xs, ys = x[idx], y[idx]
-        keep = (np.ptp(xs, axis=1) > 0) & (np.ptp(ys, axis=1) > 0)
-        xs, ys = xs[keep], ys[keep]
-        if f is spearman:
-            xs, ys = _rows_rankdata(xs), _rows_rankdata(ys)
-        vals = _rows_pearson(xs, ys)
-    else:
-        vals = [float(f(x[i], y[i])) for i in idx if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0]
-    return {"r": float(f(x, y)), "ci": percentile_ci(vals), "n": int(x.size)}
+    idx = np.random.default_rng(seed).integers(0, x.size, (n_boot, x.size))
+    return {"r": float(f(x, y)), "ci": percentile_ci(_resampled(f, x, y, idx)), "n": int(x.size)}
 
 
-def _rows_rankdata(x) -> np.ndarray:
-    """:func:`rankdata` of every row of ``x`` [B, n] at once (ties: the average rank (first + last)/2 + 1 of the
-    tie group's sorted positions, the same half-integers)."""
-    order = np.argsort(x, axis=1, kind="mergesort")
-    xs = np.take_along_axis(x, order, 1)
-    n = x.shape[1]
-    pos = np.broadcast_to(np.arange(n), x.shape)
-    starts = np.ones(x.shape, bool)
-    starts[:, 1:] = xs[:, 1:] != xs[:, :-1]
-    ends = np.ones(x.shape, bool)
-    ends[:, :-1] = starts[:, 1:]
-    first = np.maximum.accumulate(np.where(starts, pos, 0), axis=1)
-    last = np.minimum.accumulate(np.where(ends, pos, n - 1)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty(x.shape, np.float64)
-    np.put_along_axis(ranks, order, 0.5 * (first + last) + 1.0, 1)
-    return ranks
-
-
-def _rows_pearson(x, y) -> np.ndarray:
-    """:func:`pearson` of every row pair of ``x`` and ``y`` [B, n] at once, by the same operations (row-wise
-    reductions over the contiguous last axis): NaN where a row is constant."""
-    xc, yc = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
-    den = np.sqrt(np.sum(xc * xc, 1) * np.sum(yc * yc, 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, np.sum(xc * yc, 1) / den, np.nan)
+def _resampled(f, x, y, idx) -> np.ndarray:
+    """``f(x[i], y[i])`` for every resample ``i`` (a row of ``idx`` [B, n]) where neither side is constant. For
+    :func:`pearson` and :func:`spearman` all rows at once, with the numbers one call per row gives to the last bit:
+    the resample's average ranks are :func:`resampled_ranks` of its counts read at the drawn items (exact
+    half-integers), and :func:`weighted_pearson` with unit weights makes the same row reductions as
+    :func:`pearson`."""
+    xs, ys = x[idx], y[idx]
+    keep = (np.ptp(xs, axis=1) > 0) & (np.ptp(ys, axis=1) > 0)
+    if f is not pearson and f is not spearman:
+        return np.array([f(a, b) for a, b in zip(xs[keep], ys[keep])], np.float64)
+    if f is spearman:
+        counts = np.zeros(idx.shape)
+        np.add.at(counts, (np.arange(idx.shape[0])[:, None], idx), 1.0)
+        xs, ys = (np.take_along_axis(resampled_ranks(v, counts), idx, 1) for v in (x, y))
+    return weighted_pearson(xs[keep], ys[keep], np.ones((int(keep.sum()), idx.shape[1])))
 
 
 def pearson(x, y) -> float:
