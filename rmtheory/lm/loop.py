@@ -48,9 +48,9 @@ class catching_sigint:
                 Interrupted.flag = True
                 raise KeyboardInterrupt
 
-            def hook(unraisable, previous=sys.unraisablehook):
+            def hook(unraisable):
                 if not (Interrupted.flag and issubclass(unraisable.exc_type, KeyboardInterrupt)):
-                    previous(unraisable)
+                    self.old_hook(unraisable)
 
             self.old = signal.signal(signal.SIGINT, handler)
             self.old_hook, sys.unraisablehook = sys.unraisablehook, hook
