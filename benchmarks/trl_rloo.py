@@ -3,7 +3,7 @@
     pip install -e ".[bench-trl]"        # torch (CPU wheel), trl==1.16.0, transformers, accelerate, datasets
     python benchmarks/trl_rloo.py [--reps 3] [--warmup 5] [--updates 40] [--mode both|default|tuned]
 
-The baseline for the "≥ 3× TRL" throughput target of issue 11 (compare with ``benchmarks/rloo_step.py``).
+The baseline of the RLOO throughput comparison with TRL (compare with ``benchmarks/rloo_step.py``).
 It does not import rmtheory (it runs in a torch venv without JAX), so the `small` shape is written out
 below; ``--vocab/--prompt-len/--resp-len/--d-model/--layers/--heads`` override it.
 

@@ -12,6 +12,7 @@ The public API is :data:`__all__`; the subpackages ``rmtheory.evaluate``, ``rmth
 __version__ = "0.1.0"
 
 from ._precision import enable_x64, x64_enabled
+from ._cache import enable_compilation_cache
 from ._instance import Instance, logits_from_probs, make_instance, random_instance
 from ._metrics import (
     accuracy,
@@ -95,7 +96,14 @@ from ._sharding import shard_leading
 from ._best_of_n import best_of_n_distribution, best_of_n_optimal_value, best_of_n_value
 from ._neural import MLP, TabularAR, init_batch, jacobian_norm, jacobian_norms, trajectory_jacobian_norm
 from ._neural import time_to_gamma as neural_time_to_gamma
-from ._rate_estimator import RateEstimate, rate_estimate
+from ._rate_estimator import (
+    HeldOutRateEstimate,
+    PooledRateEstimate,
+    RateEstimate,
+    held_out_rate_estimate,
+    pooled_rate_estimate,
+    rate_estimate,
+)
 from ._sketch import projection_matrix, sketch, sketch_variance
 from ._flow import parametric_prompt_objective
 from ._teaching_rate import (
@@ -112,7 +120,8 @@ from ._teaching_rate import (
 
 __all__ = [
     "accuracy", "ascent_time_to_gamma", "AscentResult", "attainable_accuracies", "best_of_n_distribution",
-    "best_of_n_optimal_value", "best_of_n_value", "default_y_gamma", "enable_x64", "expected_reward",
+    "best_of_n_optimal_value", "best_of_n_value", "default_y_gamma", "enable_compilation_cache", "enable_x64",
+    "expected_reward",
     "fast_reward", "first_hitting_time", "first_hitting_times", "flow_logits", "flow_trajectory", "gradient",
     "HitResult", "init_batch", "Instance", "jacobian_norm", "jacobian_norms", "kl", "kl_reward",
     "lemma10_growth_bound", "lemma7_column", "lemma8_gradient_bound", "log_policy", "logits_from_probs",
@@ -123,7 +132,8 @@ __all__ = [
     "pearson", "policy", "policy_velocity", "prefix_table", "projection_matrix", "prompt_gradient",
     "prompt_objective", "prop2_gradient_bound", "prop3_time_lower_bound", "prop4_conditions",
     "prop4_time_upper_bound", "Prop4Check", "random_instance", "random_prefix_logits",
-    "rate_cauchy_schwarz_bound", "rate_estimate", "RateEstimate", "reward_variance", "rho", "rm_report",
+    "rate_cauchy_schwarz_bound", "rate_estimate", "RateEstimate", "pooled_rate_estimate",
+    "PooledRateEstimate", "held_out_rate_estimate", "HeldOutRateEstimate", "reward_variance", "rho", "rm_report",
     "RMReport", "sample_thm6_policies", "sample_variance", "sampled_gradient", "self_rate",
     "self_rate_variance_bound", "sequence_log_probs", "sequence_probs", "shard_leading", "sketch",
     "sketch_variance", "slow_reward", "spearman", "Status", "TabularAR", "teaching_rate",

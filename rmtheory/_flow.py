@@ -205,17 +205,18 @@ def time_to_gamma(inst: Instance, gamma, measure: Array | None = None, *, rtol: 
     Raises:
       ValueError: γ ≤ 0, not finite, or below the float64 resolution of E_π[r] (64·|Y|·eps·max|r|).
 
-    Example (two prompts, three outputs each, uniform start, no KL; the flatter reward takes longer):
+    Examples:
+      Two prompts, three outputs each, uniform start, no KL; the flatter reward takes longer:
 
-    >>> import jax.numpy as jnp
-    >>> import rmtheory as rt
-    >>> rt.enable_x64()  # the theory computes in float64
-    >>> inst = rt.make_instance(jnp.zeros((2, 3)), jnp.array([[1.0, 0.0, -1.0], [0.2, 0.0, -0.2]]), lam=0.0)
-    >>> res = rt.time_to_gamma(inst, 0.1)
-    >>> [round(float(t), 4) for t in res.t]
-    [0.9023, 24.8962]
-    >>> [rt.Status(int(s)).name for s in res.status]
-    ['REACHED', 'REACHED']
+      >>> import jax.numpy as jnp
+      >>> import rmtheory as rt
+      >>> rt.enable_x64()  # the theory computes in float64
+      >>> inst = rt.make_instance(jnp.zeros((2, 3)), jnp.array([[1.0, 0.0, -1.0], [0.2, 0.0, -0.2]]), lam=0.0)
+      >>> res = rt.time_to_gamma(inst, 0.1)
+      >>> [round(float(t), 4) for t in res.t]
+      [0.9023, 24.8962]
+      >>> [rt.Status(int(s)).name for s in res.status]
+      ['REACHED', 'REACHED']
     """
     require_x64("rmtheory.time_to_gamma")
     timed_is_reward = measure is None

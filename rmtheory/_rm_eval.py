@@ -138,18 +138,19 @@ def rm_report(scores, ground_truth=None, off_chosen=None, off_rejected=None, off
     ties included); acc_off = fraction of pairs ordered like the ground truth; On&Off = (acc_on + acc_off)/2;
     Var&Acc = (Var + On&Off)/2.
 
-    Example (two prompts, three samples each, one off-policy pair ordered correctly):
+    Examples:
+      Two prompts, three samples each, one off-policy pair ordered correctly:
 
-    >>> import numpy as np
-    >>> from rmtheory import enable_x64, rm_report
-    >>> enable_x64()
-    >>> scores = np.array([[0.9, 0.2, 0.5], [0.3, 0.7, 0.1]])
-    >>> truth = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.2]])
-    >>> rep = rm_report(scores, truth, off_chosen=[0.8], off_rejected=[0.1])
-    >>> [round(float(v), 4) for v in rep.variance]
-    [1.5579, 1.1789]
-    >>> round(rep.var, 4), round(rep.acc_on, 4), rep.acc_off, round(rep.on_off, 4), round(rep.var_acc, 4)
-    (1.3684, 0.8333, 1.0, 0.9167, 1.1425)
+      >>> import numpy as np
+      >>> from rmtheory import enable_x64, rm_report
+      >>> enable_x64()
+      >>> scores = np.array([[0.9, 0.2, 0.5], [0.3, 0.7, 0.1]])
+      >>> truth = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.2]])
+      >>> rep = rm_report(scores, truth, off_chosen=[0.8], off_rejected=[0.1])
+      >>> [round(float(v), 4) for v in rep.variance]
+      [1.5579, 1.1789]
+      >>> round(rep.var, 4), round(rep.acc_on, 4), rep.acc_off, round(rep.on_off, 4), round(rep.var_acc, 4)
+      (1.3684, 0.8333, 1.0, 0.9167, 1.1425)
     """
     require_x64("rmtheory.rm_report")
     s = np.asarray(scores, np.float64)

@@ -16,7 +16,7 @@ Two helpers, no scheduler of our own:
   propagates the sharding); a computation that is elementwise over runs gives bitwise the same numbers.
 
 Both use ``jax.devices()``: after ``jax.distributed.initialize()`` that is every device of every process (see
-the README, "Many devices"), and on one device they are no-ops.
+docs/devices.md), and on one device they are no-ops.
 
 On one CPU device, :func:`run_on_cores` is the per-core counterpart of :func:`shard_columns`: the columns are
 dealt the same way into one block per core and each block runs in its own thread, as its own XLA computation.

@@ -5,7 +5,7 @@ V_G(θ; x) = E_{π_θ(·|x)}[r_G(x, ·)] of any timed reward r_G (``measure``) c
 
     dV_G(θ; x)/dt = ⟨∇_θ V_G(θ; x), ∇_θ φ_RLHF(θ)⟩,
 
-and the prompt average V̄_G = E_{x∼S} V_G(θ; x) at ⟨∇_θ V̄_G, ∇_θ φ_RLHF⟩ (the issue's rate_G). For a tabular
+and the prompt average V̄_G = E_{x∼S} V_G(θ; x) at ⟨∇_θ V̄_G, ∇_θ φ_RLHF⟩ (the report card's rate_G). For a tabular
 softmax policy the columns decouple (Lemma 7) and, with a_x = π ⊙ (r_G − E_π r_G) = ∇_{θ_x} V_G(θ; x) and
 b_x = π ⊙ (r^KL − E_π r^KL) = ∇_{θ_x} φ_RLHF(θ; x),
 

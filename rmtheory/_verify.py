@@ -13,6 +13,7 @@ The ratio column is the tightest ratio over the instances, always oriented so th
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from typing import Callable, NamedTuple
@@ -25,6 +26,7 @@ from ._verify_checks import (
     check_lemma8,
     check_lemma9,
     check_lemma10,
+    check_pooled_rate,
     check_prop1,
     check_prop2,
     check_prop3,
@@ -70,6 +72,7 @@ CHECKS = (
     Check("Thm 6", check_thm6),
     Check("Prop 1", check_prop1),
     Check("Teaching rate", check_teaching_rate),
+    Check("Pooled rate estimator", check_pooled_rate),
 )
 """Every check of ``rmtheory verify``, in the order it runs (each gets its own random stream from the seed)."""
 
@@ -77,27 +80,28 @@ CHECKS = (
 def run_checks(scale: str = "default", seed: int = 0, progress: Callable[[str], None] | None = None) -> list[Row]:
     """Run every check at ``scale`` ('quick', 'default', 'large') and return the table rows.
 
-    Example (the full run takes about a minute at ``quick`` scale, so it is not executed here):
+    Examples:
+      The full run takes about a minute at ``quick`` scale, so it is not executed here:
 
-    >>> import rmtheory
-    >>> rmtheory.enable_x64()  # the theory computes in float64
-    >>> from rmtheory._verify import format_table, run_checks
-    >>> rows = run_checks("quick", seed=0)  # doctest: +SKIP
-    >>> sum(r.violations for r in rows)  # doctest: +SKIP
-    0
+      >>> import rmtheory
+      >>> rmtheory.enable_x64()  # the theory computes in float64
+      >>> from rmtheory._verify import format_table, run_checks
+      >>> rows = run_checks("quick", seed=0)  # doctest: +SKIP
+      >>> sum(r.violations for r in rows)  # doctest: +SKIP
+      0
 
-    Each ``check_*`` function (:data:`CHECKS`) is one row (or a few) of that table and runs on its own;
-    Proposition 1 on two random instances per setting:
+      Each ``check_*`` function (:data:`CHECKS`) is one row (or a few) of that table and runs on its own;
+      Proposition 1 on two random instances per setting:
 
-    >>> import numpy as np
-    >>> from rmtheory._verify import check_prop1
-    >>> row = check_prop1(np.random.default_rng(0), dict(n=2))
-    >>> row.result, row.tried, row.violations, round(row.ratio, 6)
-    ('Prop 1 (Best-of-N optimum)', 60, 0, 1.0)
-    >>> print(format_table([row]))
-    result                     | tried | violations | tightest ratio | ratio         | note
-    ---------------------------+-------+------------+----------------+---------------+-----
-    Prop 1 (Best-of-N optimum) | 60    | 0          | 1              | (E+1)/(opt+1) |
+      >>> import numpy as np
+      >>> from rmtheory._verify import check_prop1
+      >>> row = check_prop1(np.random.default_rng(0), dict(n=2))
+      >>> row.result, row.tried, row.violations, round(row.ratio, 6)
+      ('Prop 1 (Best-of-N optimum)', 60, 0, 1.0)
+      >>> print(format_table([row]))
+      result                     | tried | violations | tightest ratio | ratio         | note
+      ---------------------------+-------+------------+----------------+---------------+-----
+      Prop 1 (Best-of-N optimum) | 60    | 0          | 1              | (E+1)/(opt+1) |
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}; got {scale!r}")
@@ -133,7 +137,22 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join([lines[0], "-+-".join("-" * w for w in widths)] + lines[1:])
 
 
+DESCRIPTION = """\
+Check the paper's results (Lemmas 8–10, Propositions 1–4, Theorems 4–6 with their constructions, the
+teaching rate and its estimator) on random instances: exact gradient flows against each bound, with its
+constants. Prints one table (instances tried, violations, the tightest ratio; ≤ 1 means the bound holds)
+to stdout and progress to stderr; the exit status is 1 if any bound is violated."""
+
+EPILOG = """\
+examples:
+  rmtheory verify                          the default scale
+  rmtheory verify --scale quick            fewer instances per check (a smoke test)
+  rmtheory verify --scale large --seed 3   more instances, another draw"""
+
+
 def configure(parser) -> None:
+    parser.description, parser.epilog = DESCRIPTION, EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--scale", choices=sorted(SCALES), default="default",
                         help="number of random instances per check (quick ~1 min, default a few minutes)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")

@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module exposing ``configure(parser)`` and ``main(args) -> int``; this
 file only wires them together (imports are lazy so ``rmtheory --help`` is instant). Every subcommand runs
-with JAX in 64-bit mode (:func:`rmtheory.enable_x64`, switched on here once for all of them).
+with JAX in 64-bit mode (:func:`rmtheory.enable_x64`, switched on here once for all of them) and with the
+persistent compilation cache (:mod:`rmtheory._cache`, switched on here before the first compilation).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import sys
 
 SUBCOMMANDS = {
     "demo": ("rmtheory._demo", "quick theory demo: t_γ against reward variance (table + figure)"),
-    "figures": ("rmtheory.figures.cli", "regenerate every figure (PNG + CSV/JSON data) into ./figures"),
+    "figures": ("rmtheory.figures.cli", "regenerate the six theory figures (PNG + CSV/JSON data) into ./figures"),
     "verify": ("rmtheory._verify", "check every theorem on random instances; non-zero exit on a violation"),
     "evaluate": ("rmtheory.evaluate", "reward-model report card from exported rewards (CSV/JSONL/Parquet)"),
     "score": ("rmtheory.hf.score",
               "sample a Hugging Face policy, score with reward models → evaluate's input ([hf] extra)"),
-    "lm": ("rmtheory.lm.cli", "the miniature LM pipeline (SFT → RMs → RLOO → tables)"),
+    "lm": ("rmtheory.lm.cli", "the miniature LM pipeline (SFT → RMs → RLOO → tables) and its studies"),
+    "cache": ("rmtheory._cache", "the JAX compilation cache every command reuses: info (path, size), clear"),
 }
 
 
@@ -29,9 +31,44 @@ def fail(command: str, message) -> int:
     return 2
 
 
+DESCRIPTION = """\
+A JAX toolkit that verifies the optimization theory of reward models of Razin et al., "What Makes a
+Reward Model a Good Teacher? An Optimization Perspective" (arXiv 2503.15477): exact gradient flows and
+time-to-γ on tabular softmax policies, every bound of the paper checked on random instances, the six
+theory figures, a reward-model report card for your own policy's samples, and a miniature LM pipeline
+that reproduces the paper's empirical claims. `rmtheory COMMAND --help` describes each command."""
+
+EPILOG = """\
+examples:
+  rmtheory figures                                      the six theory figures into ./figures
+  rmtheory verify --scale quick                         check every theorem on random instances
+  rmtheory evaluate rewards.csv --off-policy pairs.csv  a report card for exported reward-model scores
+  rmtheory lm run --config tiny --out runs/tiny         the miniature LM pipeline, end to end"""
+
+
+def _top_parser():
+    """The ``rmtheory`` parser and its (empty) subcommand table."""
+    parser = argparse.ArgumentParser(prog="rmtheory", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser, parser.add_subparsers(dest="command", required=True, title="commands")
+
+
+def build_parser(full: bool = True) -> argparse.ArgumentParser:
+    """The ``rmtheory`` parser with every subcommand of :data:`SUBCOMMANDS`; with ``full``, each one configured
+    (its module imported: every option, description and example), for documentation. :func:`main` configures
+    only the chosen subcommand, so ``rmtheory --help`` stays instant."""
+    parser, sub = _top_parser()
+    for name, (module, help_) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        if full:
+            mod = importlib.import_module(module)
+            mod.configure(p)
+            p.set_defaults(_run=mod.main)
+    return parser
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="rmtheory", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = _top_parser()
     console = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
@@ -41,6 +78,10 @@ def main(argv=None) -> int:
             from . import enable_x64
 
             enable_x64()  # before the subcommand creates any array (the LM's committed numbers were made so too)
+            if name != "cache":  # it compiles nothing, and reports the directory as it finds it
+                from ._cache import enable_for_command
+
+                enable_for_command()  # before the first compilation: compiled functions are reused across runs
             mod = importlib.import_module(module)
             mod.configure(p)
             p.set_defaults(_run=mod.main)

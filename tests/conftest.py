@@ -12,17 +12,19 @@
   test and subprocess (the LM studies' fixtures and resume tests build the same RL updates again and again; the
   property tests meet the same shapes on both workers). Every compilation is kept, however short (on 2 cores
   this took the suite from about 11.5 to 10.3 minutes). A cache hit runs the same compiled code, so every number
-  is the same (the resume tests compare reruns to uninterrupted runs exactly). The directory is made by the
-  process that starts the session (xdist's controller, or the only process with ``-n0``), handed on in the
-  environment (JAX reads ``JAX_COMPILATION_CACHE_DIR`` and ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` when
-  it is imported), and removed when the session ends.
+  is the same (the resume tests compare reruns to uninterrupted runs exactly). It is the commands' own cache
+  (``rmtheory/_cache.py``) pointed elsewhere: the process that starts the session (xdist's controller, or the
+  only process with ``-n0``) makes the directory and sets ``RMTHEORY_CACHE_DIR`` to it, which the workers and
+  every ``rmtheory`` command they start inherit; each process of the suite calls
+  :func:`rmtheory.enable_compilation_cache` on it, and plain Python children (the notebook's kernel, ``python
+  -c`` scripts) read it from ``JAX_COMPILATION_CACHE_DIR`` when they import JAX. The directory is removed when
+  the session ends. ``tests/test_cache.py`` gives its commands their own directories.
 """
 
 import os
 import shutil
 import tempfile
 
-import jax
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -30,14 +32,13 @@ import rmtheory
 
 rmtheory.enable_x64()
 
-_CACHE_ENV = "RMTHEORY_TEST_JAX_CACHE"
 _OWN_CACHE = None
-if _CACHE_ENV not in os.environ:  # the session's first process: make the directory its workers will share
-    _OWN_CACHE = os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="rmtheory-jax-cache-")
+if "PYTEST_XDIST_WORKER" not in os.environ or "RMTHEORY_CACHE_DIR" not in os.environ:  # the session's first
+    # process (a worker finds the directory its controller made in the environment it inherited)
+    _OWN_CACHE = os.environ["RMTHEORY_CACHE_DIR"] = tempfile.mkdtemp(prefix="rmtheory-jax-cache-")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])  # jax was imported before the lines above
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+rmtheory.enable_compilation_cache(os.environ["RMTHEORY_CACHE_DIR"], min_compile_time_secs=0.0)
 
 
 def pytest_unconfigure(config):

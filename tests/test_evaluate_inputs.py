@@ -485,9 +485,10 @@ def test_fuzz_readers(case, csv_path, tmp_path_factory):
         assert got == _outcome(table), data[:300]
 
 
-def test_readme_documents_the_input_rules():
-    text = (Path(__file__).parents[1] / "README.md").read_text()
-    section = " ".join(text[text.index("## Reward-model report card"):text.index("## The miniature LM task")].split())
+def test_docs_document_the_input_rules():
+    text = (Path(__file__).parents[1] / "docs" / "evaluate.md").read_text()
+    start, end = text.index("## Accepted input"), text.index("## Teaching rates from gradient sketches")
+    section = " ".join(text[start:end].split())
     assert "**Accepted input.**" in section
     assert f"{E.MAX_BOOTSTRAP:,} resamples" in section
     assert f"{E.MAX_BOOTSTRAP_DRAWS:.0e}".replace("e+", "e") + " resamples × prompts" in section

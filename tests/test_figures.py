@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from rmtheory import figures
-from rmtheory.figures import FIGURES, read_columns, write_json
+from rmtheory.figures import FIGURES, read_columns, write_columns, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = ROOT / "experiments"
@@ -173,13 +173,14 @@ def test_notebook_executes_in_quick_mode(quick_run, tmp_path, monkeypatch):
 def test_cli_figures_only_one_figure(quick_run, tmp_path, monkeypatch):
     """``rmtheory figures --quick --only fig4`` in process (while the quick run works in its subprocess; fig4 is
     the quickest figure), from a directory outside the repository and without ``--out``: it writes
-    ``./figures``; deterministic: the same data as the quick run's fig4."""
+    ``./figures-quick`` (never the default figures' ``./figures``); deterministic: the same data as the quick
+    run's fig4."""
     from rmtheory.cli import main
 
     monkeypatch.chdir(tmp_path)
     assert main(["figures", "--quick", "--only", "fig4"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]
-    out = tmp_path / "figures"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures-quick"]
+    out = tmp_path / "figures-quick"
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(f"{FIGURES['fig4']}.{e}" for e in ("png", "csv", "json"))
     a, b = _csv(out, "fig4"), _csv(quick_run.wait(), "fig4")
@@ -424,3 +425,55 @@ def test_write_json_writes_non_finite_as_null(tmp_path, capsys):
     text = (tmp_path / "x.json").read_text()
     assert json.loads(text, parse_constant=_reject_constant) == {"t": [1.5, None, None], "rho": None, "n": 3}
     assert not list(tmp_path.glob(".tmp*"))
+
+
+def test_data_file_with_the_same_numbers_is_kept(tmp_path, capsys):
+    """A data file is replaced only when a number moves by more than KEEP_RTOL (or a text cell or the shape
+    changes): a rerun whose floats differ in the 13th digit (another CPU) keeps the bytes; a real change is
+    written and named."""
+    from rmtheory.figures._output import KEEP_RTOL
+
+    cols = {"name": np.array(["a", "b", "c"]), "t": np.array([1.0, 2.5e-7, np.inf]), "n": np.array([1, 2, 3])}
+    path = Path(write_columns(cols, str(tmp_path), "d.csv"))
+    write_json({"x": 1.0 / 3.0, "v": [0.1, None], "k": "s"}, str(tmp_path), "d.json")
+    jpath = tmp_path / "d.json"
+    before, jbefore = path.read_bytes(), jpath.read_bytes()
+    capsys.readouterr()
+
+    tiny = dict(cols, t=cols["t"] * (1 + 1e-13))
+    write_columns(tiny, str(tmp_path), "d.csv")
+    write_json({"x": (1.0 / 3.0) * (1 + 1e-13), "v": [0.1, None], "k": "s"}, str(tmp_path), "d.json")
+    assert path.read_bytes() == before and jpath.read_bytes() == jbefore
+    out = capsys.readouterr().out
+    assert out.count("kept") == 2 and "wrote" not in out
+
+    moved = dict(cols, t=cols["t"] * np.array([1.0, 1 + 100 * KEEP_RTOL, 1.0]))
+    write_columns(moved, str(tmp_path), "d.csv")
+    out = capsys.readouterr().out
+    assert path.read_bytes() != before and "differs from the previous file" in out and "column t, row 2" in out
+    assert np.isclose(read_columns(str(path))["t"][1], moved["t"][1], rtol=0, atol=0)
+
+    write_json({"x": 1.0 / 3.0, "v": [0.1, None], "k": "other"}, str(tmp_path), "d.json")
+    out = capsys.readouterr().out
+    assert jpath.read_bytes() != jbefore and "changed at k" in out
+    assert json.loads(jpath.read_text())["k"] == "other"
+
+
+def test_png_with_the_same_pixels_is_kept(tmp_path, capsys):
+    from rmtheory import io
+    from rmtheory.figures._output import FIGURE_RC, write_figure
+
+    plt = io.pyplot(FIGURE_RC)
+
+    def draw(y):
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [0, y])
+        return fig
+
+    path = Path(write_figure(draw(1.0), str(tmp_path), "f.png"))
+    before = path.read_bytes()
+    path.write_bytes(before)  # same bytes, new mtime
+    write_figure(draw(1.0), str(tmp_path), "f.png")
+    assert "kept" in capsys.readouterr().out.splitlines()[-1] and path.read_bytes() == before
+    write_figure(draw(0.2), str(tmp_path), "f.png")
+    assert "differs from the previous image" in capsys.readouterr().out and path.read_bytes() != before

@@ -23,7 +23,7 @@ Python API::
 DataFrame). Missing scores are empty CSV cells, JSON ``null``/absent keys or Parquet nulls; NaN/inf are
 errors. Malformed input raises :class:`InputError` (the CLI exits with status 2 and a one-line message).
 The accepted formats, the number syntax and the id rule (``_input.normalise_id``) are listed in ``_input.py``,
-``_csv.py`` and ``_tables.py`` and in the README ("Accepted input"). Errors about a parameter name it
+``_csv.py`` and ``_tables.py`` and in docs/evaluate.md ("Accepted input"). Errors about a parameter name it
 (``n_prompts``); the CLI names its flag (``--n-prompts``).
 
 Layout: ``_input`` (the rules every reader shares) → ``_csv``, ``_tables`` (readers) → ``_prepare`` (options,
@@ -71,32 +71,33 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
       sketches: optional path of an ``.npz`` (or a mapping) of per-sample gradient sketches ``prompt_id``,
         ``sample_id``, ``g`` [N, D] (format: ``evaluate/_rates.py``): adds rate_G and rate_self.
 
-    Example (a tiny CSV: two prompts, three samples each, two reward models and the ground truth):
+    Examples:
+      A tiny CSV: two prompts, three samples each, two reward models and the ground truth:
 
-    >>> import os, tempfile
-    >>> from rmtheory import enable_x64
-    >>> from rmtheory.evaluate import evaluate
-    >>> enable_x64()
-    >>> path = os.path.join(tempfile.mkdtemp(), "rewards.csv")
-    >>> with open(path, "w") as f:
-    ...     _ = f.write("prompt_id,sample_id,rm_a,rm_b,ground_truth\\n"
-    ...                 "p0,0,0.9,0.1,1\\n" "p0,1,0.2,0.8,0\\n" "p0,2,0.5,0.4,0.5\\n"
-    ...                 "p1,0,0.3,0.6,0\\n" "p1,1,0.7,0.5,1\\n" "p1,2,0.1,0.2,0.2\\n")
-    >>> report = evaluate(path, bootstrap=0)
-    >>> for m in report.models:
-    ...     print(m.name, m.n_prompts, round(m.var, 4), round(m.acc_on, 4))
-    rm_a 2 1.3684 0.8333
-    rm_b 2 1.5 0.1667
-    ground_truth 2 1.4791 1.0
-    >>> report.rankings["acc_on"]     # the reward models; the ground truth is the reference, not ranked
-    ['rm_a', 'rm_b']
+      >>> import os, tempfile
+      >>> from rmtheory import enable_x64
+      >>> from rmtheory.evaluate import evaluate
+      >>> enable_x64()
+      >>> path = os.path.join(tempfile.mkdtemp(), "rewards.csv")
+      >>> with open(path, "w") as f:
+      ...     _ = f.write("prompt_id,sample_id,rm_a,rm_b,ground_truth\\n"
+      ...                 "p0,0,0.9,0.1,1\\n" "p0,1,0.2,0.8,0\\n" "p0,2,0.5,0.4,0.5\\n"
+      ...                 "p1,0,0.3,0.6,0\\n" "p1,1,0.7,0.5,1\\n" "p1,2,0.1,0.2,0.2\\n")
+      >>> report = evaluate(path, bootstrap=0)
+      >>> for m in report.models:
+      ...     print(m.name, m.n_prompts, round(m.var, 4), round(m.acc_on, 4))
+      rm_a 2 1.3684 0.8333
+      rm_b 2 1.5 0.1667
+      ground_truth 2 1.4791 1.0
+      >>> report.rankings["acc_on"]     # the reward models; the ground truth is the reference, not ranked
+      ['rm_a', 'rm_b']
 
-    The same table can be passed in memory, as a mapping column -> values:
+      The same table can be passed in memory, as a mapping column -> values:
 
-    >>> table = {"prompt_id": ["p0"] * 3 + ["p1"] * 3, "sample_id": [0, 1, 2] * 2,
-    ...          "rm_a": [0.9, 0.2, 0.5, 0.3, 0.7, 0.1], "ground_truth": [1, 0, 0.5, 0, 1, 0.2]}
-    >>> round(evaluate(table, bootstrap=0)["rm_a"].acc_on, 4)
-    0.8333
+      >>> table = {"prompt_id": ["p0"] * 3 + ["p1"] * 3, "sample_id": [0, 1, 2] * 2,
+      ...          "rm_a": [0.9, 0.2, 0.5, 0.3, 0.7, 0.1], "ground_truth": [1, 0, 0.5, 0, 1, 0.2]}
+      >>> round(evaluate(table, bootstrap=0)["rm_a"].acc_on, 4)
+      0.8333
     """
     require_x64("rmtheory.evaluate.evaluate")
     check_options(normalisation, bootstrap, seed, ci, gamma, n_prompts)

@@ -1,7 +1,7 @@
 """Reading CSV/TSV tables for ``rmtheory evaluate``: the header, then the needed columns by one of three readers
 that take the same arguments ``(path, header, id_cols, numeric_cols, delimiter)``.
 
-Rules (README "Accepted input"): UTF-8 (a leading BOM is ignored), optionally gzip-compressed (.gz); a header
+Rules (docs/evaluate.md, "Accepted input"): UTF-8 (a leading BOM is ignored), optionally gzip-compressed (.gz); a header
 line of unique, non-empty column names; every data row has exactly as many fields as the header (quote a
 field that contains the delimiter); blank lines are skipped. A score is a decimal number (``_NUMBER``:
 optional sign, digits with an optional decimal point, optional exponent; surrounding spaces allowed): no

@@ -1,5 +1,5 @@
 """The rules every reader of ``rmtheory evaluate`` shares: :class:`InputError`, :class:`Table`, required
-columns, the id rule and the score rule (README "Accepted input").
+columns, the id rule and the score rule (docs/evaluate.md, "Accepted input").
 
 * ids (prompt_id, sample_id): see :func:`normalise_id`.
 * scores: float64; a missing score (empty cell, JSON ``null`` or absent key, Parquet null) is NaN; an explicit

@@ -39,7 +39,7 @@ RATE_NOTE = ("rate_G, rate_self: the first-order speed of the gradient flow at t
              "gradient sketches, on the same normalised scores as Var. Higher is a faster teacher at the start "
              "of training.")
 NO_RATE_NOTE = ("rate_G, rate_self: not reported; they need per-sample gradient sketches of the policy's samples "
-                "(--sketches FILE.npz, written by `rmtheory score --teaching-rate`; format in the README).")
+                "(--sketches FILE.npz, written by `rmtheory score --teaching-rate`; format in docs/evaluate.md).")
 META_KEYS = ("sketch_kind", "sketch_seed", "param_dim", "grad_params")
 _GRAM_BUDGET = 1 << 25   # float64 entries of sketches gathered at a time for the Gram matrices
 

@@ -11,9 +11,23 @@ from ._report import plot_path
 from ._input import InputError
 
 
+DESCRIPTION = """\
+Reward-model report card for a policy, from the scores of its samples: reward variance, on- and off-policy
+accuracy, On&Off and Var&Acc with bootstrap CIs, rankings against the ground truth, and the Proposition 3
+lower bound on t_γ. Reads a CSV/TSV/JSONL/Parquet table (prompt_id, sample_id, one score column per reward
+model) and prints the report to stdout as a table (or JSON / CSV); --plot also saves a figure."""
+
+EPILOG = """\
+examples:
+  rmtheory evaluate rewards.csv                                every score column, table to stdout
+  rmtheory evaluate rewards.csv --off-policy pairs.csv --json  with off-policy accuracy, as JSON
+  rmtheory evaluate rewards.parquet --models rm_a,rm_b --plot card.png
+  rmtheory evaluate rewards.csv --sketches sketches.npz        also the teaching rates rate_G, rate_self"""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Reward-model report card for a policy: reward variance, on-/off-policy accuracy, On&Off, "
-                          "Var&Acc with bootstrap CIs, rankings and the Proposition 3 bound on t_γ.")
+    parser.description, parser.epilog = DESCRIPTION, EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("rewards", metavar="REWARDS_FILE",
                         help="CSV/TSV/JSONL/Parquet table: prompt_id, sample_id, one score column per reward model "
                              "(K policy samples per prompt), optionally a ground-truth column")
@@ -28,8 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="table of off-policy pairs: prompt_id, M.chosen, M.rejected per model M "
                              "(optionally <ground-truth>.chosen/.rejected; else chosen is strictly preferred)")
     parser.add_argument("--sketches", metavar="SKETCH_FILE",
-                        help="per-sample gradient sketches (.npz: prompt_id, sample_id, g [N, D]; README): adds the "
-                             "teaching rates rate_G and rate_self")
+                        help="per-sample gradient sketches (.npz: prompt_id, sample_id, g [N, D]; docs/evaluate.md): "
+                             "adds the teaching rates rate_G and rate_self")
     parser.add_argument("--format", dest="fmt", choices=("auto", "csv", "tsv", "jsonl", "parquet"), default="auto",
                         help="input format (default: from the file extension)")
     parser.add_argument("--normalisation", "--normalization", choices=SCHEMES, default="global",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import time
 
-from ._output import read_columns, write_columns, write_json
+from ._output import QUICK_OUT, default_out, read_columns, write_columns, write_json
 from ._tabular import BUCKET, N_OUTPUTS, T_MAX, embed, loglog_slope, tabular_t_gamma
 
 FIGURES = {
@@ -27,12 +27,12 @@ FIGURES = {
 }
 """{short name: module name} of every figure, in the order :func:`run_all` runs them."""
 
-__all__ = ["BUCKET", "FIGURES", "N_OUTPUTS", "T_MAX", "embed", "figure", "loglog_slope", "read_columns", "run_all",
-           "select", "tabular_t_gamma", "write_columns", "write_json"]
+__all__ = ["BUCKET", "FIGURES", "N_OUTPUTS", "QUICK_OUT", "T_MAX", "default_out", "embed", "figure", "loglog_slope",
+           "read_columns", "run_all", "select", "tabular_t_gamma", "write_columns", "write_json"]
 
 
 def figure(key: str):
-    """The module of figure ``key`` (``"fig1"`` … ``"fig5"``)."""
+    """The module of figure ``key`` (``"fig1"`` … ``"fig6"``)."""
     return importlib.import_module(f"{__name__}.{FIGURES[key]}")
 
 
@@ -51,8 +51,12 @@ def select(only=None) -> dict:
     return chosen
 
 
-def run_all(quick: bool = False, seed: int = 0, out: str = "figures", only=None) -> dict:
+def run_all(quick: bool = False, seed: int = 0, out: str | None = None, only=None) -> dict:
     """Run the selected figures (all by default) into ``out``, printing progress; returns {name: seconds}.
+
+    ``out`` defaults to ``figures`` in the default mode and to ``figures-quick`` in quick mode, so a quick run
+    never replaces the default figures. A data file that already holds the same numbers (to 1e-9 relative) is
+    kept byte for byte, so a rerun on another CPU leaves the committed files as they are.
 
     Switches JAX to float64 (:func:`rmtheory.enable_x64`), which the figures' theory needs. The wall times go
     to the terminal only: the committed figures carry no machine timings.
@@ -60,6 +64,7 @@ def run_all(quick: bool = False, seed: int = 0, out: str = "figures", only=None)
     from .. import enable_x64
 
     enable_x64()
+    out = default_out(quick) if out is None else out
     todo = select(only)
     timings = {}
     t_all = time.perf_counter()

@@ -1,7 +1,7 @@
 """Batched tabular t_γ and instance helpers shared by the figures (library logic, not plotting).
 
 Every tabular t_γ of the figures is solved by :func:`tabular_t_gamma` in chunks of exactly :data:`BUCKET`
-rows over :data:`N_OUTPUTS` outputs, so all five figures reuse one compiled solver.
+rows over :data:`N_OUTPUTS` outputs, so the figures reuse one compiled solver.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import rmtheory as rt
 
 from .. import io
 from .._progress import Progress
-from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
+from ._output import FIGURE_RC, caption, default_out, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, T_MAX, embed, loglog_slope, tabular_t_gamma
 
 GAMMA = 0.1
@@ -173,7 +173,8 @@ def compute(quick: bool, seed: int):
     return fams, worst
 
 
-def run(quick: bool = False, seed: int = 0, out: str = "figures"):
+def run(quick: bool = False, seed: int = 0, out: str | None = None):
+    out = default_out(quick) if out is None else out
     fams, worst = compute(quick, seed)
     rows = {k: [] for k in ("family", "variance", "t_gamma", "status", "gamma", "bound_prop3", "bound_thm4",
                             "jacobian")}

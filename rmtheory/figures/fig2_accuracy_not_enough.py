@@ -18,7 +18,7 @@ import numpy as np
 import rmtheory as rt
 
 from .. import io
-from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
+from ._output import FIGURE_RC, caption, default_out, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig2_accuracy_not_enough"
@@ -37,7 +37,8 @@ def setup(seed: int):
     return pi0, r_g
 
 
-def run(quick: bool = False, seed: int = 0, out: str = "figures"):
+def run(quick: bool = False, seed: int = 0, out: str | None = None):
+    out = default_out(quick) if out is None else out
     pi0, r_g = setup(seed)
     v0 = float(pi0 @ r_g)
     traj_T = list(TRAJ_T)

@@ -17,7 +17,7 @@ import numpy as np
 import rmtheory as rt
 
 from .. import io
-from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
+from ._output import FIGURE_RC, caption, default_out, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig3_policy_dependence"
@@ -26,7 +26,8 @@ DISPLAY = {"r_RM (one-hot on y^γ)": "r$_{RM}$ (one-hot on y$^γ$)",
            "r′_RM (one-hot on y′^γ)": "r′$_{RM}$ (one-hot on y′$^γ$)"}
 
 
-def run(quick: bool = False, seed: int = 0, out: str = "figures"):
+def run(quick: bool = False, seed: int = 0, out: str | None = None):
+    out = default_out(quick) if out is None else out
     _, k1, k2 = jax.random.split(jax.random.PRNGKey(seed), 3)
     rng = np.random.default_rng([seed, 3])
     r_g = np.concatenate([[1.0, 0.9], np.sort(rng.uniform(-1.0, 0.0, N_OUT - 2))[::-1]])

@@ -18,14 +18,15 @@ import numpy as np
 import rmtheory as rt
 
 from .. import io
-from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
+from ._output import FIGURE_RC, caption, default_out, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, T_MAX, tabular_t_gamma
 
 NAME = "fig4_landscape"
 GAMMA, N_OUT = 0.1, N_OUTPUTS
 
 
-def run(quick: bool = False, seed: int = 0, out: str = "figures"):
+def run(quick: bool = False, seed: int = 0, out: str | None = None):
+    out = default_out(quick) if out is None else out
     rng = np.random.default_rng([seed, 4])
     n = 250 if quick else 4000
     logits0 = rng.normal(size=N_OUT)

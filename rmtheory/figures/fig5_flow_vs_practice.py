@@ -30,7 +30,7 @@ import rmtheory as rt
 
 from .. import io
 from .._progress import Progress
-from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
+from ._output import FIGURE_RC, caption, default_out, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, tabular_t_gamma
 
 NAME = "fig5_flow_vs_practice"
@@ -61,7 +61,8 @@ def _ascent_sampled(inst, measure, estimator, eta, max_steps, keys):
     return np.median(np.asarray(f(inst, measure, keys)), axis=1)
 
 
-def run(quick: bool = False, seed: int = 0, out: str = "figures"):
+def run(quick: bool = False, seed: int = 0, out: str | None = None):
+    out = default_out(quick) if out is None else out
     rng = np.random.default_rng([seed, 5])
     n_rm = 6 if quick else 16
     logits0 = rng.normal(size=N_OUT)

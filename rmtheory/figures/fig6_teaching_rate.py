@@ -46,7 +46,7 @@ from .. import _stats
 from .._rm_eval import combined_measures
 from .. import io
 from .._progress import Progress
-from ._output import FIGURE_RC, caption, figure_main, write_columns, write_figure, write_json
+from ._output import FIGURE_RC, caption, default_out, figure_main, write_columns, write_figure, write_json
 from ._tabular import N_OUTPUTS, T_MAX, tabular_t_gamma
 
 NAME = "fig6_teaching_rate"
@@ -168,7 +168,8 @@ def correlate(preds: dict, speeds: dict, weights, names_for, chunk: int = 50):
     return out
 
 
-def run(quick: bool = False, seed: int = 0, out: str = "figures"):
+def run(quick: bool = False, seed: int = 0, out: str | None = None):
+    out = default_out(quick) if out is None else out
     n_fam = 50 if quick else 2000
     n_boot = 50 if quick else 500
     with Progress("fig6", 3) as progress:

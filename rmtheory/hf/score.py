@@ -324,10 +324,24 @@ def run(s: Settings, prompts: list[dict], pairs: list[dict] | None, out: str, de
 # CLI
 # --------------------------------------------------------------------------------------------------------
 
+DESCRIPTION = """\
+Sample K responses per prompt from a Hugging Face causal-LM policy, score them (and optional off-policy
+pairs) with each reward model, and write the tables that `rmtheory evaluate` reads: --out (the rewards
+CSV) and, beside it, <stem>_pairs.csv, <stem>_samples.jsonl and <stem>_score.json. Saved chunks under
+<out>.parts/ make a re-run resume. Needs the [hf] extra (pip install ".[hf]")."""
+
+EPILOG = """\
+examples:
+  rmtheory score --policy gpt2 --rm rm=path/to/rm --prompts prompts.jsonl --out rewards.csv
+  rmtheory score --policy ./policy --rm a=./rm_a --rm b=./rm_b --ground-truth gold=./gold \\
+      --prompts prompts.jsonl --off-policy pairs.jsonl --k 8 --out rewards.csv --then-evaluate
+  rmtheory score --policy ./policy --rm a=./rm_a --prompts prompts.jsonl --out rewards.csv \\
+      --teaching-rate --sketch-dim 4096"""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Sample K responses per prompt from a Hugging Face causal-LM policy, score them (and "
-                          "optional off-policy pairs) with each reward model, and write the tables that "
-                          "`rmtheory evaluate` reads. Needs the [hf] extra.")
+    parser.description, parser.epilog = DESCRIPTION, EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     a = parser.add_argument
     a("--policy", required=True, metavar="PATH", help="causal LM: a local directory, or a Hub name (tried only when "
                                                       "no local path of that name exists)")

@@ -1,4 +1,4 @@
-"""Tiny random Hugging Face checkpoints to try ``rmtheory score`` with no download (tests and the README).
+"""Tiny random Hugging Face checkpoints to try ``rmtheory score`` with no download (tests and docs/score.md).
 
 ``python -m rmtheory.hf.tiny DIR`` writes into DIR:
 

@@ -15,17 +15,17 @@ from .analysis import stage_analyze
 from .config import Config
 from .loop import run_stages
 from .rundir import RunDir
-from .stages import stage_data, stage_evaluate, stage_perfect, stage_rl, stage_rm, stage_samples, stage_sft
+from .stages import stage_data, stage_perfect, stage_rl, stage_rm, stage_rm_eval, stage_samples, stage_sft
 
-STAGES = ("data", "sft", "samples", "rm", "perfect", "evaluate", "rl", "analyze")
+STAGES = ("data", "sft", "samples", "rm", "perfect", "rm_eval", "rl", "analyze")
 MARKER = {"data": "data.npz", "sft": "sft.eqx", "samples": "samples.npz", "rm": "rms.eqx", "perfect": "perfect.npz",
-          "evaluate": "rm_eval.json", "rl": os.path.join("rl", "results.json"),
+          "rm_eval": "rm_eval.json", "rl": os.path.join("rl", "results.json"),
           "analyze": os.path.join("figures", "lm_tables.md")}
 NEEDS = {"sft": ("data",), "samples": ("data", "sft"), "rm": ("data", "sft", "samples"), "perfect": ("data",),
-         "evaluate": ("data", "sft", "samples", "rm", "perfect"), "rl": ("data", "sft", "rm", "perfect", "evaluate"),
-         "analyze": ("evaluate", "rl")}
+         "rm_eval": ("data", "sft", "samples", "rm", "perfect"), "rl": ("data", "sft", "rm", "perfect", "rm_eval"),
+         "analyze": ("rm_eval", "rl")}
 STAGE_FUNCS = {"data": stage_data, "sft": stage_sft, "samples": stage_samples, "rm": stage_rm,
-               "perfect": stage_perfect, "evaluate": stage_evaluate, "rl": stage_rl, "analyze": stage_analyze}
+               "perfect": stage_perfect, "rm_eval": stage_rm_eval, "rl": stage_rl, "analyze": stage_analyze}
 
 
 def check_inputs(run: RunDir, stage: str):

@@ -8,7 +8,7 @@ Layout (every file written atomically by :mod:`rmtheory.io`; a stage is done whe
     samples.npz          on-policy RM pairs, eval samples (PG eval and test prompts × K)        [samples]
     rms.eqx, rm_log.json, rm_curves.csv                                                         [rm]
     perfect.npz          per-prompt scale of the perfect-accuracy low-variance source           [perfect]
-    rm_eval.json, eval_rewards.csv, eval_offpolicy.csv, eval_per_prompt.npz                     [evaluate]
+    rm_eval.json, eval_rewards.csv, eval_offpolicy.csv, eval_per_prompt.npz, eval_sketches.npz  [rm_eval]
     rl/progress.json, rl/state_e*.eqx, rl/results.json                                          [rl]
     figures/lm_*         tables, validity report, figures                                        [analyze]
 """

@@ -126,7 +126,7 @@ def stage_perfect(cfg: Config, run: RunDir, log=print):
     log(f"  scaled {int((res['scale_pg'] != 1).sum())}/{res['scale_pg'].size} PG prompts by {cfg.perfect_factor}")
 
 
-# ----------------------------------------------------------------------------------------- evaluate
+# ------------------------------------------------------------------------------------------ rm_eval
 def baseline_scores(cfg, pol, prompts: T.Prompts, tokens):
     """The reference scores of full sequences [N, T] for prompts [N]: the SFT policy's mean per-token
     log-probability of the response (up to and including EOS), and two hand-written scores: the number of
@@ -140,7 +140,7 @@ def baseline_scores(cfg, pol, prompts: T.Prompts, tokens):
             "correct_letters_len": correct - np.abs(ylen - prompts.tlen)}
 
 
-def stage_evaluate(cfg: Config, run: RunDir, log=print):
+def stage_rm_eval(cfg: Config, run: RunDir, log=print):
     """RM evaluation on n_eval PG prompts × n_eval_samples initial-policy samples (rmtheory.rm_report), the
     reference scores, and the initial-policy validity measurements."""
     d, pol, rms, smp = run.data(), run.policy(cfg), run.rms(cfg), run.load_npz("samples.npz")

@@ -98,7 +98,7 @@ class GridSettings:
 
 QUICK = GridSettings(sft_short_steps=30, instruct_epochs=1, epochs=1, seeds=(0, 1))
 MARKER = {"data": "data.npz", "sft": "sft.eqx", "samples": "samples.npz", "policies": "policies.eqx",
-          "rms": "grid_rms.eqx", "evaluate": "grid_eval.json", "rl_rloo": "rl_rloo/results.json",
+          "rms": "grid_rms.eqx", "rm_eval": "grid_eval.json", "rl_rloo": "rl_rloo/results.json",
           "rl_grpo": "rl_grpo/results.json", "analyze": None}
 
 
@@ -180,8 +180,8 @@ def load_rms(cfg: Config, run: RunDir):
     return run.rms(cfg, "grid_rms.eqx", len(RMS))
 
 
-# ------------------------------------------------------------------------------------------ evaluate
-def stage_evaluate(cfg: Config, st: GridSettings, run: RunDir, log=print):
+# ------------------------------------------------------------------------------------------- rm_eval
+def stage_rm_eval(cfg: Config, st: GridSettings, run: RunDir, log=print):
     d = run.data()
     pols, rms = load_policies(cfg, run), load_rms(cfg, run)
     K = cfg.n_eval_samples
@@ -410,7 +410,7 @@ def run(cfg: Config, st: GridSettings, out, log=print, until: str | None = None,
 
     def own_stages(rd):
         stages = {"policies": lambda: stage_policies(cfg, st, rd, log), "rms": lambda: stage_rms(cfg, st, rd, log),
-                  "evaluate": lambda: stage_evaluate(cfg, st, rd, log)}
+                  "rm_eval": lambda: stage_rm_eval(cfg, st, rd, log)}
         for algo in ALGOS:
             stages[f"rl_{algo}"] = (lambda a: lambda: stage_rl(cfg, st, rd, a, log, stop_after_epoch))(algo)
         stages["analyze"] = lambda: stage_analyze(cfg, st, rd, log, figures_dir)

@@ -69,7 +69,7 @@ class ParadoxSettings:
 
 QUICK = ParadoxSettings(n_ckpts=6, ckpt_every=1, epochs=2, seeds=(0, 1), kl_stop=0.05, n_boot=200)
 MARKER = {"data": "data.npz", "sft": "sft.eqx", "samples": "samples.npz", "ckpts": "paradox_rms.eqx",
-          "evaluate": "paradox_eval.json", "rl": "rl_paradox/results.json", "analyze": None}
+          "rm_eval": "paradox_eval.json", "rl": "rl_paradox/results.json", "analyze": None}
 
 
 def ckpt_names(st: ParadoxSettings):
@@ -128,8 +128,8 @@ def load_ckpts(cfg: Config, st: ParadoxSettings, run: RunDir):
     return run.rms(cfg, "paradox_rms.eqx", st.n_ckpts)
 
 
-# ------------------------------------------------------------------------------------------ evaluate
-def stage_evaluate(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
+# ------------------------------------------------------------------------------------------- rm_eval
+def stage_rm_eval(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
     """The checkpoints scored on the instrument's eval samples of the SFT policy (500 × 10 at ``small``)."""
     d, smp = run.data(), run.load_npz("samples.npz")
     rms, names = load_ckpts(cfg, st, run), ckpt_names(st)
@@ -297,7 +297,7 @@ def run(cfg: Config, st: ParadoxSettings, out, log=print, until: str | None = No
     """Run (or resume) the sweep. ``stop_after_epoch`` (testing) interrupts the RL stage."""
 
     def own_stages(rd):
-        return {"ckpts": lambda: stage_ckpts(cfg, st, rd, log), "evaluate": lambda: stage_evaluate(cfg, st, rd, log),
+        return {"ckpts": lambda: stage_ckpts(cfg, st, rd, log), "rm_eval": lambda: stage_rm_eval(cfg, st, rd, log),
                 "rl": lambda: stage_rl(cfg, st, rd, log, stop_after_epoch),
                 "analyze": lambda: stage_analyze(cfg, st, rd, log, figures_dir)}
 

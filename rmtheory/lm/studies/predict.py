@@ -7,7 +7,7 @@ finished grid run and a finished paradox run of the same base config:
 * ``rms`` — the 10 new reward models (:data:`NEW_RMS`), trained like the grid's (``sft``'s RM pairs, one stacked
   run, the same steps and batch order), differing only in their data or targets; the two ``_q`` models are the
   snapshots nearest a quarter of the steps;
-* ``evaluate`` — every grid policy's eval samples (the grid's, by the same key) scored by the new RMs, exported in
+* ``rm_eval`` — every grid policy's eval samples (the grid's, by the same key) scored by the new RMs, exported in
   the ``rmtheory evaluate`` format with the exact score-vector Gram sketches, and their normalisation;
 * ``sgd_lr`` — the SGD learning rate, chosen on r_G alone (3 seeds from ``sft``, one epoch) before any RM run;
 * ``rl_adam`` — RLOO with Adam on the 40 new cells (``epochs`` × seeds), like the grid's cells;
@@ -96,7 +96,7 @@ class PredictSettings:
 
 QUICK = PredictSettings(epochs=1, seeds=(0,), sgd_lrs=(0.1, 1.0), n_boot=200)
 IMPORTED = ("data.npz", "sft.eqx", "sft_log.json", "samples.npz", "policies.eqx")
-MARKER = {"import": "policies.eqx", "rms": "predict_rms.eqx", "evaluate": "predict_eval.json",
+MARKER = {"import": "policies.eqx", "rms": "predict_rms.eqx", "rm_eval": "predict_eval.json",
           "sgd_lr": "sgd_lr.json", "rl_adam": "rl_adam/results.json", "rl_sgd": "rl_sgd/results.json",
           "analyze": None}
 
@@ -178,8 +178,8 @@ def load_rms(cfg: Config, run: RunDir):
     return run.rms(cfg, "predict_rms.eqx", len(NEW_RMS))
 
 
-# ------------------------------------------------------------------------------------------ evaluate
-def stage_evaluate(cfg: Config, st: PredictSettings, run: RunDir, log=print):
+# ------------------------------------------------------------------------------------------- rm_eval
+def stage_rm_eval(cfg: Config, st: PredictSettings, run: RunDir, log=print):
     """Like the grid's evaluation, for the new RMs (the same samples: the grid's keys)."""
     d = run.data()
     pols, rms = grid.load_policies(cfg, run), load_rms(cfg, run)
@@ -495,7 +495,7 @@ def run(cfg: Config, st: PredictSettings, out, grid_dir: str, paradox_dir: str, 
 
     def own_stages(rd):
         return {"import": lambda: stage_import(cfg, grid_dir, rd, log), "rms": lambda: stage_rms(cfg, st, rd, log),
-                "evaluate": lambda: stage_evaluate(cfg, st, rd, log), "sgd_lr": lambda: stage_sgd_lr(cfg, st, rd, log),
+                "rm_eval": lambda: stage_rm_eval(cfg, st, rd, log), "sgd_lr": lambda: stage_sgd_lr(cfg, st, rd, log),
                 "rl_adam": lambda: stage_rl(cfg, st, rd, grid_dir, paradox_dir, "adam", log, stop_after_epoch),
                 "rl_sgd": lambda: stage_rl(cfg, st, rd, grid_dir, paradox_dir, "sgd", log, stop_after_epoch),
                 "analyze": lambda: stage_analyze(cfg, st, rd, grid_dir, paradox_dir, log, figures_dir)}
