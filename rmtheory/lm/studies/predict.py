@@ -35,7 +35,6 @@ from ..config import Config
 from ..loop import run_stages
 from ..measure import (
     curve_set,
-    fmt,
     ground_truth,
     increases,
     mean_token_logprob,
@@ -54,6 +53,7 @@ from ..rundir import RunDir, publish, relative_run_dir
 from ..stacking import stack, unstack
 from ..teaching_rate import export_sketches
 from . import common, grid
+from ._predict_report import markdown as _markdown, plot as _plot
 from .reportcard import predictors, run_evaluate
 
 NEW_RMS = ("bt_on_q", "bt_off_q", "bt_noisy_30", "bt_noisy_45", "bt_length_x3", "reg_gt", "reg_gt_small",
@@ -439,48 +439,9 @@ def stage_analyze(cfg: Config, st: PredictSettings, run: RunDir, grid_dir: str, 
     io.save_json(os.path.join(figs, "lm_predict.json"), summary)
     md = _markdown(summary)
     io.save_text(os.path.join(figs, "lm_predict.md"), md)
-    _plot(os.path.join(figs, "lm_predict.png"), rows, corr)
+    _plot(os.path.join(figs, "lm_predict.png"), rows, corr, PREDICTORS)
     publish(figs, ("lm_predict.md", "lm_predict.json", "lm_predict.png", "lm_predict_cells.csv"), figures_dir)
     log(md)
-
-
-def _markdown(s: dict) -> str:
-    def c(x):
-        return "—" if x["r"] is None else f"{x['r']:+.3f} [{fmt(x['ci'][0], '{:+.2f}')}, {fmt(x['ci'][1], '{:+.2f}')}]"
-
-    def d3(x, lo, hi):
-        return f"{fmt(x, '{:+.3f}')} [{fmt(lo, '{:+.3f}')}, {fmt(hi, '{:+.3f}')}]"
-
-    L = [f"# Which report-card column predicts the teacher? ({s['n_cells']} cells: {s['families']['grid']} grid, "
-         f"{s['families']['paradox']} paradox, {s['families']['new']} new)", "",
-         "Pre-registered in `paper_claims.md` §9. Predictors from `rmtheory evaluate --sketches` on each cell's "
-         "exported initial-policy samples; outcomes: increases (GT in units of the policy's r_G std), mean over seeds; "
-         f"Spearman [95 % bootstrap CI over cells]. SGD learning rate {s['sgd_lr']['lr']} (chosen on r_G alone).", ""]
-    for o in ("sgd_1.test_gt", "adam_1.test_gt", "sgd_1.test_proxy", "adam_1.test_proxy", "adam_final.test_gt",
-              "adam_1.pg_gt", "sgd_1.pg_gt"):
-        rec = s["correlations"][o]
-        L += [f"## {o}", "", "| predictor | Spearman | Pearson |", "|---|---|---|"]
-        L += [f"| {p} | {c(v['spearman'])} | {c(v['pearson'])} |" for p, v in rec["predictors"].items()]
-        for d in rec["paired"]:
-            L.append(f"\nPaired: Spearman({d['a']}) − Spearman({d['b']}) = {d3(d['diff'], *d['ci'])}: "
-                     f"{d['a']} {d['verdict']} {d['b']}.")
-        L.append("")
-    L += ["## Verdicts (the registered rules)", ""]
-    for name, v in s["verdicts"].items():
-        L.append(f"- {name}, `{v['outcome']}`: the rate is the better first-order predictor: "
-                 f"{'**confirmed**' if v['rate_better_confirmed'] else '**not shown**'}; trust: {v['trust_note']}.")
-    for k, f in s["fading_rate_G"].items():
-        L.append(f"- Fading ({k} prompts, Adam): Spearman(rate_G, one epoch) − Spearman(rate_G, final) = "
-                 f"{d3(f['diff'], *f['ci'])}: "
-                 f"{'fades' if f['verdict'] == 'beats' else 'does not fade measurably'}.")
-    return "\n".join(L) + "\n"
-
-
-def _plot(path, rows, corr):
-    common.scatter_grid(path, rows, ("sgd_1.test_gt", "adam_1.test_gt"), PREDICTORS,
-                        lambda o, p: corr[o]["predictors"][p]["spearman"]["r"], "family",
-                        (("grid", "o"), ("paradox", "^"), ("new", "s")), lambda o: o, cell=(2.4, 2.5), marker_size=10,
-                        font=7, xlabels=False)
 
 
 # ---------------------------------------------------------------------------------------------- run
