@@ -55,9 +55,9 @@ def run(seed: int = 0, n: int = 256, n_outputs: int = 16, gamma_frac: float = 0.
 
 
 DESCRIPTION = """\
-A quick look at Proposition 3 (low reward variance ⇒ slow ascent): the time t_γ the exact gradient flow
-takes to gain a tenth of the reachable reward, against the initial reward variance, on random tabular
-instances. Prints a table per variance bin and writes demo_time_vs_variance.png into --out."""
+A quick look at Proposition 3 (low reward variance ⇒ slow ascent): the time t_γ the exact gradient
+flow takes to gain a tenth of the reachable reward, against the initial reward variance, on random
+tabular instances. Prints a table per variance bin and writes demo_time_vs_variance.png into --out."""
 
 EPILOG = """\
 examples:

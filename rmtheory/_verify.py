@@ -139,9 +139,9 @@ def format_table(rows: list[Row]) -> str:
 
 DESCRIPTION = """\
 Check the paper's results (Lemmas 8–10, Propositions 1–4, Theorems 4–6 with their constructions, the
-teaching rate and its estimator) on random instances: exact gradient flows against each bound, with its
-constants. Prints one table (instances tried, violations, the tightest ratio; ≤ 1 means the bound holds)
-to stdout and progress to stderr; the exit status is 1 if any bound is violated."""
+teaching rate and its estimator) on random instances: exact gradient flows against each bound, with
+its constants. Prints one table (instances tried, violations, the tightest ratio; ≤ 1 means the
+bound holds) to stdout and progress to stderr; the exit status is 1 if any bound is violated."""
 
 EPILOG = """\
 examples:

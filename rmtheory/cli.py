@@ -33,16 +33,17 @@ def fail(command: str, message) -> int:
 
 DESCRIPTION = """\
 A JAX toolkit that verifies the optimization theory of reward models of Razin et al., "What Makes a
-Reward Model a Good Teacher? An Optimization Perspective" (arXiv 2503.15477): exact gradient flows and
-time-to-γ on tabular softmax policies, every bound of the paper checked on random instances, the six
-theory figures, a reward-model report card for your own policy's samples, and a miniature LM pipeline
-that reproduces the paper's empirical claims. `rmtheory COMMAND --help` describes each command."""
+Reward Model a Good Teacher? An Optimization Perspective" (arXiv 2503.15477): exact gradient flows
+and time-to-γ on tabular softmax policies, every bound of the paper checked on random instances, the
+six theory figures, a reward-model report card for your own policy's samples, and a miniature LM
+pipeline that reproduces the paper's empirical claims. `rmtheory COMMAND --help` describes each
+command."""
 
 EPILOG = """\
 examples:
   rmtheory figures                                      the six theory figures into ./figures
   rmtheory verify --scale quick                         check every theorem on random instances
-  rmtheory evaluate rewards.csv --off-policy pairs.csv  a report card for exported reward-model scores
+  rmtheory evaluate rewards.csv --off-policy pairs.csv  a report card from exported scores
   rmtheory lm run --config tiny --out runs/tiny         the miniature LM pipeline, end to end"""
 
 

@@ -12,17 +12,18 @@ from ._input import InputError
 
 
 DESCRIPTION = """\
-Reward-model report card for a policy, from the scores of its samples: reward variance, on- and off-policy
-accuracy, On&Off and Var&Acc with bootstrap CIs, rankings against the ground truth, and the Proposition 3
-lower bound on t_γ. Reads a CSV/TSV/JSONL/Parquet table (prompt_id, sample_id, one score column per reward
-model) and prints the report to stdout as a table (or JSON / CSV); --plot also saves a figure."""
+Reward-model report card for a policy, from the scores of its samples: reward variance, on- and
+off-policy accuracy, On&Off and Var&Acc with bootstrap CIs, rankings against the ground truth, and
+the Proposition 3 lower bound on t_γ. Reads a CSV/TSV/JSONL/Parquet table (prompt_id, sample_id, one
+score column per reward model) and prints the report to stdout as a table (or JSON / CSV); --plot
+also saves a figure."""
 
 EPILOG = """\
 examples:
-  rmtheory evaluate rewards.csv                                every score column, table to stdout
+  rmtheory evaluate rewards.csv                                every score column, as a table
   rmtheory evaluate rewards.csv --off-policy pairs.csv --json  with off-policy accuracy, as JSON
   rmtheory evaluate rewards.parquet --models rm_a,rm_b --plot card.png
-  rmtheory evaluate rewards.csv --sketches sketches.npz        also the teaching rates rate_G, rate_self"""
+  rmtheory evaluate rewards.csv --sketches sketches.npz        with the teaching rates"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

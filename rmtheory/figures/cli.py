@@ -10,10 +10,10 @@ import argparse
 
 
 DESCRIPTION = """\
-Regenerate the six theory figures (fig1_scaling_law … fig6_teaching_rate), each a PNG with the CSV/JSON
-data it plots, into --out (default ./figures, or ./figures-quick with --quick). The figure code is part of
-the installed package, so the command works from any directory; each figure's wall time is printed at the
-end."""
+Regenerate the six theory figures (fig1_scaling_law … fig6_teaching_rate), each a PNG with the
+CSV/JSON data it plots, into --out (default ./figures, or ./figures-quick with --quick). The figure
+code is part of the installed package, so the command works from any directory; each figure's wall
+time is printed at the end."""
 
 EPILOG = """\
 examples:

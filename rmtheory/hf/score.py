@@ -325,10 +325,10 @@ def run(s: Settings, prompts: list[dict], pairs: list[dict] | None, out: str, de
 # --------------------------------------------------------------------------------------------------------
 
 DESCRIPTION = """\
-Sample K responses per prompt from a Hugging Face causal-LM policy, score them (and optional off-policy
-pairs) with each reward model, and write the tables that `rmtheory evaluate` reads: --out (the rewards
-CSV) and, beside it, <stem>_pairs.csv, <stem>_samples.jsonl and <stem>_score.json. Saved chunks under
-<out>.parts/ make a re-run resume. Needs the [hf] extra (pip install ".[hf]")."""
+Sample K responses per prompt from a Hugging Face causal-LM policy, score them (and optional
+off-policy pairs) with each reward model, and write the tables that `rmtheory evaluate` reads: --out
+(the rewards CSV) and, beside it, <stem>_pairs.csv, <stem>_samples.jsonl and <stem>_score.json.
+Saved chunks under <out>.parts/ make a re-run resume. Needs the [hf] extra (pip install ".[hf]")."""
 
 EPILOG = """\
 examples:

@@ -31,92 +31,95 @@ from .rundir import RunDir
 RAW = argparse.RawDescriptionHelpFormatter
 
 DESCRIPTION = """\
-The miniature LM pipeline of the paper's Section 4.1 (a small transformer on a synthetic task with an exact
-ground truth: SFT, Bradley–Terry reward models on on/off-policy mixes, RLOO/GRPO, the Table 1/2 and
-Figure 2/4 analogues) and the studies built on it. Every command writes into its --out run directory,
-atomically, and re-running it resumes; `--figures-dir` also copies the tables and figures there."""
+The miniature LM pipeline of the paper's Section 4.1 (a small transformer on a synthetic task with
+an exact ground truth: SFT, Bradley–Terry reward models on on/off-policy mixes, RLOO/GRPO, the Table
+1/2 and Figure 2/4 analogues) and the studies built on it. Every command writes its artifacts
+atomically into its --out directory, and the pipeline and the grid, paradox and prediction studies
+resume when re-run; --figures-dir also copies the tables and figures there."""
 
 EPILOG = """\
 examples:
-  rmtheory lm run --config tiny --out runs/tiny                    the pipeline end to end (smoke test)
+  rmtheory lm run --config tiny --out runs/tiny      the pipeline end to end (a smoke test)
   rmtheory lm run --config small --out runs/small --figures-dir figures
-  rmtheory lm grid --out runs/grid --quick                         Section 4.2: policies × reward models
+  rmtheory lm grid --out runs/grid --quick           Section 4.2: policies × reward models
   rmtheory lm reportcard --grid runs/grid --paradox runs/paradox --out runs/reportcard"""
 
 RUN_DESCRIPTION = """\
-Run (or resume) the whole pipeline in --out: data → sft → samples → rm → perfect → rm_eval → rl → analyze.
-Each stage writes its artifacts atomically and is skipped when they exist, so re-running the same command
-resumes (RL from its last epoch checkpoint). The run dir's config.json is the one source of truth on
-resume: a different --config or --set is refused. Tables, validity report and figures go to <out>/figures
-(lm_tables.md, lm_*.png) and <out>/validity.json."""
+Run (or resume) the whole pipeline in --out: data → sft → samples → rm → perfect → rm_eval → rl →
+analyze. Each stage writes its artifacts atomically and is skipped when they exist, so re-running
+the same command resumes (RL from its last epoch checkpoint). The run dir's config.json is the one
+source of truth on resume: a different --config or --set is refused. Tables, validity report and
+figures go to <out>/figures (lm_tables.md, lm_*.png) and <out>/validity.json."""
 
 RUN_EPILOG = """\
 examples:
-  rmtheory lm run --config tiny --out runs/tiny                         a smoke test of every stage
-  rmtheory lm run --config small --out runs/small --figures-dir figures the instrument's numbers
-  rmtheory lm run --out runs/small --until rm_eval                      stop after the RM evaluation
-  rmtheory lm run --config small --set rl_lr=1e-4 --out runs/lr         one config value changed"""
+  rmtheory lm run --config tiny --out runs/tiny              a smoke test of every stage
+  rmtheory lm run --config small --out runs/small --figures-dir figures
+  rmtheory lm run --out runs/small --until rm_eval           stop after the RM evaluation
+  rmtheory lm run --config small --set rl_lr=1e-4 --out runs/lr   one config value changed"""
 
 STAGE_HELP = {
     "data": ("the prompts and their splits",
-             "the prompts (disjoint test / RM / PG splits), their off-policy pairs and the PG eval prompts: "
-             "data.npz"),
-    "sft": ("train the SFT policy", "the SFT policy, trained on the noisy teacher's answers: sft.eqx, sft_log.json"),
+             "Makes the prompts (disjoint test / RM / PG splits), their off-policy pairs and the PG eval prompts: "
+             "data.npz."),
+    "sft": ("train the SFT policy", "Trains the SFT policy on the noisy teacher's answers: sft.eqx, sft_log.json."),
     "samples": ("sample the SFT policy",
-                "the SFT policy's samples: two per RM prompt (the on-policy pairs, labelled by the ground truth) "
-                "and n_eval_samples per PG eval prompt: samples.npz"),
+                "Samples the SFT policy: two responses per RM prompt (the on-policy pairs, ordered by the ground "
+                "truth) and n_eval_samples per PG eval prompt: samples.npz."),
     "rm": ("train the Bradley–Terry reward models",
-           "the five Bradley–Terry reward models rm_100 … rm_0 (on-policy fraction of their pairs 100 % … 0 %), "
-           "trained as one stacked run: rms.eqx, rm_log.json, rm_curves.csv"),
+           "Trains the five Bradley–Terry reward models rm_100 … rm_0 (100 % … 0 % of their pairs on-policy) as "
+           "one stacked run: rms.eqx, rm_log.json, rm_curves.csv."),
     "perfect": ("the perfect-accuracy, low-variance reward source",
-                "the per-prompt scale of the perfect-accuracy, low-variance reward source: perfect.npz"),
+                "Draws the per-prompt scale of the perfect-accuracy, low-variance reward source: perfect.npz."),
     "rm_eval": ("evaluate the reward models on the SFT policy's samples",
-                "every reward source evaluated on the SFT policy's eval samples (reward variance, on- and "
-                "off-policy accuracy, teaching rates) and the initial policy's validity measurements: "
-                "rm_eval.json; the scores exported as `rmtheory evaluate` input: eval_rewards.csv, "
-                "eval_offpolicy.csv, eval_sketches.npz (and eval_per_prompt.npz)"),
+                "Evaluates every reward source on the SFT policy's eval samples (reward variance, on- and "
+                "off-policy accuracy, teaching rates) and measures the initial policy: rm_eval.json; exports the "
+                "scores as `rmtheory evaluate` input: eval_rewards.csv, eval_offpolicy.csv, eval_sketches.npz "
+                "(and eval_per_prompt.npz)."),
     "rl": ("RLOO/GRPO with every reward source × seed",
-           "RLOO (or GRPO) from the SFT policy with every reward source × seed, evaluated and checkpointed after "
-           "every epoch (an interrupted stage resumes from its last epoch): rl/progress.json, rl/results.json"),
+           "Runs RLOO (or GRPO) from the SFT policy with every reward source × seed, evaluated and checkpointed "
+           "after every epoch (an interrupted stage resumes from its last epoch): rl/progress.json, "
+           "rl/results.json."),
     "analyze": ("the tables, validity report and figures",
-                "the validity report and the Table 1/2 and Figure 2/4 analogues, from rm_eval.json and "
-                "rl/results.json: validity.json, figures/lm_tables.md, figures/lm_*.png (always re-run: it only "
-                "reads)"),
+                "Writes the validity report and the Table 1/2 and Figure 2/4 analogues from rm_eval.json and "
+                "rl/results.json: validity.json, figures/lm_tables.md and figures/lm_*.png."),
 }
 """{stage: (one-line help, what it makes and writes)}, for ``rmtheory lm <stage> --help``."""
 
 STUDY_HELP = {
     "grid": ("Section 4.2 analogue: initial policies × reward models (RLOO and GRPO)", """\
-Section 4.2 analogue: several initial policies × several reward models trained on the SFT policy's data,
-RLOO (and a GRPO pass) per cell and seed, from the pipeline's first stages. Writes the Tables 10–12
-analogues and the Fig. 3 analogue to <out>/figures/lm_grid.{md,json,png}, and each policy's samples scored
-by every reward model (`rmtheory evaluate` input) to <out>/exports/. Resumes when re-run.""", """\
+Section 4.2 analogue: several initial policies × several reward models trained on the SFT policy's
+data, RLOO (and a GRPO pass) per cell and seed, from the pipeline's first stages. Writes the Tables
+10–12 analogues and the Fig. 3 analogue to <out>/figures/lm_grid.{md,json,png}, and each policy's
+samples scored by every reward model (`rmtheory evaluate` input) to <out>/exports/. Resumes when
+re-run.""", """\
 examples:
-  rmtheory lm grid --out runs/grid --quick                    the tiny base config and a small study (CI)
-  rmtheory lm grid --out runs/grid --figures-dir figures      the default study on the small config
-  rmtheory lm grid --out runs/grid --set rl_lr=1e-4           one base config value changed"""),
+  rmtheory lm grid --out runs/grid --quick                 the tiny base config and a small study
+  rmtheory lm grid --out runs/grid --figures-dir figures   the default study on the small config
+  rmtheory lm grid --out runs/grid --set rl_lr=1e-4        one base config value changed"""),
     "paradox": ("the Accuracy Paradox sweep: RLOO with RM checkpoints along training", """\
-The Accuracy Paradox sweep (Chen et al., arXiv 2410.06554): checkpoints of one reward model along its
-training, evenly spaced in held-out accuracy, each used as the RLOO reward over several seeds (with a
-KL-stop variant); a bootstrap over seeds asks whether a moderately accurate checkpoint teaches better
-than the most accurate one. Writes <out>/figures/lm_paradox.{md,json,png} and <out>/exports/.""", """\
+The Accuracy Paradox sweep (Chen et al., arXiv 2410.06554): checkpoints of one reward model along
+its training, evenly spaced in held-out accuracy, each used as the RLOO reward over several seeds
+(with a KL-stop variant); a bootstrap over seeds asks whether a moderately accurate checkpoint
+teaches better than the most accurate one. Writes <out>/figures/lm_paradox.{md,json,png} and
+<out>/exports/.""", """\
 examples:
   rmtheory lm paradox --out runs/paradox --quick
   rmtheory lm paradox --out runs/paradox --figures-dir figures"""),
     "reportcard": ("validate `rmtheory evaluate` as a predictor of the teacher on grid + paradox cells", """\
-Run `rmtheory evaluate` on every cell a finished grid and/or paradox run exported (the initial policy's
-samples scored by each reward model) and correlate its predictors (variance, accuracies, the Proposition 3
-bound, the teaching rates) with the reward increase RL realised in that cell. Writes
-<out>/lm_reportcard.{md,json,png}.""", """\
+Run `rmtheory evaluate` on every cell a finished grid and/or paradox run exported (the initial
+policy's samples scored by each reward model) and correlate its predictors (variance, accuracies,
+the Proposition 3 bound, the teaching rates) with the reward increase RL realised in that cell.
+Writes <out>/lm_reportcard.{md,json,png}.""", """\
 examples:
   rmtheory lm reportcard --grid runs/grid --paradox runs/paradox --out runs/reportcard
   rmtheory lm reportcard --grid runs/grid --out runs/reportcard-grid --figures-dir figures"""),
     "predict": ("the pre-registered prediction study (paper_claims.md §9) on grid + paradox cells and 40 new ones",
                 """\
-The pre-registered prediction study (paper_claims.md §9): the report card's predictors, from `rmtheory
-evaluate --sketches` on every exported cell of a finished grid and paradox run plus 40 new cells, against
-the increases RLOO realises with Adam and with SGD, with paired bootstrap tests. Writes
-<out>/figures/lm_predict.{md,json,png} and lm_predict_cells.csv. Resumes when re-run.""", """\
+The pre-registered prediction study (paper_claims.md §9): the report card's predictors, from
+`rmtheory evaluate --sketches` on every exported cell of a finished grid and paradox run plus 40 new
+cells, against the increases RLOO realises with Adam and with SGD, with paired bootstrap tests.
+Writes <out>/figures/lm_predict.{md,json,png} and lm_predict_cells.csv. Resumes when re-run.""", """\
 examples:
   rmtheory lm predict --grid runs/grid --paradox runs/paradox --out runs/predict
   rmtheory lm predict --grid runs/grid --paradox runs/paradox --out runs/predict-quick --quick"""),
@@ -127,17 +130,18 @@ examples:
 def _stage_text(name: str) -> tuple:
     """The description and examples of ``rmtheory lm <stage>``."""
     what = STAGE_HELP[name][1]
-    text = (f"Run the pipeline's '{name}' stage alone in the run directory --out, whose config.json and earlier "
-            f"stages' artifacts must exist; skipped when its artifacts exist. It makes {what}.")
+    when = "It always runs: it only reads" if name == "analyze" else "It is skipped when its artifacts exist"
+    text = (f"Run the pipeline's '{name}' stage alone in the run directory --out (with its config.json, unless "
+            f"--config is given); the artifacts of the stages it reads must be there. {when}. {what}")
     extra = " --figures-dir figures" if name == "analyze" else ""
     epilog = (f"examples:\n  rmtheory lm {name} --out runs/small{extra}\n"
-              f"  rmtheory lm run --out runs/small --until {name}    the stages up to this one")
-    return textwrap.fill(text, 105), epilog
+              f"  rmtheory lm run --out runs/small --until {name}    every stage up to this one")
+    return textwrap.fill(text, 100), epilog
 
 
 def configure(parser: argparse.ArgumentParser):
     parser.description, parser.epilog, parser.formatter_class = DESCRIPTION, EPILOG, RAW
-    sub = parser.add_subparsers(dest="lm_command", required=True)
+    sub = parser.add_subparsers(dest="lm_command", required=True, metavar="COMMAND")
     for name in ("run",) + STAGES:
         if name == "run":
             p = sub.add_parser(name, help="the whole pipeline", description=RUN_DESCRIPTION, epilog=RUN_EPILOG,
@@ -160,7 +164,7 @@ def configure(parser: argparse.ArgumentParser):
         help_, description, epilog = STUDY_HELP[name]
         p = sub.add_parser(name, help=help_, description=description, epilog=epilog, formatter_class=RAW)
         p.add_argument("--out", required=True, help="run directory")
-        p.add_argument("--quick", action="store_true", help="the tiny base config and a small study (for CI)")
+        p.add_argument("--quick", action="store_true", help="the tiny base config and a small study (CI, ~2 min)")
         p.add_argument("--config", default=None, help="base pipeline config (default: small, or tiny with --quick)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a base config value")

@@ -103,7 +103,7 @@ def test_resume_after_interruption_gives_identical_numbers(tiny_run, tmp_path):
         shutil.copy(os.path.join(out, f), os.path.join(out2, f))
     # an interrupted write of the evaluation stage leaves only a temp file behind
     open(os.path.join(out2, ".tmp-rm_eval.json-crashed"), "w").write("{")
-    pipeline.run(CFG, out2, log=lambda m: None, until="evaluate")
+    pipeline.run(CFG, out2, log=lambda m: None, until="rm_eval")
     # the RL stage is interrupted after epoch 2 of 3 ...
     stages.stage_rl(CFG, RunDir(out2), log=lambda m: None, stop_after_epoch=2)
     assert not os.path.exists(os.path.join(out2, "rl", "results.json"))
