@@ -47,45 +47,41 @@ examples:
   rmtheory lm run --config tiny --out runs/tiny         the miniature LM pipeline, end to end"""
 
 
-def _top_parser():
-    """The ``rmtheory`` parser and its (empty) subcommand table."""
+def _parser(configured) -> argparse.ArgumentParser:
+    """The ``rmtheory`` parser with a row per :data:`SUBCOMMANDS` entry; the module of each subcommand for which
+    ``configured(name)`` holds is imported and configures its parser (options, description, examples)."""
     parser = argparse.ArgumentParser(prog="rmtheory", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    return parser, parser.add_subparsers(dest="command", required=True, title="commands")
-
-
-def build_parser(full: bool = True) -> argparse.ArgumentParser:
-    """The ``rmtheory`` parser with every subcommand of :data:`SUBCOMMANDS`; with ``full``, each one configured
-    (its module imported: every option, description and example), for documentation. :func:`main` configures
-    only the chosen subcommand, so ``rmtheory --help`` stays instant."""
-    parser, sub = _top_parser()
+    sub = parser.add_subparsers(dest="command", required=True, title="commands")
     for name, (module, help_) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_)
-        if full:
+        if configured(name):
             mod = importlib.import_module(module)
             mod.configure(p)
             p.set_defaults(_run=mod.main)
     return parser
 
 
+def build_parser(full: bool = True) -> argparse.ArgumentParser:
+    """The ``rmtheory`` parser with every subcommand of :data:`SUBCOMMANDS`; with ``full``, each one configured
+    (its module imported: every option, description and example), for documentation. :func:`main` configures
+    only the chosen subcommand, so ``rmtheory --help`` stays instant."""
+    return _parser(lambda name: full)
+
+
 def main(argv=None) -> int:
-    parser, sub = _top_parser()
     console = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    for name, (module, help_) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_)
-        if name == chosen:
-            from . import enable_x64
+    if chosen in SUBCOMMANDS:  # before the subcommand's module is imported and creates any array
+        from . import enable_x64
 
-            enable_x64()  # before the subcommand creates any array (the LM's committed numbers were made so too)
-            if name != "cache":  # it compiles nothing, and reports the directory as it finds it
-                from ._cache import enable_for_command
+        enable_x64()  # the LM's committed numbers were made with it on too
+        if chosen != "cache":  # it compiles nothing, and reports the directory as it finds it
+            from ._cache import enable_for_command
 
-                enable_for_command()  # before the first compilation: compiled functions are reused across runs
-            mod = importlib.import_module(module)
-            mod.configure(p)
-            p.set_defaults(_run=mod.main)
+            enable_for_command()  # before the first compilation: compiled functions are reused across runs
+    parser = _parser(lambda name: name == chosen)
     args = parser.parse_args(argv)
     rc = int(args._run(args) or 0)
     if rc == 130 and console:
