@@ -18,7 +18,11 @@ H(name) the first 16 bytes of sha256(name) as an integer:
 
 * ``gaussian``: ``rng.standard_normal((n_c, D)) / √D``;
 * ``rademacher``: the first n_c·D bits of ``rng.bytes`` (``numpy.unpackbits``, big-endian within a byte), bit 0 →
-  +1/√D and bit 1 → −1/√D.
+  +1/√D and bit 1 → −1/√D;
+* ``countsketch``: each coordinate k goes to one bucket h(k) with a sign s(k) (column k of S is s(k)·e_h(k)):
+  ``h = rng.integers(0, D, n_c)`` then ``s = 1 − 2·rng.integers(0, 2, n_c)``. E[SᵀS] = I (SᵀS has 1 on its
+  diagonal and s(k)s(l)·1[h(k) = h(l)] off it), Var⟨Sg, Sh⟩ is the ``rademacher`` formula, and S·g costs O(d)
+  instead of O(d·D) (:func:`countsketch_hash`; the dense chunks below exist for tests and the torch side).
 
 So S never has to exist as a whole: :func:`iter_chunks` yields it chunk by chunk, and a block's chunks do not
 depend on the other blocks (a parameter subset keeps its coordinates' rows). The draws are those of numpy's
@@ -37,7 +41,7 @@ import numpy as np
 
 from . import _checks
 
-KINDS = ("gaussian", "rademacher")
+KINDS = ("gaussian", "rademacher", "countsketch")
 CHUNK = 4096   # coordinates per generated chunk: part of the definition of S (not a memory knob)
 
 
@@ -68,6 +72,11 @@ def projection_chunk(spec: SketchSpec, name: str, chunk: int, n: int, dtype=np.f
     """Rows [chunk·CHUNK, chunk·CHUNK + n) of Sᵀ for block ``name``: an [n, D] array (n ≤ CHUNK)."""
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, _name_hash(name), int(chunk)]))
     scale = 1.0 / math.sqrt(spec.dim)
+    if spec.kind == "countsketch":
+        bucket, sign = _countsketch_draw(rng, n, spec.dim)
+        out = np.zeros((n, spec.dim), dtype)
+        out[np.arange(n), bucket] = sign
+        return out
     if spec.kind == "gaussian":
         out = rng.standard_normal((n, spec.dim), dtype=np.float64)
         out *= scale
@@ -76,6 +85,25 @@ def projection_chunk(spec: SketchSpec, name: str, chunk: int, n: int, dtype=np.f
     bits = np.unpackbits(np.frombuffer(rng.bytes((count + 7) // 8), np.uint8), count=count)
     dt = np.dtype(dtype)
     return ((1.0 - 2.0 * bits.astype(dt)) * dt.type(scale)).reshape(n, spec.dim)
+
+
+def _countsketch_draw(rng, n: int, dim: int):
+    bucket = rng.integers(0, dim, n)
+    return bucket, 1.0 - 2.0 * rng.integers(0, 2, n)
+
+
+def countsketch_hash(spec: SketchSpec, name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(h [size] int64 buckets, s [size] ±1.0 signs) of block ``name`` for a ``countsketch`` spec: (S·g)_r =
+    Σ_{k: h(k) = r} s(k) g_k, the same S as :func:`projection_chunk`'s dense rows (chunk by chunk, same draws)."""
+    if spec.kind != "countsketch":
+        raise ValueError(f"countsketch_hash needs kind 'countsketch'; got {spec.kind!r}")
+    hs, ss = [], []
+    for c, start in enumerate(range(0, size, CHUNK)):
+        rng = np.random.default_rng(np.random.SeedSequence([spec.seed, _name_hash(name), c]))
+        h, s = _countsketch_draw(rng, min(start + CHUNK, size) - start, spec.dim)
+        hs.append(h)
+        ss.append(s)
+    return np.concatenate(hs), np.concatenate(ss)
 
 
 def iter_chunks(spec: SketchSpec, name: str, size: int, dtype=np.float64) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -137,6 +165,6 @@ def sketch_variance(g, h, dim: int, kind: str = "gaussian"):
     g, h = np.asarray(g, np.float64), np.asarray(h, np.float64)
     _checks.same_shape(g=g, h=h)
     v = np.sum(g * g, -1) * np.sum(h * h, -1) + np.sum(g * h, -1) ** 2
-    if kind == "rademacher":
+    if kind in ("rademacher", "countsketch"):
         v = v - 2.0 * np.sum(g * g * h * h, -1)
     return v / dim

@@ -56,6 +56,43 @@ def reference_rates(rows, model, gt, g_of):
     return (statistics.fmean(rg) if gt else None), statistics.fmean(rs)
 
 
+def _loo_mean(w, g):
+    """û = (1/K) Σ_i (w_i − mean of w over the other samples) g_i, by explicit loops."""
+    K = len(w)
+    out = [0.0] * len(g[0])
+    for i in range(K):
+        c = w[i] - statistics.fmean(w[k] for k in range(K) if k != i)
+        out = [o + c * x / K for o, x in zip(out, g[i])]
+    return out
+
+
+def reference_pooled(rows, model, gt, g_of):
+    """(1/P²)[Σ_x T_x + Σ_{x≠x'} ⟨û_x, v̂_x'⟩] on globally z-scored scores, by explicit double loops."""
+    def z(col):
+        vals = [r[col] for r in rows]
+        mu, sd = statistics.fmean(vals), math.sqrt(statistics.pvariance(vals) + EPS)
+        return {id(r): (r[col] - mu) / sd for r in rows}
+    zm = z(model)
+    zg = z(gt) if gt else zm
+    by_prompt = {}
+    for r in rows:
+        by_prompt.setdefault(r["prompt_id"], []).append(r)
+    groups = list(by_prompt.values())
+    us, vs, tg, ts = [], [], 0.0, 0.0
+    for group in groups:
+        b = [zm[id(r)] for r in group]
+        a = [zg[id(r)] for r in group]
+        g = [g_of[(r["prompt_id"], r["sample_id"])] for r in group]
+        tg += _u(a, b, g)
+        ts += _u(b, b, g)
+        us.append(_loo_mean(a, g))
+        vs.append(_loo_mean(b, g))
+    cg = sum(sum(x * y for x, y in zip(us[i], vs[j])) for i in range(len(groups)) for j in range(len(groups)) if i != j)
+    cs = sum(sum(x * y for x, y in zip(vs[i], vs[j])) for i in range(len(groups)) for j in range(len(groups)) if i != j)
+    n2 = len(groups) ** 2
+    return ((tg + cg) / n2 if gt else None), (ts + cs) / n2
+
+
 def tabular_files(tmp_path, seed=0, n_prompts=6, n_out=4, ks=(5,), models=("rm_x", "rm_y")):
     """A tabular softmax policy per prompt, K samples each (K cycling through ks), reward models that are noisy
     rescaled copies of the ground truth; the exact score vectors e_y − π as the sketches. Returns the paths,
@@ -95,9 +132,13 @@ def test_equals_direct_u_statistic(tmp_path, ks):
     rep = evaluate(path, sketches=spath, bootstrap=0)
     for m in ("rm_x", "rm_y", "ground_truth"):
         rg, rs = reference_rates(rows, m, "ground_truth", sk)
-        assert rep[m].rate_g == pytest.approx(rg, rel=1e-10, abs=1e-13)
-        assert rep[m].rate_self == pytest.approx(rs, rel=1e-10, abs=1e-13)
+        assert rep[m].rate_g_within == pytest.approx(rg, rel=1e-10, abs=1e-13)
+        assert rep[m].rate_self_within == pytest.approx(rs, rel=1e-10, abs=1e-13)
+        pg, ps = reference_pooled(rows, m, "ground_truth", sk)
+        assert rep[m].rate_g == pytest.approx(pg, rel=1e-10, abs=1e-13)
+        assert rep[m].rate_self == pytest.approx(ps, rel=1e-10, abs=1e-13)
     assert rep["ground_truth"].rate_g == pytest.approx(rep["ground_truth"].rate_self, rel=1e-12)
+    assert rep["ground_truth"].rate_g_within == pytest.approx(rep["ground_truth"].rate_self_within, rel=1e-12)
 
 
 def test_matches_exact_tabular_rate_over_many_prompts(tmp_path):
@@ -120,8 +161,9 @@ def test_matches_exact_tabular_rate_over_many_prompts(tmp_path):
         return v - pi @ v
 
     for name, got, exact, scale in (
-            ("rate_g", rep["rm"].rate_g, np.sum(pi ** 2 * c(r_g) * c(r)), rep["rm"].std * rep["ground_truth"].std),
-            ("rate_self", rep["rm"].rate_self, np.sum(pi ** 2 * c(r) ** 2), rep["rm"].std ** 2)):
+            ("rate_g_within", rep["rm"].rate_g_within, np.sum(pi ** 2 * c(r_g) * c(r)),
+             rep["rm"].std * rep["ground_truth"].std),
+            ("rate_self_within", rep["rm"].rate_self_within, np.sum(pi ** 2 * c(r) ** 2), rep["rm"].std ** 2)):
         lo, hi = rep["rm"].ci[name]
         se = (hi - lo) / (2 * 1.96)    # the bootstrap's spread over prompts
         assert abs(got - exact / scale) <= 3 * se, (name, got, exact / scale, se)
@@ -137,7 +179,7 @@ def test_rates_scale_free_and_rank_higher_first(tmp_path):
     rep = evaluate(table, sketches=spath, bootstrap=0)
     assert rep["rm_z"].rate_g == pytest.approx(rep["rm_x"].rate_g, rel=1e-8)
     assert rep["rm_z"].rate_self == pytest.approx(rep["rm_x"].rate_self, rel=1e-8)
-    for m in ("rate_g", "rate_self"):
+    for m in ("rate_g", "rate_self", "rate_g_within", "rate_self_within"):
         vals = [float(f"{getattr(rep[n], m):.4g}") for n in rep.rankings[m]]  # ties at the printed precision
         assert vals == sorted(vals, reverse=True) and len(vals) == 2  # rm_x, rm_z: the ground truth is not ranked
         assert rep.ranks[m]["rm_x"] == rep.ranks[m]["rm_z"]  # equal rates tie (scale-free)
@@ -150,7 +192,8 @@ def test_missing_scores_use_the_rows_of_var(tmp_path):
     table["rm_x"][1] = None
     rep = evaluate(table, sketches=spath, bootstrap=0)
     kept = [r for i, r in enumerate(rows) if i != 1]
-    assert rep["rm_x"].rate_self == pytest.approx(reference_rates(kept, "rm_x", None, sk)[1], rel=1e-10)
+    assert rep["rm_x"].rate_self_within == pytest.approx(reference_rates(kept, "rm_x", None, sk)[1], rel=1e-10)
+    assert rep["rm_x"].rate_self == pytest.approx(reference_pooled(kept, "rm_x", None, sk)[1], rel=1e-10)
 
 
 def test_no_ground_truth_only_rate_self(tmp_path, capsys):
@@ -186,7 +229,10 @@ def test_fixture_table_json_csv(capsys):
         rows = [{k: (v if k.endswith("_id") else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
     for m in ("a", "b", "ground_truth"):
         rg, rs = reference_rates(rows, m, "ground_truth", g_of)
-        assert rep[m].rate_g == pytest.approx(rg, rel=1e-10) and rep[m].rate_self == pytest.approx(rs, rel=1e-10)
+        assert rep[m].rate_g_within == pytest.approx(rg, rel=1e-10)
+        assert rep[m].rate_self_within == pytest.approx(rs, rel=1e-10)
+        pg, ps = reference_pooled(rows, m, "ground_truth", g_of)
+        assert rep[m].rate_g == pytest.approx(pg, rel=1e-10) and rep[m].rate_self == pytest.approx(ps, rel=1e-10)
     assert cli.main(base + ["--csv"]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert {"rate_g", "rate_g_lo", "rate_g_hi", "rate_g_rank", "rate_self_rank"} <= set(rows[0])
@@ -267,4 +313,56 @@ def test_in_memory_sketches_are_checked_too():
     rep = evaluate(table, sketches={"prompt_id": ["a", "a"], "sample_id": [0, 1], "g": [[1.0], [-1.0]]},
                    bootstrap=0)
     # K = 2, z = (∓1)/σ with σ = sqrt(0.25 + 1e-8): T = (z_1 z_2 + z_2 z_1)⟨g_1, g_2⟩/2 = −z_1 z_2
-    assert rep["m"].rate_self == pytest.approx(0.25 / (0.25 + 1e-8), rel=1e-12)
+    assert rep["m"].rate_self_within == pytest.approx(0.25 / (0.25 + 1e-8), rel=1e-12)
+    # one prompt: the pooled rate is its same-prompt U-statistic
+    assert rep["m"].rate_self == pytest.approx(rep["m"].rate_self_within, rel=1e-12)
+
+
+# ---- the pooled columns ------------------------------------------------------------------------------------
+
+def test_gram_factor_file_gives_the_per_prompt_columns_only_and_says_why(tmp_path, capsys):
+    path, spath, rows, sk, _ = tabular_files(tmp_path, ks=(3,))
+    with np.load(spath) as z:
+        arrays = {k: z[k] for k in z.files}
+    gf = tmp_path / "gram_factor.npz"
+    np.savez(gf, **arrays, sketch_kind=np.array("gram_factor"))
+    rep = evaluate(path, sketches=gf, bootstrap=20)
+    full = evaluate(path, sketches=spath, bootstrap=0)
+    assert rep.measures[-2:] == ("rate_g_within", "rate_self_within") and "rate_g" not in rep.measures
+    assert rep["rm_x"].rate_g_within == pytest.approx(full["rm_x"].rate_g_within, rel=1e-12)
+    assert math.isnan(rep["rm_x"].rate_g) and "rate_g_within" in rep["rm_x"].ci and "rate_g" not in rep["rm_x"].ci
+    why = [w for w in rep.warnings if "gram_factor" in w]
+    assert len(why) == 1 and "across prompts" in why[0] and "rate_G_within" in why[0]
+    assert cli.main(["evaluate", str(path), "--sketches", str(gf), "--json", "--bootstrap", "0"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert all("rate_g" not in m and "rate_g_within" in m for m in d["models"]) and "rate_g" not in d["rankings"]
+
+
+def test_pooled_bootstrap_value_is_the_estimator_on_the_resampled_prompts():
+    """pooled_value with multiplicities w equals the pooled estimator on the prompt list where x appears w_x times
+    (copies pair through ⟨û_x, v̂_x⟩, a copy with itself through T_x), by an explicit double loop."""
+    from rmtheory.evaluate._rates import pooled_value
+
+    rng = np.random.default_rng(3)
+    P, D = 7, 5
+    t, u, v = rng.normal(size=P), rng.normal(size=(P, D)), rng.normal(size=(P, D))
+    own = np.einsum("pd,pd->p", u, v)
+    w = rng.multinomial(P, np.ones(P) / P, size=4).astype(float)
+    got = pooled_value(t, own, u, v, w)
+    for b in range(4):
+        items = [x for x in range(P) for _ in range(int(w[b, x]))]
+        tot = sum(t[x] for x in items) + sum(u[items[i]] @ v[items[j]] for i in range(P) for j in range(P) if i != j)
+        assert got[b] == pytest.approx(tot / P**2, rel=1e-12)
+    assert pooled_value(t, own, u, v) == pytest.approx(pooled_value(t, own, u, v, np.ones((1, P)))[0], rel=1e-12)
+
+
+def test_pooled_rates_with_bootstrap_cis_and_cross_terms_on_shared_scores(tmp_path):
+    """With score vectors shared across prompts the pooled rate differs from the per-prompt mean (cross terms),
+    and both get bootstrap CIs around their estimates."""
+    path, spath, rows, sk, _ = tabular_files(tmp_path, ks=(4,), n_prompts=12)
+    rep = evaluate(path, sketches=spath, bootstrap=300, seed=2)
+    r = rep["rm_y"]
+    assert abs(r.rate_g - r.rate_g_within / 12) > 1e-3 * abs(r.rate_g_within)   # the cross pairs count
+    for m in ("rate_g", "rate_self", "rate_g_within", "rate_self_within"):
+        lo, hi = r.ci[m]
+        assert lo < getattr(r, m) < hi, m

@@ -11,7 +11,8 @@ sample pairs (Definition 1, ties included), off-policy accuracy, On&Off, Var&Acc
 measure, and the Proposition 3 lower bound on t_γ implied by the variance. Every metric comes from the
 shared implementation :func:`rmtheory.rm_report` (the LM pipeline's evaluation stage uses the same one).
 With per-sample gradient sketches (``sketches=``, ``--sketches``) it also reports the teaching rates rate_G
-and rate_self (``_rates.py``, ``docs/rate_estimator.md``).
+and rate_self, pooled over prompts, and their per-prompt parts rate_G_within and rate_self_within (``_rates.py``,
+``docs/rate_estimator.md``).
 
 Python API::
 
@@ -69,7 +70,8 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
       bootstrap, seed, ci: percentile bootstrap over prompts (0 disables).
       gamma, n_prompts: Proposition 3 bound; |S| defaults to each model's number of evaluated prompts.
       sketches: optional path of an ``.npz`` (or a mapping) of per-sample gradient sketches ``prompt_id``,
-        ``sample_id``, ``g`` [N, D] (format: ``evaluate/_rates.py``): adds rate_G and rate_self.
+        ``sample_id``, ``g`` [N, D] (format: ``evaluate/_rates.py``): adds rate_G and rate_self (pooled over
+        prompts; not from a ``gram_factor`` file) and rate_G_within, rate_self_within (per prompt).
 
     Examples:
       A tiny CSV: two prompts, three samples each, two reward models and the ground truth:
@@ -133,7 +135,8 @@ def evaluate(rewards, *, off_policy=None, ground_truth: str | None = "auto", mod
             "ci": float(ci), "gamma": float(gamma), "n_prompts_bound": n_prompts,
             "n_off_prompts_not_in_rewards": len(extra_prompts), "timings_s": clock.laps,
             "sketches": sk.meta if sk is not None else None}
-    return Report(results, rankings(results, MEASURES + (RATE_MEASURES if sk is not None else ())), warnings, meta)
+    have = {r for m in results for r in m._rate_measures()}
+    return Report(results, rankings(results, MEASURES + tuple(r for r in RATE_MEASURES if r in have)), warnings, meta)
 
 
 class _Clock:

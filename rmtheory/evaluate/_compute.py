@@ -10,7 +10,7 @@ import numpy as np
 from .._bounds import prop3_time_lower_bound
 from .._rm_eval import combined_measures, pooled_normalisation_stats, rm_report
 from ._prepare import examples
-from ._rates import ground_truth_stats, model_rates
+from ._rates import GRAM_FACTOR_WARNING, ground_truth_stats, model_rates, pooled_capable, pooled_value
 from ._report import ModelResult
 from ._input import InputError
 
@@ -106,13 +106,24 @@ def _evaluate_model(name, is_gt, vals, gt_vals, grouping, off, scheme, gamma, n_
     if off_correct.size:
         np.add.at(cols[:, 3], off_codes, 1.0)
         np.add.at(cols[:, 4], off_codes, off_correct)
+    pooled = None
     if rates is not None:   # (sketches, ground-truth stats, Gram cache): evaluate/_rates.py
         sk, gt_stats, cache = rates
-        rg_p, rs_p = model_rates(vals, (mean, std), gt_vals, gt_stats, grouping, sk, cache)
-        res.has_rates, res.rate_g, res.rate_self = True, float(np.mean(rg_p)), float(np.mean(rs_p))
-        cols[prompts_order, 5] = rg_p if has_gt else 0.0
-        cols[prompts_order, 6] = rs_p
-    return res, (cols, has_gt, bool(off_correct.size), rates is not None)
+        pr = model_rates(vals, (mean, std), gt_vals, gt_stats, grouping, sk, cache)
+        res.has_rates = True
+        res.rate_self_within = float(np.mean(pr.t_self))
+        if has_gt:
+            res.rate_g_within = float(np.mean(pr.t_g))
+        if pr.pooled is not None:
+            own_g, own_s, u, v = pr.pooled
+            res.has_pooled = True
+            res.rate_self = pooled_value(pr.t_self, own_s, v, v)
+            if has_gt:
+                res.rate_g = pooled_value(pr.t_g, own_g, u, v)
+            pooled = (prompts_order, pr)
+        cols[prompts_order, 5] = pr.t_g
+        cols[prompts_order, 6] = pr.t_self
+    return res, (cols, has_gt, bool(off_correct.size), rates is not None, pooled)
 
 
 def bootstrap(results, unit_cols, n_units, n_boot, seed, ci):
@@ -131,13 +142,23 @@ def bootstrap(results, unit_cols, n_units, n_boot, seed, ci):
     chunk = max(1, min(n_boot, 128, int(1e7 // n_units)))
     counts = np.empty((chunk, n_units))
     S = np.empty((n_boot, A.shape[1]))
+    pooled = {j: ({"rate_self": np.empty(n_boot)} | ({"rate_g": np.empty(n_boot)} if c[1] else {}))
+              for j, (_, c) in enumerate(live) if c[4] is not None}
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         for i in range(b):   # row by row: the draws and their histogram stay in cache
             counts[i] = np.bincount(rng.integers(0, n_units, n_units), minlength=n_units)
         S[start:start + b] = counts[:b] @ A
+        for j, out in pooled.items():   # the pooled rates: the estimator on each resample (evaluate/_rates.py)
+            order, pr = live[j][1][4]
+            own_g, own_s, u, v = pr.pooled
+            w = counts[:b][:, order]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["rate_self"][start:start + b] = pooled_value(pr.t_self, own_s, v, v, w)
+                if "rate_g" in out:
+                    out["rate_g"][start:start + b] = pooled_value(pr.t_g, own_g, u, v, w)
     q = [(1 - ci) / 2, 1 - (1 - ci) / 2]
-    for j, (i, (_, has_gt, has_off, has_rates)) in enumerate(live):
+    for j, (i, (_, has_gt, has_off, has_rates, _)) in enumerate(live):
         w, wv, wa, n_off, n_ok, wrg, wrs = (S[:, k] for k in inverse[j])
         with np.errstate(invalid="ignore", divide="ignore"):
             stats = {"var": wv / w}
@@ -146,9 +167,10 @@ def bootstrap(results, unit_cols, n_units, n_boot, seed, ci):
             if has_off:
                 stats["acc_off"] = n_ok / n_off
             if has_rates:
-                stats["rate_self"] = wrs / w
+                stats["rate_self_within"] = wrs / w
                 if has_gt:
-                    stats["rate_g"] = wrg / w
+                    stats["rate_g_within"] = wrg / w
+            stats.update(pooled.get(j, {}))
         if has_gt and has_off:
             stats.update(combined_measures(stats["var"], stats["acc_on"], stats["acc_off"]))
         r = results[i]
@@ -167,6 +189,8 @@ def evaluate_models(table, cols, rows, off, scheme, gamma, n_prompts_bound, n_un
     rates = None
     if sketches is not None:
         rates = (sketches, ground_truth_stats(table, cols.gt, rows, _Grouping, scheme), {})
+        if not pooled_capable(sketches):
+            warnings.append(GRAM_FACTOR_WARNING.format(src=sketches.source))
     for name in cols.sources:
         vals = table.values[name]
         present = ~np.isnan(vals)

@@ -12,10 +12,21 @@ Checked strictly: the (prompt_id, sample_id) pairs of the file are distinct and 
 rewards table; ``g`` is 2-D with one finite row per id; every prompt has K ≥ 2 sketched samples. Any
 violation is an :class:`InputError` naming the file. Per model, the rate uses the rows its variance uses.
 
-Per prompt, rate_G = ⟨E[r̃_G g], E[r̃ g]⟩ and rate_self = ‖E[r̃ g]‖² are estimated without bias by
-:func:`rmtheory._rate_estimator.rate_from_gram` (a U-statistic over sample pairs i ≠ j with leave-two-out
-centring; ``docs/rate_estimator.md``) on the *normalised* scores r̃ = (r − μ)/σ of each source (the same ones
-as Var; r̃_G with the ground truth's own μ, σ), and averaged over prompts like Var.
+The columns, on the *normalised* scores r̃ = (r − μ)/σ of each source (the same ones as Var; r̃_G with the
+ground truth's own μ, σ), with u_x = E[r̃_G g] and v_x = E[r̃ g] at prompt x (``docs/teaching_rate.md`` §6):
+
+* ``rate_g``, ``rate_self``: the **pooled** rates ⟨ū, v̄⟩ = (1/P²) Σ_{x,x'} ⟨u_x, v_x'⟩ and ‖v̄‖², the first-order
+  rates of a policy whose prompts share its parameters (a transformer): the same-prompt U-statistics plus the
+  cross-prompt pairs ⟨û_x, v̂_x'⟩ with leave-one-out centring (:func:`rmtheory.pooled_rate_estimate`; unequal K
+  per prompt allowed). They need inner products *across* prompts, so a ``gram_factor`` file (exact within a
+  prompt only) cannot give them: they are then not reported, with a warning that says so;
+* ``rate_g_within``, ``rate_self_within``: the **per-prompt** rates (1/P) Σ_x ⟨u_x, v_x⟩ and (1/P) Σ_x ‖v_x‖²
+  (:func:`rmtheory._rate_estimator.rate_from_gram`, a U-statistic over sample pairs i ≠ j with leave-two-out
+  centring; ``docs/rate_estimator.md``): the first-order rates only when no two prompts share a parameter (a
+  tabular policy); for a shared-parameter model they are the same-prompt part.
+
+The bootstrap resamples prompts: the per-prompt columns as means, the pooled ones by recomputing the estimator on
+each resample (a prompt drawn twice pairs with its copy through ⟨û_x, v̂_x⟩).
 """
 
 from __future__ import annotations
@@ -31,13 +42,20 @@ from .._rm_eval import normalise, pooled_normalisation_stats
 from ._input import InputError, normalise_id
 from ._prepare import examples
 
-RATE_MEASURES = ("rate_g", "rate_self")
-RATE_LABELS = {"rate_g": "rate_G", "rate_self": "rate_self"}
-RATE_NOTE = ("rate_G, rate_self: the first-order speed of the gradient flow at the sampling policy, per prompt "
-             "<E[r_G g], E[r g]> and |E[r g]|^2 with g = grad log pi(y|x) (r = r^KL, which is r at pi = pi_ref or "
-             "with lambda = 0), averaged over prompts; unbiased U-statistic estimates over sample pairs from the "
+RATE_MEASURES = ("rate_g", "rate_self", "rate_g_within", "rate_self_within")
+POOLED_MEASURES = ("rate_g", "rate_self")
+RATE_LABELS = {"rate_g": "rate_G", "rate_self": "rate_self", "rate_g_within": "rate_G_within",
+               "rate_self_within": "rate_self_within"}
+RATE_NOTE = ("rate_G, rate_self: the first-order speed of the gradient flow at the sampling policy, <grad V_G, "
+             "grad phi> and |grad phi|^2 with the prompts pooled (the policy's parameters shared across prompts: "
+             "(1/P^2) sum over prompt pairs x, x' of <E_x[r_G g], E_x'[r g]>, g = grad log pi(y|x), r = r^KL, which "
+             "is r at pi = pi_ref or with lambda = 0); rate_G_within, rate_self_within: the same-prompt terms only, "
+             "averaged over prompts (the rate when no two prompts share a parameter). Unbiased estimates from the "
              "gradient sketches, on the same normalised scores as Var. Higher is a faster teacher at the start "
              "of training.")
+GRAM_FACTOR_WARNING = ("{src}: sketch_kind 'gram_factor' holds per-prompt Gram factors, whose inner products across "
+                       "prompts mean nothing, so the pooled rate_G and rate_self are not reported (rate_G_within "
+                       "and rate_self_within are); give real projections of the score vectors for the pooled rates")
 NO_RATE_NOTE = ("rate_G, rate_self: not reported; they need per-sample gradient sketches of the policy's samples "
                 "(--sketches FILE.npz, written by `rmtheory score --teaching-rate`; format in docs/evaluate.md).")
 META_KEYS = ("sketch_kind", "sketch_seed", "param_dim", "grad_params")
@@ -147,6 +165,11 @@ def ground_truth_stats(table, gt, rows, grouping_cls, scheme):
     return pooled_normalisation_stats([table.values[gt][idx] for _, idx in grouping.groups], scheme)
 
 
+def pooled_capable(sk: Sketches) -> bool:
+    """Whether inner products of the file's rows across prompts estimate those of the score vectors."""
+    return sk.meta.get("sketch_kind") != "gram_factor"
+
+
 def _grams(sk: Sketches, idx):
     """[P_K, K, K] Gram matrices of the sketches of the rows idx [P_K, K], a few prompts at a time."""
     p, k = idx.shape
@@ -158,10 +181,42 @@ def _grams(sk: Sketches, idx):
     return out
 
 
-def model_rates(vals, stats, gt_vals, gt_stats, grouping, sk: Sketches, cache: dict):
-    """Per-prompt (rate_g, rate_self) of one source, in the order of ``grouping.groups`` (as var_p). The Gram
-    matrices depend only on the rows, so models with the same rows share them (``cache``)."""
-    rg, rs = [], []
+def _loo_means(sk: Sketches, idx, w):
+    """û_x = Σ_i (w_i − w̄) g_i / (K − 1) for the prompts of rows idx [P_K, K] and weights w [P_K, K]: [P_K, D]."""
+    p, k = idx.shape
+    step = max(1, _GRAM_BUDGET // max(1, k * sk.g.shape[1]))
+    c = (w - w.mean(1, keepdims=True)) / (k - 1)
+    out = np.empty((p, sk.g.shape[1]))
+    for s in range(0, p, step):
+        out[s:s + step] = np.einsum("pk,pkd->pd", c[s:s + step], sk.g[sk.row_of[idx[s:s + step]]])
+    return out
+
+
+@dataclass
+class PromptRates:
+    """One source's per-prompt rate terms, prompts in the order of ``grouping.groups`` (as var_p)."""
+
+    t_g: np.ndarray          # [P] same-prompt U-statistic T_x(r̃_G, r̃) (zeros without a ground truth)
+    t_self: np.ndarray       # [P] T_x(r̃, r̃)
+    pooled: tuple | None     # (own_g [P], own_self [P], û_G [P, D] or None, v̂ [P, D]) when the file allows it
+
+
+def pooled_value(t, own, u, v, w=None):
+    """(1/n²)[Σ w T + ⟨Σ w û, Σ w v̂⟩ − Σ w ⟨û_x, v̂_x⟩] with n = Σ w (w = prompt multiplicities, default 1): the
+    pooled estimator (:func:`rmtheory.pooled_rate_estimate`) on the prompts, each taken w_x times. ``w`` may
+    be [B, P] (B resamples at once)."""
+    if w is None:
+        n = t.shape[0]
+        return float((t.sum() + u.sum(0) @ v.sum(0) - own.sum()) / n**2)
+    n = w.sum(-1)
+    return (w @ t + np.einsum("bd,bd->b", w @ u, w @ v) - w @ own) / n**2
+
+
+def model_rates(vals, stats, gt_vals, gt_stats, grouping, sk: Sketches, cache: dict) -> PromptRates:
+    """Per-prompt rate terms of one source (:class:`PromptRates`). The Gram matrices depend only on the rows, so
+    models with the same rows share them (``cache``)."""
+    rg, rs, og, os_, ug, vs = [], [], [], [], [], []
+    pooled = pooled_capable(sk)
     for _, idx in grouping.groups:
         key = idx.tobytes()
         G = cache.get(key)
@@ -170,6 +225,19 @@ def model_rates(vals, stats, gt_vals, gt_stats, grouping, sk: Sketches, cache: d
         b = normalise(vals[idx], stats)
         a = normalise(gt_vals[idx], gt_stats) if gt_vals is not None else None
         r_g, r_s, _, _ = rate_from_gram(a, b, G)
-        rg.append(np.asarray(r_g))
+        rg.append(np.asarray(r_g) if a is not None else np.zeros(len(idx)))
         rs.append(np.asarray(r_s))
-    return np.concatenate(rg), np.concatenate(rs)
+        if pooled:
+            v = _loo_means(sk, idx, b)
+            vs.append(v)
+            os_.append(np.einsum("pd,pd->p", v, v))
+            if a is not None:
+                u = _loo_means(sk, idx, a)
+                ug.append(u)
+                og.append(np.einsum("pd,pd->p", u, v))
+    t_g, t_s = np.concatenate(rg), np.concatenate(rs)
+    if not pooled:
+        return PromptRates(t_g, t_s, None)
+    u = np.concatenate(ug) if ug else None
+    own_g = np.concatenate(og) if og else np.zeros_like(t_s)
+    return PromptRates(t_g, t_s, (own_g, np.concatenate(os_), u, np.concatenate(vs)))

@@ -11,7 +11,7 @@ from io import StringIO
 
 from .. import io
 from ._input import InputError
-from ._rates import NO_RATE_NOTE, RATE_LABELS, RATE_MEASURES, RATE_NOTE
+from ._rates import NO_RATE_NOTE, POOLED_MEASURES, RATE_LABELS, RATE_MEASURES, RATE_NOTE
 
 MEASURES = ("var", "acc_on", "acc_off", "on_off", "var_acc")
 MEASURE_LABELS = {"var": "Var", "acc_on": "acc_on", "acc_off": "acc_off", "on_off": "On&Off", "var_acc": "Var&Acc"}
@@ -38,13 +38,21 @@ class ModelResult:
     ci: dict = field(default_factory=dict)            # measure -> (lo, hi)
     n_zero_variance_prompts: int = 0
     has_rates: bool = False  # computed from gradient sketches (evaluate/_rates.py); else the rates are absent
+    has_pooled: bool = False  # the pooled rates (not from a gram_factor file); else rate_g, rate_self are absent
     rate_g: float = math.nan
     rate_self: float = math.nan
+    rate_g_within: float = math.nan
+    rate_self_within: float = math.nan
+
+    def _rate_measures(self):
+        if not self.has_rates:
+            return ()
+        return RATE_MEASURES if self.has_pooled else tuple(m for m in RATE_MEASURES if m not in POOLED_MEASURES)
 
     def as_dict(self):
         d = {k: getattr(self, k) for k in ("name", "is_ground_truth", "n_prompts", "n_samples", "n_off_pairs",
                                             "mean", "std", *MEASURES, "t_gamma_lower_bound",
-                                            "n_zero_variance_prompts") + (RATE_MEASURES if self.has_rates else ())}
+                                            "n_zero_variance_prompts") + self._rate_measures()}
         d["ci"] = {k: [lo, hi] for k, (lo, hi) in self.ci.items()}
         return io.to_jsonable(d)   # strict JSON: non-finite -> None (the reason is in the warnings)
 
@@ -65,7 +73,8 @@ class Report:
     @property
     def measures(self):
         """The reported measures: MEASURES, and the rates when sketches were given."""
-        return MEASURES + (RATE_MEASURES if any(m.has_rates for m in self.models) else ())
+        have = {r for m in self.models for r in m._rate_measures()}
+        return MEASURES + tuple(r for r in RATE_MEASURES if r in have)
 
     @property
     def rate_note(self):

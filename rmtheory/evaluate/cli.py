@@ -44,7 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(optionally <ground-truth>.chosen/.rejected; else chosen is strictly preferred)")
     parser.add_argument("--sketches", metavar="SKETCH_FILE",
                         help="per-sample gradient sketches (.npz: prompt_id, sample_id, g [N, D]; docs/evaluate.md): "
-                             "adds the teaching rates rate_G and rate_self")
+                             "adds the teaching rates rate_G and rate_self (pooled over prompts) and rate_G_within, "
+                             "rate_self_within (per prompt)")
     parser.add_argument("--format", dest="fmt", choices=("auto", "csv", "tsv", "jsonl", "parquet"), default="auto",
                         help="input format (default: from the file extension)")
     parser.add_argument("--normalisation", "--normalization", choices=SCHEMES, default="global",

@@ -39,7 +39,7 @@ from .rl import stacked_rl, train
 from .rloo import Scaled, SourceConsts
 from .rundir import RunDir
 from .sft import train_sft
-from .teaching_rate import export_sketches, rates
+from .teaching_rate import export_policy_rates
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -183,9 +183,11 @@ def stage_rm_eval(cfg: Config, run: RunDir, log=print):
     save_eval_offpolicy(run.path("eval_offpolicy.csv"), ids, {s: off[s] for s in names if s != "ground_truth"},
                         off_gt)
     run.save_npz("eval_per_prompt.npz", prompt_id=ids, scores=np.stack([scores[s] for s in names]), **per_prompt)
-    grams = export_sketches(run.path("eval_sketches.npz"), pol, toks, P, ids, K)   # `evaluate --sketches`
+    # `evaluate --sketches` files (eval_sketches.npz, eval_projections.npz) and the exact rates (eval_rates.json)
+    rates = export_policy_rates(run.path("eval"), cfg, pol, toks, ids,
+                                {s: scores[s] for s in names if s != "ground_truth"}, gt)
     run.save_json("rm_eval.json", {"report": report, "norm_stats": stats, "norm_scheme": cfg.norm_scheme,
-                                   "rates": rates({s: scores[s] for s in names if s != "ground_truth"}, gt, grams),
+                                   "rates": rates["sources"],
                                    "initial_policy": initial, "sources": list(SOURCES), "baselines": list(BASELINES)})
     log("  " + "  ".join(f"{s}: Var {report[s]['global']['var']:.3f} on {report[s]['global']['acc_on']:.3f} "
                          f"off {report[s]['global']['acc_off']:.3f}" for s in RM_SOURCES + BASELINES))

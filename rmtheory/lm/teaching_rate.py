@@ -1,18 +1,23 @@
-"""The teaching-rate inputs of the miniature LM: exact per-sample score vectors of the policy, as Gram matrices.
+"""The teaching-rate inputs of the miniature LM: exact per-sample score vectors of the policy, in one pass.
 
 For the K samples y_1..y_K of a prompt x, g_i = ∇_θ log π(y_i | x) is the gradient, over every parameter of the
 policy, of the summed log-probabilities of the generated response tokens (up to and including EOS; after it the
-sampler writes PAD deterministically). The per-prompt estimator of the teaching rate
-(:func:`rmtheory._rate_estimator.rate_from_gram`, ``docs/rate_estimator.md``) needs only the within-prompt inner
-products G_x[i, j] = ⟨g_i, g_j⟩, so the pipeline computes these exactly (``vmap(grad)`` over samples, a chunk of
-prompts at a time, float32 gradients, the Gram matrix accumulated in float32 and returned as float64) and never
-stores a gradient.
+sampler writes PAD deterministically). :func:`score_vector_pass` computes them exactly (``vmap(grad)`` over
+samples, a chunk of prompts at a time, float32 gradients) and never stores more than one chunk of them. From
+each chunk it keeps
 
-``rmtheory evaluate --sketches`` reads score vectors, not Gram matrices. :func:`save_gram_sketches` writes, per
-prompt, the rows of a factor F_x with F_x F_xᵀ = G_x (F_x = V √Λ from G_x = V Λ Vᵀ, negative rounding-level
-eigenvalues set to 0): K-dimensional vectors whose inner products within a prompt are the exact ones. Inner
-products *across* prompts mean nothing there (``sketch_kind = "gram_factor"`` says so), which the per-prompt
-estimator never uses.
+* the within-prompt Gram matrices G_x[i, j] = ⟨g_i, g_j⟩ (accumulated in float32, returned as float64): the
+  per-prompt estimator (:func:`rmtheory._rate_estimator.rate_from_gram`) needs only these;
+* a count sketch S·g_i of dimension ``sketch_dim`` (``rmtheory._sketch``, kind ``countsketch``, seeded): vectors
+  whose inner products across prompts are unbiased for the exact ones, which the pooled rate needs;
+* the streaming sums of :class:`rmtheory.RateAccumulator` for every score source: the pooled, per-prompt,
+  Adam-geometry and sign rates from the exact gradients (``docs/teaching_rate.md`` §6–7).
+
+:func:`export_rates` writes the two files ``rmtheory evaluate --sketches`` reads beside an ``eval_rewards``-style
+export: ``<stem>_sketches.npz``, per prompt the rows of a factor F_x with F_x F_xᵀ = G_x (``sketch_kind =
+"gram_factor"``: exact within a prompt, meaningless across prompts, so evaluate reports the per-prompt columns
+only), and ``<stem>_projections.npz`` (``sketch_kind = "countsketch"``: evaluate reports the pooled columns too);
+and returns the exact rates, which the stages save as ``<stem>_rates.json``.
 """
 
 from __future__ import annotations
@@ -24,12 +29,34 @@ import numpy as np
 
 import rmtheory
 
-from .._rate_estimator import rate_from_gram
+from .._optimizer_rate import RateAccumulator
+from .._rate_estimator import pooled_rate_estimate, rate_from_gram
 from .._rm_eval import normalisation_stats, normalise
+from .._sketch import check_spec, countsketch_hash, sketch_variance
 from .model import Transformer, param_count, sequence_logprob
 from .task import response_mask
 
-__all__ = ["score_vector_grams", "gram_factors", "save_gram_sketches", "export_sketches", "rates"]
+__all__ = ["score_vector_grams", "score_vector_pass", "gram_factors", "save_gram_sketches", "save_projections",
+           "export_sketches", "export_rates", "export_policy_rates", "rates", "rl_minibatch", "SKETCH_DIM",
+           "SKETCH_SEED", "ADAM_EPS"]
+
+SKETCH_DIM = 4096   # count-sketch width of the exported projections (its SE is reported in the rates)
+SKETCH_SEED = 0
+ADAM_EPS = 1e-8     # optax.adam's default ε, which the pipeline's RL uses
+
+
+def rl_minibatch(cfg) -> int:
+    """Samples per RL optimiser step: batch_prompts · k / n_minibatches (the m of the Adam-geometry rate)."""
+    return cfg.batch_prompts * cfg.k // cfg.n_minibatches
+
+
+def export_policy_rates(stem: str, cfg, model: Transformer, tokens, prompt_ids, scores: dict, gt) -> dict:
+    """:func:`export_rates` with the pipeline's settings (K = ``cfg.n_eval_samples``, m = :func:`rl_minibatch`,
+    ε = :data:`ADAM_EPS`), the rates also saved as ``<stem>_rates.json``; returns them."""
+    out = export_rates(stem, model, tokens, cfg.task.prompt_len, prompt_ids, cfg.n_eval_samples, scores, gt,
+                       rl_minibatch(cfg), ADAM_EPS)
+    rmtheory.io.save_json(stem + "_rates.json", out)
+    return out
 
 
 def _gram_fn(static, prompt_len: int, k: int):
@@ -46,6 +73,68 @@ def _gram_fn(static, prompt_len: int, k: int):
         return jnp.einsum("pid,pjd->pij", flat, flat, preferred_element_type=jnp.float32)
 
     return grams
+
+
+def _pass_fn(static, prompt_len: int, k: int, dim: int):
+    def log_prob(params, tokens, mask):
+        model = eqx.combine(params, static)
+        return sequence_logprob(model, tokens[None], prompt_len, mask[None])[0]
+
+    @jax.jit
+    def fn(params, tokens, bucket, sign):  # tokens [B·K, T] → Gram [B, K, K], count sketch [B·K, dim], g [B·K, D]
+        mask = response_mask(tokens[:, prompt_len:])
+        g = jax.vmap(jax.grad(log_prob), in_axes=(None, 0, 0))(params, tokens, mask)
+        flat = jnp.concatenate([x.reshape(x.shape[0], -1) for x in jax.tree_util.tree_leaves(g)], axis=1)
+        per = flat.reshape(-1, k, flat.shape[-1])
+        gram = jnp.einsum("pid,pjd->pij", per, per, preferred_element_type=jnp.float32)
+        sk = jax.ops.segment_sum((flat * sign).T, bucket, dim).T          # (S g)_r = Σ_{h(k)=r} s(k) g_k
+        return gram, sk, flat
+
+    return fn
+
+
+def score_vector_pass(model: Transformer, tokens, prompt_len: int, k: int, scores=None, measure: int | None = None,
+                      sketch_dim: int = SKETCH_DIM, sketch_seed: int = SKETCH_SEED, chunk_prompts: int = 50):
+    """One pass over the exact score vectors of the samples ``tokens`` [P·K, T] (prompt x's K samples
+    consecutive): (Gram matrices [P, K, K] float64, count sketches [P·K, sketch_dim] float32, accumulator).
+
+    The count sketch is S·g with S of ``rmtheory._sketch`` (kind ``countsketch``, ``sketch_seed``, one block
+    named ``"theta"``: the parameters flattened leaf by leaf in ``jax.tree_util`` order). ``scores`` [P, K, S]
+    (optional): the normalised scores of S sources, fed with the exact gradients to a
+    :class:`rmtheory.RateAccumulator` (``measure`` the index of the ground truth among them); None without.
+    The last chunk is padded by repeating its first prompt and the padding dropped."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or tokens.shape[0] % k:
+        raise ValueError(f"tokens must have shape [P*K, T] with K = {k}; got {list(tokens.shape)}")
+    if k < 2:
+        raise ValueError(f"k must be >= 2 (the rate pairs samples of a prompt); got {k}")
+    n_prompts = tokens.shape[0] // k
+    params, static = eqx.partition(model, eqx.is_array)
+    d = param_count(model)
+    spec = check_spec(sketch_dim, sketch_seed, "countsketch")
+    bucket, sign = countsketch_hash(spec, "theta", d)
+    fn = _pass_fn(static, prompt_len, k, spec.dim)
+    acc = None
+    if scores is not None:
+        scores = np.asarray(scores, np.float64)
+        if scores.shape[:2] != (n_prompts, k) or scores.ndim != 3:
+            raise ValueError(f"scores must have shape [{n_prompts}, {k}, sources]; got {list(scores.shape)}")
+        acc = RateAccumulator(d, scores.shape[2], k, measure=measure)
+    b = max(1, min(chunk_prompts, n_prompts))
+    grams = np.empty((n_prompts, k, k))
+    sk = np.empty((n_prompts * k, spec.dim), np.float32)
+    bj, sj = jnp.asarray(bucket, jnp.int32), jnp.asarray(sign, jnp.float32)
+    for start in range(0, n_prompts, b):
+        chunk = tokens[start * k:(start + b) * k]
+        n = chunk.shape[0] // k
+        if n < b:
+            chunk = np.concatenate([chunk, np.tile(chunk[:k], (b - n, 1))])
+        gr, s, flat = fn(params, jnp.asarray(chunk), bj, sj)
+        grams[start:start + n] = np.asarray(gr, np.float64)[:n]
+        sk[start * k:(start + n) * k] = np.asarray(s)[:n * k]
+        if acc is not None:
+            acc.add(scores[start:start + n], flat[:n * k].reshape(n, k, d), gram=grams[start:start + n])
+    return grams, sk, acc
 
 
 def score_vector_grams(model: Transformer, tokens, prompt_len: int, k: int, chunk_prompts: int = 50) -> np.ndarray:
@@ -92,6 +181,51 @@ def save_gram_sketches(path: str, prompt_ids, grams, param_dim: int) -> str:
     return rmtheory.io.save_npz(path, prompt_id=np.repeat(np.asarray(prompt_ids).astype(str), k),
                                 sample_id=np.tile(np.arange(k), p).astype(str), g=f.reshape(p * k, k),
                                 sketch_kind=np.array("gram_factor"), param_dim=np.array(int(param_dim)))
+
+
+def save_projections(path: str, prompt_ids, sketches, k: int, param_dim: int, sketch_seed: int = SKETCH_SEED) -> str:
+    """Write ``rmtheory evaluate``'s sketch file of count sketches [P·K, D'] (rows as in :func:`save_gram_sketches`;
+    ``sketch_kind = "countsketch"``, ``sketch_seed``, ``param_dim``), atomically."""
+    p = len(prompt_ids)
+    return rmtheory.io.save_npz(path, prompt_id=np.repeat(np.asarray(prompt_ids).astype(str), k),
+                                sample_id=np.tile(np.arange(k), p).astype(str), g=np.asarray(sketches, np.float32),
+                                sketch_kind=np.array("countsketch"), sketch_seed=np.array(int(sketch_seed)),
+                                param_dim=np.array(int(param_dim)))
+
+
+def export_rates(stem: str, model: Transformer, tokens, prompt_len: int, prompt_ids, k: int, scores: dict, gt,
+                 batch: int, eps: float = 1e-8, sketch_dim: int = SKETCH_DIM, sketch_seed: int = SKETCH_SEED) -> dict:
+    """Score vectors of ``model``'s samples ``tokens`` [P·K, T] in one pass → ``<stem>_sketches.npz`` (Gram
+    factors) and ``<stem>_projections.npz`` (count sketches) for ``rmtheory evaluate --sketches``, and the exact
+    rates of every [P, K] score array of ``scores`` against the ground truth ``gt`` [P, K] (each z-scored
+    globally, as evaluate does): {name: {rate_g, rate_self (pooled), rate_g_within, rate_self_within, rate_adam,
+    rate_adam_self, rate_sign, rate_sign_self, their SEs, and the pooled rate_g from the count sketches with its
+    predicted sketch SE}} plus ``"ground_truth"``'s own (rate_g = ‖ū_G‖²). ``batch``: the optimiser's minibatch in
+    samples; ``eps``: Adam's ε (the Adam-geometry rate, :func:`rmtheory.adam_direction`)."""
+    names = ["ground_truth"] + [n for n in scores if n != "ground_truth"]
+    raw = {"ground_truth": np.asarray(gt, np.float64), **{n: np.asarray(scores[n], np.float64) for n in names[1:]}}
+    z = np.stack([normalise(raw[n], normalisation_stats(raw[n], "global")) for n in names], -1)     # [P, K, S]
+    grams, sk, acc = score_vector_pass(model, tokens, prompt_len, k, z, 0, sketch_dim, sketch_seed)
+    d = param_count(model)
+    save_gram_sketches(stem + "_sketches.npz", prompt_ids, grams, d)
+    save_projections(stem + "_projections.npz", prompt_ids, sk, k, d, sketch_seed)
+    res = acc.rates(batch, eps)
+    g_sk = jnp.asarray(sk.reshape(len(prompt_ids), k, -1), jnp.float64)
+    zj = jnp.asarray(z)
+    out = {}
+    for i, n in enumerate(names):
+        r = res[i]
+        pe = pooled_rate_estimate(zj[..., 0], zj[..., i], g_sk)
+        u_bar = acc.mean_gradient(0)
+        v_bar = acc.mean_gradient(i)
+        out[n] = {"rate_g": r.pooled_g, "rate_g_se": r.pooled_g_se, "rate_self": r.pooled_self,
+                  "rate_self_se": r.pooled_self_se, "rate_g_within": r.within_g, "rate_g_within_se": r.within_g_se,
+                  "rate_self_within": r.within_self, "rate_self_within_se": r.within_self_se,
+                  "rate_adam": r.adam_g, "rate_adam_self": r.adam_self, "rate_sign": r.sign_g,
+                  "rate_sign_self": r.sign_self, "rate_g_countsketch": float(pe.total),
+                  "countsketch_se": float(np.sqrt(sketch_variance(u_bar, v_bar, sketch_dim, "countsketch")))}
+    return {"sources": out, "batch": int(batch), "eps": float(eps), "param_dim": d, "sketch_dim": int(sketch_dim),
+            "sketch_seed": int(sketch_seed), "prompts": len(prompt_ids), "k": int(k)}
 
 
 def export_sketches(path: str, model: Transformer, tokens, prompt_len: int, prompt_ids, k: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """``rmtheory.lm.teaching_rate``: the exact within-prompt Gram matrices of the policy's score vectors, their
-factorisation into ``rmtheory evaluate``'s sketch file, and the rates evaluate computes from it."""
+factorisation into ``rmtheory evaluate``'s sketch file, the count sketches and streaming rates of the one-pass
+export, and the rates evaluate computes from them."""
 
 import equinox as eqx
 import jax
@@ -7,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import rmtheory as rt
 from rmtheory._rate_estimator import rate_from_gram
+from rmtheory._sketch import sketch
 from rmtheory._rm_eval import normalisation_stats, normalise
 from rmtheory.evaluate import evaluate
 from rmtheory.lm import teaching_rate as TR
@@ -72,8 +75,9 @@ def test_evaluate_rates_from_the_exported_sketches_equal_the_estimator_on_the_gr
         a = normalise(gt, normalisation_stats(gt, "global"))
         b = normalise(rm, normalisation_stats(rm, "global"))
         rg, rs, _, _ = rate_from_gram(jnp.asarray(a), jnp.asarray(b), jnp.asarray(G))
-    np.testing.assert_allclose([got.rate_g, got.rate_self], [float(np.mean(rg)), float(np.mean(rs))], rtol=1e-9)
-    assert report.meta["sketches"]["sketch_kind"] == "gram_factor"
+    np.testing.assert_allclose([got.rate_g_within, got.rate_self_within], [float(np.mean(rg)), float(np.mean(rs))],
+                               rtol=1e-9)
+    assert report.meta["sketches"]["sketch_kind"] == "gram_factor" and np.isnan(got.rate_g)
 
 
 def test_bad_arguments_are_named(policy_and_samples):
@@ -82,3 +86,34 @@ def test_bad_arguments_are_named(policy_and_samples):
         TR.score_vector_grams(model, tokens, PROMPT_LEN, 1)
     with pytest.raises(ValueError, match=r"tokens must have shape \[P\*K, T\]"):
         TR.score_vector_grams(model, tokens[:-1], PROMPT_LEN, K)
+
+
+def test_one_pass_sketches_and_rates_equal_those_of_the_exact_per_sample_gradients(policy_and_samples, tmp_path):
+    """score_vector_pass's count sketches are _sketch.sketch of the exact gradients (one block "theta"), and the
+    exported pooled / per-prompt rates equal pooled_rate_estimate / rate_estimate on them (float32 gradients)."""
+    model, tokens = policy_and_samples
+    g = _one_sample_gradients(model, tokens)
+    d = g.shape[1]
+    grams, sk, _ = TR.score_vector_pass(model, tokens, PROMPT_LEN, K, sketch_dim=64, sketch_seed=3, chunk_prompts=4)
+    ref = sketch(g, 64, seed=3, kind="countsketch", blocks=[("theta", d)])
+    np.testing.assert_allclose(sk, ref, rtol=1e-4, atol=1e-6 * np.abs(ref).max())
+    rng = np.random.default_rng(1)
+    gt = rng.normal(size=(N_PROMPTS, K))
+    scores = {"rm": gt + rng.normal(size=gt.shape), "other": rng.normal(size=gt.shape)}
+    ids = np.arange(N_PROMPTS)
+    out = TR.export_rates(str(tmp_path / "x"), model, tokens, PROMPT_LEN, ids, K, scores, gt, batch=8,
+                          sketch_dim=64)
+    assert (tmp_path / "x_sketches.npz").exists() and (tmp_path / "x_projections.npz").exists()
+    gg = jnp.asarray(g.reshape(N_PROMPTS, K, d))
+    with jax.enable_x64(True):
+        a = jnp.asarray(normalise(gt, normalisation_stats(gt, "global")))
+        for name, v in scores.items():
+            b = jnp.asarray(normalise(v, normalisation_stats(v, "global")))
+            pe, re = rt.pooled_rate_estimate(a, b, gg), rt.rate_estimate(a, b, gg)
+            r = out["sources"][name]
+            np.testing.assert_allclose([r["rate_g"], r["rate_self"], r["rate_g_within"], r["rate_self_within"]],
+                                       [float(pe.total), float(pe.rate_self), re.mean_g, re.mean_self], rtol=1e-4)
+    rep = evaluate({"prompt_id": np.repeat(ids, K), "sample_id": np.tile(np.arange(K), N_PROMPTS),
+                    "rm": scores["rm"].ravel(), "ground_truth": gt.ravel()}, ground_truth="ground_truth",
+                   sketches=str(tmp_path / "x_projections.npz"), bootstrap=0)
+    assert rep["rm"].rate_g == pytest.approx(out["sources"]["rm"]["rate_g_countsketch"], rel=1e-5)

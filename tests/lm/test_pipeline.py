@@ -162,17 +162,26 @@ def test_run_ends_with_a_short_summary_the_figures_dir_and_the_smoke_test_note(t
 
 @pytest.mark.slow
 def test_evaluate_with_the_exported_sketches_gives_the_stage_rates(tiny_run):
-    """The evaluation stage exports the policy's exact score-vector Gram matrices (``eval_sketches.npz``), and
-    ``rmtheory evaluate --sketches`` on its files reproduces the rates it records in ``rm_eval.json``."""
+    """The evaluation stage exports the policy's exact score-vector Gram factors (``eval_sketches.npz``) and count
+    sketches (``eval_projections.npz``). ``rmtheory evaluate --sketches`` reproduces the per-prompt rates it
+    records in ``rm_eval.json`` from the first, and the pooled rates of the count sketches from the second, which
+    agree with the exact pooled rates within a few of their recorded sketch SEs."""
     from rmtheory.evaluate import evaluate
 
     out, _ = tiny_run
     stage = json.load(open(os.path.join(out, "rm_eval.json")))["rates"]
+    assert json.load(open(os.path.join(out, "eval_rates.json")))["sources"] == stage
     rep = evaluate(os.path.join(out, "eval_rewards.csv"), ground_truth="ground_truth",
                    sketches=os.path.join(out, "eval_sketches.npz"), bootstrap=0)
+    proj = evaluate(os.path.join(out, "eval_rewards.csv"), ground_truth="ground_truth",
+                    sketches=os.path.join(out, "eval_projections.npz"), bootstrap=0)
     assert rep.meta["sketches"]["sketch_kind"] == "gram_factor"
+    assert proj.meta["sketches"]["sketch_kind"] == "countsketch"
     names = [n for n in list(SOURCES) + list(BASELINES) if n != "ground_truth"]
-    assert sorted(stage) == sorted(names)
+    assert sorted(stage) == sorted(names + ["ground_truth"])
     for name in names:
-        for k in ("rate_g", "rate_self"):
-            assert getattr(rep[name], k) == pytest.approx(stage[name][k], rel=1e-9, abs=1e-12), (name, k)
+        s = stage[name]
+        for k in ("rate_g_within", "rate_self_within"):
+            assert getattr(rep[name], k) == pytest.approx(s[k], rel=1e-9, abs=1e-12), (name, k)
+        assert proj[name].rate_g == pytest.approx(s["rate_g_countsketch"], rel=1e-5, abs=1e-9), name
+        assert abs(s["rate_g_countsketch"] - s["rate_g"]) <= 5 * s["countsketch_se"] + 1e-9, name

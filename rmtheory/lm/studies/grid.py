@@ -64,7 +64,7 @@ from ..rloo import Scaled
 from ..rundir import RunDir, publish, relative_run_dir
 from ..sft import train_sft
 from ..stacking import stack, unstack
-from ..teaching_rate import export_sketches
+from ..teaching_rate import export_policy_rates
 from . import common
 
 POLICIES = ("sft", "sft_short", "sft_clean", "instruct")
@@ -200,7 +200,7 @@ def stage_rm_eval(cfg: Config, st: GridSettings, run: RunDir, log=print):
         out["report"][name], out["norm_stats"][name] = rep, stats
         out["gt_stats"][name] = [float(v) for v in normalisation_stats(gt, "global")]
         save_eval_rewards(run.path("exports", f"{name}.csv"), ids, {**scores, "ground_truth": gt})
-        export_sketches(run.path("exports", f"{name}_sketches.npz"), pol, toks, cfg.task.prompt_len, ids, K)
+        export_policy_rates(run.path("exports", name), cfg, pol, toks, ids, scores, gt)
         log(f"  {name}: r_G mean {gt.mean():+.3f}, {out['policies'][name]['distinct_per_prompt']:.2f} distinct; "
             + "  ".join(f"{n} Var {rep[n]['var']:.3f} on {rep[n]['acc_on']:.3f}" for n in RMS))
     run.save_json("grid_eval.json", out)

@@ -45,7 +45,7 @@ from ..measure import (
 from ..reward_model import build_mixes, train_rms
 from ..rundir import RunDir, publish, relative_run_dir
 from ..stacking import stack
-from ..teaching_rate import export_sketches
+from ..teaching_rate import export_policy_rates
 from . import common
 
 
@@ -140,8 +140,7 @@ def stage_rm_eval(cfg: Config, st: ParadoxSettings, run: RunDir, log=print):
     rep, stats = report_models(scores, gt, off, off_gt, cfg.norm_scheme)
     os.makedirs(run.path("exports"), exist_ok=True)
     save_eval_rewards(run.path("exports", "sft.csv"), ids, {**scores, "ground_truth": gt})
-    export_sketches(run.path("exports", "sft_sketches.npz"), run.policy(cfg), toks, cfg.task.prompt_len, ids,
-                    cfg.n_eval_samples)
+    export_policy_rates(run.path("exports", "sft"), cfg, run.policy(cfg), toks, ids, scores, gt)
     save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
     run.save_json("paradox_eval.json", {"report": rep, "norm_stats": stats, "names": names,
                                         "gt_stats": [float(v) for v in normalisation_stats(gt, "global")]})

@@ -51,7 +51,7 @@ from ..rl import ground_truth_consts, stacked_rl
 from ..rloo import Scaled
 from ..rundir import RunDir, publish, relative_run_dir
 from ..stacking import stack, unstack
-from ..teaching_rate import export_sketches
+from ..teaching_rate import export_policy_rates
 from . import common, grid
 from ._predict_report import markdown as _markdown, plot as _plot
 from .reportcard import predictors, run_evaluate
@@ -198,7 +198,7 @@ def stage_rm_eval(cfg: Config, st: PredictSettings, run: RunDir, log=print):
         out["report"][name], out["norm_stats"][name] = rep, stats
         out["gt_stats"][name] = [float(v) for v in normalisation_stats(gt, "global")]
         save_eval_rewards(run.path("exports", f"{name}.csv"), ids, {**scores, "ground_truth": gt})
-        export_sketches(run.path("exports", f"{name}_sketches.npz"), pol, toks, cfg.task.prompt_len, ids, K)
+        export_policy_rates(run.path("exports", name), cfg, pol, toks, ids, scores, gt)
         log(f"  {name}: " + "  ".join(f"{n} Var {rep[n]['var']:.3f} on {rep[n]['acc_on']:.3f}" for n in NEW_RMS))
     run.save_json("predict_eval.json", out)
 

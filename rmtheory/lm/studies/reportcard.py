@@ -49,7 +49,8 @@ def predictors(row: dict) -> dict:
     computed them, and the Proposition 3 lower bound on t_γ."""
     values = (row["var"], row["acc_on"], row["acc_off"], row["on_off"], row["var_acc"],
               0.5 * (row["var"] + row["acc_on"]), row["t_gamma_lower_bound"])
-    rates = {"rate_G": row["rate_g"], "rate_self": row["rate_self"]} if "rate_g" in row else {}
+    # the per-prompt rates, as registered for these studies (a gram_factor file gives no pooled rate)
+    rates = {"rate_G": row["rate_g_within"], "rate_self": row["rate_self_within"]} if "rate_g_within" in row else {}
     return {**dict(zip(PREDICTORS, values)), **rates}
 
 
