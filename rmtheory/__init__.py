@@ -104,6 +104,14 @@ from ._rate_estimator import (
     pooled_rate_estimate,
     rate_estimate,
 )
+from ._optimizer_rate import (
+    RateAccumulator,
+    StreamedRates,
+    adam_direction,
+    adam_geometry_rate,
+    sign_direction,
+    sign_rate,
+)
 from ._sketch import projection_matrix, sketch, sketch_variance
 from ._flow import parametric_prompt_objective
 from ._teaching_rate import (
@@ -133,7 +141,8 @@ __all__ = [
     "prompt_objective", "prop2_gradient_bound", "prop3_time_lower_bound", "prop4_conditions",
     "prop4_time_upper_bound", "Prop4Check", "random_instance", "random_prefix_logits",
     "rate_cauchy_schwarz_bound", "rate_estimate", "RateEstimate", "pooled_rate_estimate",
-    "PooledRateEstimate", "held_out_rate_estimate", "HeldOutRateEstimate", "reward_variance", "rho", "rm_report",
+    "PooledRateEstimate", "held_out_rate_estimate", "HeldOutRateEstimate", "adam_direction", "sign_direction",
+    "adam_geometry_rate", "sign_rate", "RateAccumulator", "StreamedRates", "reward_variance", "rho", "rm_report",
     "RMReport", "sample_thm6_policies", "sample_variance", "sampled_gradient", "self_rate",
     "self_rate_variance_bound", "sequence_log_probs", "sequence_probs", "shard_leading", "sketch",
     "sketch_variance", "slow_reward", "spearman", "Status", "TabularAR", "teaching_rate",
