@@ -482,6 +482,30 @@ def test_teaching_rate_cli_writes_sketches_that_evaluate_reads(models, tmp_path,
     assert not os.path.exists(p["sketches"])
 
 
+def test_exact_teaching_rate_writes_the_streamed_rates(models, tmp_path, capsys):
+    """With exact gradients, <stem>_rates.json holds every model's pooled, per-prompt, Adam-geometry and sign
+    rates from the streaming pass; its pooled and per-prompt rates equal evaluate's on the exact sketch file, and
+    its memory is O(D × models) (the accumulator), not O(N × D)."""
+    out = tmp_path / "r.csv"
+    assert cli(_argv(models, out, "--teaching-rate", "--grad-params", "last:1", "--rate-minibatch", "6")) == 0
+    capsys.readouterr()
+    p = S.output_paths(str(out))
+    rates = json.load(open(p["rates"]))
+    assert rates["batch"] == 6 and rates["ground_truth"] == "gold" and not rates["skipped"]
+    report = evaluate(p["rewards"], ground_truth="gold", sketches=p["sketches"], bootstrap=0)
+    d = np.load(p["sketches"])["g"].shape[1]
+    n_models = len(rates["models"])
+    assert rates["accumulator_bytes"] == 8 * d * n_models * (20 + 2) + 8 * 20 * n_models**2
+    for m in report.models:
+        r = rates["models"][m.name]
+        np.testing.assert_allclose([r["pooled_g"], r["pooled_self"], r["within_g"], r["within_self"]],
+                                   [m.rate_g, m.rate_self, m.rate_g_within, m.rate_self_within], rtol=1e-4, atol=1e-7)
+        assert all(np.isfinite(r[k]) for k in ("adam_g", "adam_self", "sign_g", "sign_self"))
+    # a sketched run writes no rates file (the optimiser rates need exact per-coordinate moments)
+    assert cli(_argv(models, out, "--teaching-rate", "--sketch-dim", "16", "--overwrite")) == 0
+    assert not os.path.exists(p["rates"])
+
+
 @pytest.mark.parametrize("extra, msg", [
     (["--sketch-dim", "8"], "need --teaching-rate"),
     (["--teaching-rate", "--top-p", "0.9"], "biased"),

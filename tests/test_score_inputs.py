@@ -138,7 +138,8 @@ def test_output_paths():
     p = I.output_paths("runs/rewards.csv")
     assert p == {"rewards": "runs/rewards.csv", "pairs": "runs/rewards_pairs.csv",
                  "samples": "runs/rewards_samples.jsonl", "manifest": "runs/rewards_score.json",
-                 "sketches": "runs/rewards_sketches.npz", "parts": "runs/rewards.csv.parts"}
+                 "sketches": "runs/rewards_sketches.npz", "rates": "runs/rewards_rates.json",
+                 "parts": "runs/rewards.csv.parts"}
 
 
 @pytest.mark.parametrize("kw, msg", [

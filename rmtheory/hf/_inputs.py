@@ -159,6 +159,7 @@ class Settings:
     teaching_rate: bool = False   # per-sample gradient sketches of the policy (``<stem>_sketches.npz``)
     sketch_dim: int | None = None  # None: the exact gradient over the selected parameters
     grad_params: str | None = None  # the parameter subset (``rmtheory.hf.grads.select_params``); None: all
+    rate_minibatch: int = 64       # samples per optimiser step for the Adam-geometry rate (``<stem>_rates.json``)
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -168,7 +169,8 @@ class Settings:
 
 # Settings added after the first release, with the value that reproduces what runs made before them did: a
 # manifest without the key reads as this value.
-SETTING_DEFAULTS = {"truncate_prompts": False, "teaching_rate": False, "sketch_dim": None, "grad_params": None}
+SETTING_DEFAULTS = {"truncate_prompts": False, "teaching_rate": False, "sketch_dim": None, "grad_params": None,
+                    "rate_minibatch": 64}
 
 # The settings each kind of saved chunk depends on (besides its reward model's path): a change of any other
 # setting leaves a finished chunk valid (see stale_chunks).
@@ -212,6 +214,8 @@ def check_teaching_rate_options(args) -> None:
         return
     if dim is not None and dim < 1:
         raise ScoreError(f"--sketch-dim must be >= 1; got {dim}")
+    if getattr(args, "rate_minibatch", 64) < 1:
+        raise ScoreError(f"--rate-minibatch must be >= 1; got {args.rate_minibatch}")
     if args.k < 2:
         raise ScoreError(f"--teaching-rate needs --k >= 2 (the estimator pairs samples of a prompt); got {args.k}")
     for bad, why in ((args.temperature == 0, "--temperature 0 (greedy)"), (args.top_p < 1, f"--top-p {args.top_p}"),
@@ -245,7 +249,8 @@ def settings(args, device: str, dtype: str) -> Settings:
                     device_type=device.split(":")[0], dtype=dtype,
                     truncate_prompts=bool(getattr(args, "truncate_prompts", False)),
                     teaching_rate=bool(getattr(args, "teaching_rate", False)),
-                    sketch_dim=getattr(args, "sketch_dim", None), grad_params=getattr(args, "grad_params", None))
+                    sketch_dim=getattr(args, "sketch_dim", None), grad_params=getattr(args, "grad_params", None),
+                    rate_minibatch=int(getattr(args, "rate_minibatch", 64)))
 
 
 def prompt_seed(seed: int, prompt_id: str) -> int:
@@ -290,7 +295,8 @@ def rm_input(tokenizer, prompt: str, response: str, chat_template: bool = True) 
 def output_paths(out: str) -> dict:
     stem = out[:-4] if out.lower().endswith(".csv") else out
     return {"rewards": out, "pairs": stem + "_pairs.csv", "samples": stem + "_samples.jsonl",
-            "manifest": stem + "_score.json", "sketches": stem + "_sketches.npz", "parts": out + ".parts"}
+            "manifest": stem + "_score.json", "sketches": stem + "_sketches.npz", "rates": stem + "_rates.json",
+            "parts": out + ".parts"}
 
 
 def differences(new: dict, old: dict, keys=None) -> list[str]:

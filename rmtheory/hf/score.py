@@ -288,12 +288,56 @@ def write_sketches(run: Run) -> None:
     run.written.append(_grads.write_sketches(path, pids, sids, np.concatenate(g), meta))
 
 
+def write_rates(run: Run) -> None:
+    """With ``--teaching-rate`` and exact gradients (no ``--sketch-dim``): ``<stem>_rates.json``, per model the
+    pooled and per-prompt rates and the split-sample Adam-geometry and sign rates (:class:`rmtheory.RateAccumulator`;
+    against the ``--ground-truth`` model when given, else the self rates only), on globally z-scored scores,
+    streamed over the saved gradient chunks: memory O(D × models), never O(N × D). A model with a missing score is
+    left out of this file (``rmtheory evaluate`` still reports it)."""
+    s, path = run.s, run.paths["rates"]
+    if not s.teaching_rate or s.sketch_dim is not None:
+        if os.path.exists(path):
+            os.remove(path)  # a stale rates file from an earlier run must not be read as this run's
+        return
+    import time
+
+    from .._optimizer_rate import RateAccumulator
+    from .._rm_eval import normalisation_stats, normalise
+
+    t0 = time.perf_counter()
+    names = [n for n, _ in s.rms]
+    cols = {n: [np.asarray(rio.load_json(run.part("score", c, n))["scores"], np.float64)
+                for c in range(len(run.p_chunks))] for n in names}
+    cols = {n: np.concatenate(v) for n, v in cols.items()}
+    skipped = [n for n in names if not np.isfinite(cols[n]).all()]
+    used = [n for n in names if n not in skipped]
+    out = {"models": {}, "skipped": skipped, "batch": s.rate_minibatch, "eps": 1e-8, "ground_truth": s.ground_truth}
+    if used:
+        z = np.stack([normalise(cols[n], normalisation_stats(cols[n], "global")) for n in used], -1)   # [P, K, S]
+        measure = used.index(s.ground_truth) if s.ground_truth in used else None
+        acc = None
+        for c, (a, b) in enumerate(run.p_chunks):
+            g = rio.load_npz(run.part("grads", c, ext="npz"))["g"]
+            if acc is None:
+                acc = RateAccumulator(g.shape[1], len(used), s.k, measure=measure)
+            acc.add(z[a:b], g.reshape(b - a, s.k, -1))
+        res = acc.rates(s.rate_minibatch, 1e-8)
+        out["models"] = {n: res[i]._asdict() for i, n in enumerate(used)}
+        out["param_dim"] = int(acc.dim)
+        out["accumulator_bytes"] = int(acc.group_u.nbytes + acc.sq.nbytes + acc.own.nbytes)
+    out["seconds"] = time.perf_counter() - t0
+    rio.save_json(path, out)
+    run.written.append(path)
+    if skipped:
+        run.log(f"warning: {', '.join(skipped)}: missing scores, left out of {path}")
+
+
 # The steps in order: each takes the Run, skips what its saved chunks already hold, and adds the files it writes
 # to run.written. An optional step (like "gradients" for --teaching-rate) returns at once when its setting is
 # off; its setting is in Settings (default in SETTING_DEFAULTS) and its chunk kind, with the settings it depends
 # on, in _inputs.CHUNK_KEYS, so that resume stays exact.
 STEPS = (("sample", sample), ("score", score), ("gradients", gradients), ("tables", write_tables),
-         ("sketches", write_sketches))
+         ("sketches", write_sketches), ("rates", write_rates))
 
 
 def finish(run: Run) -> None:
@@ -378,6 +422,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
            "`rmtheory evaluate --sketches` reports rate_G and rate_self (needs --k >= 2, top-p 1, top-k 0)")
     a("--sketch-dim", type=int, default=None, metavar="D",
       help="project the score vectors to D dimensions (seeded Rademacher sketch; default: exact, all D parameters)")
+    a("--rate-minibatch", type=int, default=64, metavar="M",
+      help="with --teaching-rate and exact gradients: samples per optimiser step m of the Adam-geometry rate in "
+           "<stem>_rates.json (default 64)")
     a("--grad-params", default=None, metavar="SPEC",
       help="parameters the gradient is taken over: all (default), last:N (the last N transformer blocks) or "
            "comma-separated regular expressions of parameter names")
