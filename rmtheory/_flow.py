@@ -344,14 +344,30 @@ def _parametric_value(log_policy_fn, unravel, measure, prompt):
     return lambda flat: jnp.sum(jnp.exp(log_policy_fn(unravel(flat))[prompt]) * measure[prompt])
 
 
+def _parametric_weighted_value(log_policy_fn, unravel, measure, weights):
+    """θ ↦ Σ_x w_x E_{π_θ(·|x)}[r(x, ·)] / Σ_x w_x, the ``weights``-average over prompts of the timed reward's
+    value (``weights`` [|X|], ≥ 0, positive sum); and its certified bound Σ_x w_x max_y r(x, y) / Σ_x w_x."""
+    w = weights / jnp.sum(weights)
+
+    def value(flat):
+        return jnp.sum(w * jnp.sum(jnp.exp(log_policy_fn(unravel(flat))) * measure, -1))
+
+    return value, jnp.sum(w * jnp.max(measure, -1))
+
+
 def _parametric_first_hit(log_policy_fn, unravel, flat0, reward, measure, lam, ref, train_mask, target, prompt,
-                          rtol, atol, t_max, max_steps) -> HitResult:
+                          rtol, atol, t_max, max_steps, weights=None) -> HitResult:
     """First time E_{π_θ(t)}[r(x, ·)] ≥ ``target`` along the parametric flow from ``flat0`` (traceable: used under
     ``jit`` here and under ``jit(vmap)`` by :func:`rmtheory._neural.time_to_gamma`); a target ≥ max r(x, ·) is
-    certified unreachable at once."""
+    certified unreachable at once. With ``weights`` [|X|] (``prompt`` ignored) the timed value is the weighted
+    average over prompts of :func:`_parametric_weighted_value`, unreachable at once above its bound."""
     grad = _parametric_rhs(log_policy_fn, unravel, reward, lam, ref, train_mask)
-    v = _parametric_value(log_policy_fn, unravel, measure, prompt)
-    unreachable = target >= jnp.max(measure[prompt])
+    if weights is None:
+        v = _parametric_value(log_policy_fn, unravel, measure, prompt)
+        unreachable = target >= jnp.max(measure[prompt])
+    else:
+        v, top = _parametric_weighted_value(log_policy_fn, unravel, measure, weights)
+        unreachable = target >= top
     return first_hitting_time(grad, flat0, lambda y: v(y) - target, lambda flat: unreachable, rtol=rtol, atol=atol,
                               t_max=t_max, max_steps=max_steps)
 

@@ -26,9 +26,10 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ._autoregressive import num_prefixes, prefix_table
-from ._flow import _parametric_first_hit, _parametric_rhs, _parametric_value
+from . import _checks, _sharding
+from ._flow import _parametric_first_hit, _parametric_rhs, _parametric_value, _parametric_weighted_value
 from ._precision import require_x64
-from ._solver import HitResult, integrate
+from ._solver import HitResult, first_hitting_times, integrate
 
 Array = jax.Array
 
@@ -216,18 +217,67 @@ def _register_unravel(policy, params_batch):
     return flats, key
 
 
-def time_to_gamma(policy, params_batch, reward, gamma, *, prompt, measure=None, lam=0.0, train_mask=None,
-                  rtol: float = 1e-9, atol: float = 1e-9, t_max: float = 1e12, max_steps: int = 20_000) -> HitResult:
-    """t_γ at ``prompt`` (any prompt, even outside S) for a batch of B initial parameters of ``policy``.
+@functools.lru_cache(maxsize=None)
+def _weighted_hit_fn(policy, unravel_key, rtol, atol, max_steps, lanes):
+    """t_γ of the prompt-weighted value (``time_to_gamma(prompt_weights=...)``): jit(vmap(first_hitting_time))
+    when ``lanes`` is None, else the lane-refill scheduler :func:`rmtheory._solver.first_hitting_times`."""
+    unravel = _UNRAVEL[unravel_key]
+    log_probs = policy.log_probs
+
+    def start(flat0, measure, gamma, weights):  # π_ref, the target V̄_w(θ0) + γ and its certified bound
+        value, top = _parametric_weighted_value(log_probs, unravel, measure, weights)
+        return jax.lax.stop_gradient(log_probs(unravel(flat0))), value(flat0) + gamma, top
+
+    if lanes is None:
+        def one(flat0, reward, measure, lam, gamma, weights, train_mask, t_max):
+            ref, target, _ = start(flat0, measure, gamma, weights)
+            return _parametric_first_hit(log_probs, unravel, flat0, reward, measure, lam, ref, train_mask, target,
+                                         None, rtol, atol, t_max, max_steps, weights=weights)
+
+        return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, 0, 0, None, None)))
+
+    def run(flat0, reward, measure, lam, gamma, weights, train_mask, t_max):
+        ref, target, top = jax.vmap(start)(flat0, measure, gamma, weights)
+        params = dict(reward=reward, measure=measure, lam=lam, weights=weights, ref=ref, target=target, top=top)
+
+        def make(p):
+            grad = _parametric_rhs(log_probs, unravel, p["reward"], p["lam"], p["ref"], train_mask)
+            value, _ = _parametric_weighted_value(log_probs, unravel, p["measure"], p["weights"])
+            unreachable = p["target"] >= p["top"]
+            return (lambda y: (grad(y), None)), (lambda y, _: value(y) - p["target"]), (lambda y, _: unreachable)
+
+        return first_hitting_times(make, params, flat0, lanes=lanes, rtol=rtol, atol=atol, t_max=t_max,
+                                   max_steps=max_steps)
+
+    return jax.jit(run)
+
+
+def time_to_gamma(policy, params_batch, reward, gamma, *, prompt=None, measure=None, lam=0.0, train_mask=None,
+                  prompt_weights=None, lanes: int | None = None, rtol: float = 1e-9, atol: float = 1e-9,
+                  t_max: float = 1e12, max_steps: int = 20_000) -> HitResult:
+    """t_γ at ``prompt`` (any prompt, even outside S), or of a weighted average over prompts, for a batch of B
+    initial parameters of ``policy``.
 
     Args:
       params_batch: parameters with a leading batch axis B.
       reward: r_RM [B, |X|, |Y|] in [−1, 1]; ``measure`` (the timed reward r) the same (default r_RM).
       gamma, lam, prompt: scalars or [B] (``prompt`` indexes X; it may lie outside S).
       train_mask: [|X|] marking the prompts in S (default all).
+      prompt_weights: in place of ``prompt``, weights w [|X|] or [B, |X|] (≥ 0, positive sum): the timed value
+        is the average V̄_w(θ) = Σ_x w_x E_{π_θ(·|x)}[r(x, ·)] / Σ_x w_x, so t_γ = inf{t : V̄_w(θ(t)) ≥
+        V̄_w(θ(0)) + γ} (w = the indicator of a prompt set A: the average value over A, inside S or not); a
+        target ≥ Σ_x w_x max_y r(x, y) / Σ_x w_x is unreachable at once.
+      lanes: with ``prompt_weights``, None runs the batch in lockstep (``vmap``, the cost of its slowest member
+        for every member); an integer schedules it on that many lanes refilled from a queue
+        (:func:`rmtheory._solver.first_hitting_times`, the same algorithm, dealt over the CPU's cores), which
+        costs ≈ the sum of the step counts when they differ widely.
     Returns a :class:`HitResult` with fields of shape [B].
     """
     require_x64("rmtheory.neural_time_to_gamma")
+    if (prompt is None) == (prompt_weights is None):
+        raise ValueError("give exactly one of prompt and prompt_weights")
+    if lanes is not None and (prompt_weights is None or int(lanes) < 1):
+        raise ValueError("lanes (>= 1) is an option of prompt_weights")
     reward = jnp.asarray(reward, jnp.float64)
     measure = reward if measure is None else jnp.asarray(measure, jnp.float64)
     b = reward.shape[0]
@@ -235,9 +285,23 @@ def time_to_gamma(policy, params_batch, reward, gamma, *, prompt, measure=None, 
     mask = jnp.ones(reward.shape[1]) if train_mask is None else jnp.asarray(train_mask, jnp.float64)
     lam = jnp.broadcast_to(jnp.asarray(lam, jnp.float64), (b,))
     gamma = jnp.broadcast_to(jnp.asarray(gamma, jnp.float64), (b,))
+    t_max = jnp.asarray(t_max, jnp.float64)
+    if prompt_weights is not None:
+        _checks.nonnegative("prompt_weights", prompt_weights)
+        w = jnp.broadcast_to(jnp.asarray(prompt_weights, jnp.float64), reward.shape[:2])
+        if _checks.is_concrete(w) and np.any(np.asarray(w).sum(-1) <= 0):
+            raise ValueError("prompt_weights must have a positive sum")
+        fn = _weighted_hit_fn(policy, key, float(rtol), float(atol), int(max_steps),
+                              None if lanes is None else int(lanes))
+        columns = dict(flat0=flats, reward=reward, measure=measure, lam=lam, gamma=gamma, weights=w)
+        shared = dict(train_mask=mask, t_max=t_max)
+        if lanes is None:
+            return fn(*columns.values(), *shared.values())
+        blocks = _sharding.core_blocks(b, int(lanes)) if jax.default_backend() == "cpu" else 1
+        return HitResult(*_sharding.run_on_cores(fn, columns, shared, blocks=blocks))
     prompt = jnp.broadcast_to(jnp.asarray(prompt, jnp.int32), (b,))
     fn = _hit_fn(policy, key, float(rtol), float(atol), int(max_steps))
-    return fn(flats, reward, measure, lam, gamma, prompt, mask, jnp.asarray(t_max, jnp.float64))
+    return fn(flats, reward, measure, lam, gamma, prompt, mask, t_max)
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,7 +15,7 @@ import sys
 
 SUBCOMMANDS = {
     "demo": ("rmtheory._demo", "quick theory demo: t_γ against reward variance (table + figure)"),
-    "figures": ("rmtheory.figures.cli", "regenerate the six theory figures (PNG + CSV/JSON data) into ./figures"),
+    "figures": ("rmtheory.figures.cli", "regenerate the seven theory figures (PNG + CSV/JSON data) into ./figures"),
     "verify": ("rmtheory._verify", "check every theorem on random instances; non-zero exit on a violation"),
     "evaluate": ("rmtheory.evaluate", "reward-model report card from exported rewards (CSV/JSONL/Parquet)"),
     "score": ("rmtheory.hf.score",
@@ -35,13 +35,13 @@ DESCRIPTION = """\
 A JAX toolkit that verifies the optimization theory of reward models of Razin et al., "What Makes a
 Reward Model a Good Teacher? An Optimization Perspective" (arXiv 2503.15477): exact gradient flows
 and time-to-γ on tabular softmax policies, every bound of the paper checked on random instances, the
-six theory figures, a reward-model report card for your own policy's samples, and a miniature LM
+seven theory figures, a reward-model report card for your own policy's samples, and a miniature LM
 pipeline that reproduces the paper's empirical claims. `rmtheory COMMAND --help` describes each
 command."""
 
 EPILOG = """\
 examples:
-  rmtheory figures                                      the six theory figures into ./figures
+  rmtheory figures                                      the seven theory figures into ./figures
   rmtheory verify --scale quick                         check every theorem on random instances
   rmtheory evaluate rewards.csv --off-policy pairs.csv  a report card from exported scores
   rmtheory lm run --config tiny --out runs/tiny         the miniature LM pipeline, end to end"""

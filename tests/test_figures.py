@@ -30,7 +30,7 @@ EXP = ROOT / "experiments"
 CLI = "import sys; from rmtheory.cli import main; sys.exit(main(sys.argv[1:]))"
 
 DATA_EXT = {"fig1": ("csv", "json"), "fig2": ("csv", "json"), "fig3": ("csv", "json"), "fig4": ("csv", "json"),
-            "fig5": ("csv", "json"), "fig6": ("csv", "json")}
+            "fig5": ("csv", "json"), "fig6": ("csv", "json"), "fig7": ("csv", "json")}
 FAST_XLA = "--xla_backend_optimization_level=0"
 TOL = 1e-9
 
@@ -81,7 +81,7 @@ def quick_run(tmp_path_factory):
 
 @pytest.fixture
 def quick(quick_run):
-    """Output directory of the module's quick run (all five figures), waiting for it if needed."""
+    """Output directory of the module's quick run (every figure), waiting for it if needed."""
     return quick_run.wait()
 
 
@@ -118,10 +118,11 @@ def _run_notebook_module():
 
 
 def test_long_figures_report_progress_and_no_timings_file(quick_run):
-    """fig1, fig5 and fig6 (62 s, 22 s and 111 s by default on 2 idle cores) print a progress line per step on stderr;
+    """fig1, fig5, fig6 and fig7 (62 s, 22 s, 111 s and 127 s by default on 2 cores) print a progress line per step
+    on stderr;
     the timings go to the terminal, never into a file beside the committed figures."""
     out = quick_run.wait()
-    for fig in ("fig1", "fig5", "fig6"):
+    for fig in ("fig1", "fig5", "fig6", "fig7"):
         assert f"{fig} [1/3] " in quick_run.text and f"{fig} [3/3] " in quick_run.text
     assert "all figures done in" in quick_run.text and "fig1 " in quick_run.text.splitlines()[-1]
     assert not (out / "make_figures_timings.json").exists()
@@ -205,7 +206,7 @@ def test_cli_figures_bad_only(tmp_path, capsys):
 def test_every_figure_is_a_package_module():
     """``rmtheory.figures.FIGURES`` names one module per figure, each with ``run`` and ``main``; ``--only``
     takes a short name or a module-name prefix."""
-    assert list(FIGURES) == ["fig1", "fig2", "fig3", "fig4", "fig5", "fig6"]
+    assert list(FIGURES) == ["fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7"]
     for key, name in FIGURES.items():
         mod = figures.figure(key)
         assert mod.__name__ == f"rmtheory.figures.{name}" and mod.NAME == name
@@ -417,6 +418,75 @@ def test_fig6_teaching_rate(quick):
     assert all(r["verdict"] == "beats" for p, r in small.items() if p != "rate_G")
     dec = s["decision"]["ground truth"]
     assert dec["first_order_predictor"] == "rate_G" and dec["per_gamma"][0]["wins"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Figure 7: per-prompt, pooled and held-out rates with shared parameters
+# --------------------------------------------------------------------------------------------------
+
+def test_fig7_shared_parameters(quick):
+    d = _csv(quick, "fig7")
+    assert {"target", "gamma", "predictor", "reached", "spearman", "spearman_lo", "spearman_hi", "kendall",
+            "paired_diff", "paired_lo", "paired_hi", "verdict"} <= set(d)
+    assert set(d["target"]) == {"train", "held-out"}
+    s = _json(quick, "fig7")
+    assert s["n_instances"] == 300 and len(s["families"]) == 5 and s["mode"] == "quick"
+    assert s["n_prompts"] == 6 and s["n_train_prompts"] == 4 and s["n_outputs"] == 9
+    gammas = s["gammas"]
+    assert gammas == sorted(gammas) and len(d["target"]) == len(gammas) * (7 + 8)
+    assert _f(s["rate_crosscheck_max_rel_diff"]) < 1e-10  # neural_teaching_rate = ⟨ū, v̄⟩ from u_x, v_x
+    for target, first in (("train", "pooled rate"), ("held-out", "held-out rate")):
+        recs = [s["table"][f"{target} | gamma={g:g}"] for g in gammas]
+        for rec in recs:
+            assert list(rec["predictors"])[-1] == first
+            for p, r in rec["predictors"].items():
+                rho, (lo, hi) = _f(r["spearman"]), map(_f, r["spearman_ci"])
+                assert -1 <= lo <= hi <= 1 and -1 <= rho <= 1, p
+                if p != first:
+                    assert abs(_f(r[f"paired_diff_vs_{first}"]) - (_f(rec["predictors"][first]["spearman"])
+                                                                     - rho)) < 1e-12
+                    lo, hi = map(_f, r["paired_diff_ci"])
+                    assert r["verdict"] == ("beats" if lo > 0 else "loses" if hi < 0 else "not distinguishable")
+        reached = [rec["reached"] for rec in recs]  # a larger target is first hit later: never reached more often
+        assert all(a >= b for a, b in zip(reached, reached[1:])) and reached[0] > 0.5
+        assert s["decision"][target]["first_order_predictor"] == first
+    assert "held-out rate" not in s["table"][f"train | gamma={gammas[0]:g}"]["predictors"]
+    assert list(s["primary"]) == ["pooled vs per-prompt (train)", "held-out vs per-prompt (held-out)",
+                                  "held-out vs pooled (held-out)"]
+    # the exact first-order rate of the averaged ground truth ranks its speed at the smallest γ
+    assert _f(s["table"][f"train | gamma={gammas[0]:g}"]["predictors"]["pooled rate"]["spearman"]) > 0.8
+
+
+def test_fig7_rates_are_the_flow_derivatives():
+    """fig7's rates from its exact per-prompt gradients u_x, v_x: the pooled rate (1/|S|²) Σ_{x,x'∈S} ⟨u_x, v_x'⟩ is
+    ``parametric_teaching_rate(...).total`` (as is the figure's pooled rate) and the held-out rate is the mean
+    over A of its ``per_prompt``, on two instances; the per-prompt rate keeps the diagonal only (it differs)."""
+    import jax
+
+    import rmtheory as rt
+    from rmtheory.figures import fig7_shared_parameters as f7
+
+    rt.enable_x64()
+    rng = np.random.default_rng(5)
+    shapes = jax.eval_shape(f7.POLICY.init, jax.random.PRNGKey(0))  # random parameters of the figure's MLP
+    params = {k: rng.normal(size=(2,) + a.shape) for k, a in shapes.items()}
+    r_g = rng.uniform(-1, 1, (2, f7.N_PROMPTS, f7.N_OUT))
+    r_rm = np.clip(0.3 * r_g + 0.5 * rng.uniform(-1, 1, r_g.shape), -1, 1)
+    lam = np.zeros(2)
+    preds, check = f7.predictors(params, r_g, r_rm, lam)
+    assert check < 1e-10
+    u, v = f7.prompt_gradients(params, r_g, r_rm, lam)
+    s, a = f7.TRAIN, ~f7.TRAIN
+    rate = jax.jit(lambda p, r, m, w: rt.parametric_teaching_rate(f7.POLICY.log_probs, p, r, m, train_mask=w))
+    for i in range(2):
+        ref = rate({k: x[i] for k, x in params.items()}, r_rm[i], r_g[i], s.astype(float))
+        pooled = np.einsum("xd,yd->", u[i, s], v[i, s]) / s.sum() ** 2
+        held = np.einsum("xd,yd->", u[i, a], v[i, s]) / (s.sum() * a.sum())
+        np.testing.assert_allclose([pooled, held, preds["pooled rate"][i], preds["held-out rate"][i]],
+                                   [float(ref.total), float(np.mean(ref.per_prompt[a]))] * 2, rtol=1e-10)
+        diagonal = np.einsum("xd,xd->", u[i, s], v[i, s]) / s.sum()
+        np.testing.assert_allclose(preds["per-prompt rate"][i], diagonal, rtol=1e-12)
+        assert abs(diagonal / s.sum() - pooled) > 1e-3 * abs(pooled)  # the cross-prompt terms matter
 
 
 def test_write_json_writes_non_finite_as_null(tmp_path, capsys):

@@ -1,6 +1,6 @@
-"""The six theory figures: data, plot and files, installed with the package (``rmtheory figures``).
+"""The seven theory figures: data, plot and files, installed with the package (``rmtheory figures``).
 
-Each figure is one module, ``fig1_scaling_law`` … ``fig6_teaching_rate``, exposing
+Each figure is one module, ``fig1_scaling_law`` … ``fig7_shared_parameters``, exposing
 ``run(quick=False, seed=0, out="figures") -> dict`` (writes ``out/<name>.png`` and its CSV/JSON data, returns
 the data it plotted) and ``main(argv=None)`` (``python -m rmtheory.figures.fig2_accuracy_not_enough --quick``).
 :func:`run_all` runs them in turn; ``rmtheory figures`` is its command line (:mod:`rmtheory.figures.cli`).
@@ -24,6 +24,7 @@ FIGURES = {
     "fig4": "fig4_landscape",
     "fig5": "fig5_flow_vs_practice",
     "fig6": "fig6_teaching_rate",
+    "fig7": "fig7_shared_parameters",
 }
 """{short name: module name} of every figure, in the order :func:`run_all` runs them."""
 
@@ -32,7 +33,7 @@ __all__ = ["BUCKET", "FIGURES", "N_OUTPUTS", "QUICK_OUT", "T_MAX", "default_out"
 
 
 def figure(key: str):
-    """The module of figure ``key`` (``"fig1"`` … ``"fig6"``)."""
+    """The module of figure ``key`` (``"fig1"`` … ``"fig7"``)."""
     return importlib.import_module(f"{__name__}.{FIGURES[key]}")
 
 

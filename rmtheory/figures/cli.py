@@ -10,14 +10,14 @@ import argparse
 
 
 DESCRIPTION = """\
-Regenerate the six theory figures (fig1_scaling_law … fig6_teaching_rate), each a PNG with the
+Regenerate the seven theory figures (fig1_scaling_law … fig7_shared_parameters), each a PNG with the
 CSV/JSON data it plots, into --out (default ./figures, or ./figures-quick with --quick). The figure
 code is part of the installed package, so the command works from any directory; each figure's wall
 time is printed at the end."""
 
 EPILOG = """\
 examples:
-  rmtheory figures                              all six figures into ./figures
+  rmtheory figures                              all seven figures into ./figures
   rmtheory figures --quick                      small configurations (for CI) into ./figures-quick
   rmtheory figures --only fig2 --only fig4      only these two figures
   rmtheory figures --seed 1 --out /tmp/figs     another seed, into another directory"""
@@ -31,7 +31,7 @@ def configure(p: argparse.ArgumentParser):
                    help="output directory (PNG + CSV/JSON data); default ./figures, or ./figures-quick with --quick "
                         "(so a quick run never replaces the default figures)")
     p.add_argument("--only", action="append", metavar="NAME",
-                   help="run only this figure (fig1 … fig6, or a module name prefix); repeatable")
+                   help="run only this figure (fig1 … fig7, or a module name prefix); repeatable")
     return p
 
 
