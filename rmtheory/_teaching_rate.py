@@ -31,6 +31,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import _checks
@@ -138,7 +139,7 @@ def _check_parametric(what, reward, measure, lam, train_mask):
         _checks.finite("measure", measure)
     if train_mask is not None:
         _checks.nonnegative("train_mask", train_mask)
-        if _checks.is_concrete(train_mask) and float(jnp.sum(jnp.asarray(train_mask))) <= 0:
+        if _checks.is_concrete(train_mask) and float(np.sum(np.asarray(train_mask))) <= 0:   # no tracer under jit
             raise ValueError("train_mask must mark at least one prompt of S")
 
 

@@ -56,10 +56,9 @@ def test_time_to_gamma_of_a_prompt_average():
     mask, gamma = np.array([1.0, 1.0, 0.0]), 0.02
     kw = dict(measure=r_g, train_mask=mask, t_max=1e6)
     one = NN.time_to_gamma(pol, params, r_rm, gamma, prompt=1, **kw)
-    for lanes in (None, 2):
-        hot = NN.time_to_gamma(pol, params, r_rm, gamma, prompt_weights=np.eye(3)[1], lanes=lanes, **kw)
-        np.testing.assert_allclose(hot.t, one.t, rtol=1e-9)
-        np.testing.assert_array_equal(hot.status, one.status)
+    hot = NN.time_to_gamma(pol, params, r_rm, gamma, prompt_weights=np.eye(3)[1], **kw)
+    np.testing.assert_allclose(hot.t, one.t, rtol=1e-9)
+    np.testing.assert_array_equal(hot.status, one.status)
     w = np.array([2.0, 1.0, 0.0])
     avg = NN.time_to_gamma(pol, params, r_rm, gamma, prompt_weights=w, **kw)
     lanes = NN.time_to_gamma(pol, params, r_rm, gamma, prompt_weights=w, lanes=2, **kw)

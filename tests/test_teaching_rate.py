@@ -290,3 +290,17 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="train_mask"):
         rt.parametric_teaching_rate(pol.log_probs, pol.init(jax.random.PRNGKey(0)), np.zeros((3, 4)),
                                     np.zeros((3, 4)), train_mask=np.zeros(3))
+
+
+def test_parametric_rate_under_jit_with_a_constant_train_mask():
+    """A numpy train_mask closed over by a jitted function is a constant, not a tracer: the check still runs and
+    the rate equals the eager one."""
+    pol = POLICIES["AR"]
+    params = pol.init(jax.random.PRNGKey(0))
+    r = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    mask = np.array([1.0, 1.0, 0.0])
+
+    def total(p):
+        return rt.parametric_teaching_rate(pol.log_probs, p, r, r[::-1], train_mask=mask).total
+
+    assert float(jax.jit(total)(params)) == pytest.approx(float(total(params)), rel=1e-12)

@@ -24,13 +24,15 @@ def test_reportcard_runs_rmtheory_evaluate_on_the_exports(grid_run, reportcard_r
     assert set(s["correlations"]) == set(reportcard.PREDICTORS)  # the rates too: every export has its sketches
     for p in grid.POLICIES:
         assert os.path.exists(os.path.join(grid_run, "exports", f"{p}_sketches.npz"))
-    # the cells' rates are what `rmtheory evaluate --sketches` reports on the export
+    # the cells' rates are the per-prompt rates `rmtheory evaluate --sketches` reports on the export (a gram_factor
+    # file: no pooled rate)
     cells = [c for c in s["cells"] if c["source"] == "grid" and c["policy"] == grid.POLICIES[0]]
     rep = reportcard.run_evaluate(os.path.join(grid_run, "exports", f"{grid.POLICIES[0]}.csv"),
                                   os.path.join(grid_run, "exports", "offpolicy.csv"))
     for c in cells:
-        assert c["rate_G"] == pytest.approx(rep[c["model"]]["rate_g"], rel=1e-12)
-        assert c["rate_self"] == pytest.approx(rep[c["model"]]["rate_self"], rel=1e-12)
+        assert c["rate_G"] == pytest.approx(rep[c["model"]]["rate_g_within"], rel=1e-12)
+        assert c["rate_self"] == pytest.approx(rep[c["model"]]["rate_self_within"], rel=1e-12)
+        assert "rate_g" not in rep[c["model"]]
 
 
 def test_reportcard_cli_names_missing_runs(tmp_path, capsys):
