@@ -430,7 +430,7 @@ def test_fig7_shared_parameters(quick):
             "paired_diff", "paired_lo", "paired_hi", "verdict"} <= set(d)
     assert set(d["target"]) == {"train", "held-out"}
     s = _json(quick, "fig7")
-    assert s["n_instances"] == 200 and len(s["families"]) == 5 and s["mode"] == "quick"
+    assert s["n_instances"] == 100 and len(s["families"]) == 5 and s["mode"] == "quick"
     assert s["n_prompts"] == 6 and s["n_train_prompts"] == 4 and s["n_outputs"] == 9
     gammas = s["gammas"]
     assert gammas == sorted(gammas) and len(d["target"]) == len(gammas) * (7 + 8)

@@ -178,7 +178,7 @@ def speeds(params, r_g, r_rm, lam, t_max=T_MAX, rtol=RTOL):
 
 def run(quick: bool = False, seed: int = 0, out: str | None = None):
     out = default_out(quick) if out is None else out
-    n_fam = 40 if quick else 1000
+    n_fam = 20 if quick else 1000
     n_boot = 50 if quick else 500
     t_max, rtol = (QUICK_T_MAX, QUICK_RTOL) if quick else (T_MAX, RTOL)
     with Progress("fig7", 3) as progress:
