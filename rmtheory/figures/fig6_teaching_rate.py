@@ -202,6 +202,13 @@ def run(quick: bool = False, seed: int = 0, out: str | None = None):
         res = correlate(cols, speeds, weights, names_for)
     summary = _summarise(res, n_inst, n_boot, quick, seed)
     summary["per_family_spearman_ground_truth"] = _per_family(cols, speeds, np.repeat(family, N_PROMPTS))
+    return write_results(res, summary, out, NAME, _plot)
+
+
+def write_results(res: dict, summary: dict, out: str, name: str, plot) -> dict:
+    """The CSV (one row per target, γ and predictor: reached, Spearman with its CI, Kendall, the paired difference
+    against the first-order predictor with its CI and verdict), the JSON ``summary``, its lines on stdout and
+    ``plot(res, summary, out)``; returns {"rows", "summary"}. Figures 6 and 7 share it."""
     rows = {k: [] for k in ("target", "gamma", "predictor", "reached", "spearman", "spearman_lo", "spearman_hi",
                             "kendall", "paired_diff", "paired_lo", "paired_hi", "verdict")}
     for (target, gamma), rec in res.items():
@@ -212,11 +219,11 @@ def run(quick: bool = False, seed: int = 0, out: str | None = None):
                                    diff, *lo_hi, r.get("verdict", "first-order predictor"))):
                 rows[k].append(v)
     rows = {k: np.asarray(v) for k, v in rows.items()}
-    write_columns(rows, out, NAME + ".csv")
-    write_json(summary, out, NAME + ".json")
+    write_columns(rows, out, name + ".csv")
+    write_json(summary, out, name + ".json")
     for line in summary["lines"]:
         print("  " + line)
-    _plot(res, summary, out)
+    plot(res, summary, out)
     return {"rows": rows, "summary": summary}
 
 
@@ -235,19 +242,8 @@ def _per_family(cols, speeds, fam):
 
 
 def _summarise(res, n_inst, n_boot, quick, seed):
-    assessed = {}
-    for target, first in (("ground truth", "rate_G"), ("proxy", "rate_self")):
-        wins, lines = [], []
-        for gamma in GAMMAS:
-            rec = res[(target, gamma)]
-            ok = rec["reached"] >= MIN_REACHED
-            others = {p: r["verdict"] for p, r in rec["predictors"].items() if p != first}
-            win = ok and all(v == "beats" for v in others.values())
-            wins.append({"gamma": gamma, "assessed": ok, "reached": rec["reached"], "wins": win, "verdicts": others})
-        a = [w for w in wins if w["assessed"]]
-        stop = next((w["gamma"] for w in a if not w["wins"]), None)
-        assessed[target] = {"first_order_predictor": first, "per_gamma": wins,
-                            "stops_winning_at_gamma": stop, "wins_at_every_assessed_gamma": stop is None and bool(a)}
+    assessed = {target: first_order_decision(res, target, first, GAMMAS, MIN_REACHED)
+                for target, first in (("ground truth", "rate_G"), ("proxy", "rate_self"))}
     lines = []
     for (target, gamma), rec in res.items():
         first = "rate_G" if target == "ground truth" else "rate_self"
@@ -262,6 +258,23 @@ def _summarise(res, n_inst, n_boot, quick, seed):
             "families": list(FAMILIES), "gammas": list(GAMMAS), "horizon": T_MAX, "bootstrap_resamples": n_boot,
             "ci_percent": CI, "min_reached_to_assess": MIN_REACHED, "mode": "quick" if quick else "default",
             "seed": seed, "decision": assessed, "table": table, "lines": lines}
+
+
+def first_order_decision(res: dict, target: str, first: str, gammas, min_reached: float) -> dict:
+    """The secondary rule of figures 6 and 7: at each γ (assessed when at least ``min_reached`` of the units reach
+    the target) the first-order predictor ``first`` *wins* if it beats every other predictor of ``target``; it stops
+    winning at the smallest assessed γ where it does not (None if never)."""
+    per = []
+    for gamma in gammas:
+        rec = res[(target, gamma)]
+        ok = rec["reached"] >= min_reached
+        others = {p: r["verdict"] for p, r in rec["predictors"].items() if p != first}
+        per.append({"gamma": gamma, "assessed": ok, "reached": rec["reached"],
+                    "wins": ok and all(v == "beats" for v in others.values()), "verdicts": others})
+    a = [w for w in per if w["assessed"]]
+    stop = next((w["gamma"] for w in a if not w["wins"]), None)
+    return {"first_order_predictor": first, "per_gamma": per, "stops_winning_at_gamma": stop,
+            "wins_at_every_assessed_gamma": stop is None and bool(a)}
 
 
 def _fmt(ci):

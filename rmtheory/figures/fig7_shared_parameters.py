@@ -53,8 +53,8 @@ import rmtheory as rt
 from .. import _neural, _stats, io
 from .._progress import Progress
 from .._rm_eval import combined_measures
-from ._output import FIGURE_RC, caption, default_out, figure_main, write_columns, write_figure, write_json
-from .fig6_teaching_rate import _fmt, _speed, correlate
+from ._output import FIGURE_RC, caption, default_out, figure_main, write_figure
+from .fig6_teaching_rate import _fmt, _speed, correlate, first_order_decision, write_results
 
 NAME = "fig7_shared_parameters"
 POLICY = _neural.MLP(n_prompts=6, vocab=3, length=2, embed=4, hidden=8)
@@ -197,22 +197,7 @@ def run(quick: bool = False, seed: int = 0, out: str | None = None):
     headroom = {t: (r_g.max(-1) - (pi0 * r_g).sum(-1))[:, w].mean(1) for t, (_, w) in TARGETS.items()}
     summary = _summarise(res, n_inst, n_boot, quick, seed, check, headroom, t_max, rtol)
     summary["per_family_spearman"] = _per_family(preds, sp, family)
-    rows = {k: [] for k in ("target", "gamma", "predictor", "reached", "spearman", "spearman_lo", "spearman_hi",
-                            "kendall", "paired_diff", "paired_lo", "paired_hi", "verdict")}
-    for (target, gamma), rec in res.items():
-        for p, r in rec["predictors"].items():
-            diff = next((v for k, v in r.items() if k.startswith("paired_diff_vs")), np.nan)
-            lo_hi = r.get("paired_diff_ci", [np.nan, np.nan])
-            for k, v in zip(rows, (target, gamma, p, rec["reached"], r["spearman"], *r["spearman_ci"], r["kendall"],
-                                   diff, *lo_hi, r.get("verdict", "first-order predictor"))):
-                rows[k].append(v)
-    rows = {k: np.asarray(v) for k, v in rows.items()}
-    write_columns(rows, out, NAME + ".csv")
-    write_json(summary, out, NAME + ".json")
-    for line in summary["lines"]:
-        print("  " + line)
-    _plot(res, summary, out)
-    return {"rows": rows, "summary": summary}
+    return write_results(res, summary, out, NAME, _plot)
 
 
 def _per_family(preds, sp, fam):
@@ -229,19 +214,8 @@ def _per_family(preds, sp, fam):
 
 
 def _summarise(res, n_inst, n_boot, quick, seed, check, headroom, t_max, rtol):
-    decision = {}
-    for target, (first, _) in TARGETS.items():
-        per = []
-        for gamma in GAMMAS:
-            rec = res[(target, gamma)]
-            ok = rec["reached"] >= MIN_REACHED
-            v = {p: rec["predictors"][p]["verdict"] for p in names_for(target) if p != first}
-            per.append({"gamma": gamma, "assessed": ok, "reached": rec["reached"],
-                        "wins": ok and all(x == "beats" for x in v.values()), "verdicts": v})
-        a = [w for w in per if w["assessed"]]
-        stop = next((w["gamma"] for w in a if not w["wins"]), None)
-        decision[target] = {"first_order_predictor": first, "per_gamma": per, "stops_winning_at_gamma": stop,
-                            "wins_at_every_assessed_gamma": stop is None and bool(a)}
+    decision = {target: first_order_decision(res, target, first, GAMMAS, MIN_REACHED)
+                for target, (first, _) in TARGETS.items()}
     questions = {"pooled vs per-prompt (train)": ("train", "per-prompt rate"),
                  "held-out vs per-prompt (held-out)": ("held-out", "per-prompt rate"),
                  "held-out vs pooled (held-out)": ("held-out", "pooled rate")}
