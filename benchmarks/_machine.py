@@ -21,3 +21,14 @@ def loadavg() -> str:
         return " ".join(open("/proc/loadavg").read().split()[:3])
     except OSError:
         return "n/a"
+
+
+def cpus_line() -> str:
+    """"cpus available: N; load average: L" (N the CPUs this process may run on, L the 1-minute load), or "" where
+    the platform tells neither."""
+    import os
+
+    try:
+        return f"cpus available: {len(os.sched_getaffinity(0))}; load average: {os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return ""

@@ -15,6 +15,7 @@ import os
 import time
 
 import numpy as np
+from _machine import cpus_line  # benchmarks/_machine.py (this script's directory is on sys.path)
 
 MODELS = ["rm_100", "rm_75", "rm_50", "rm_25", "rm_0", "perfect_lowvar"]
 
@@ -108,10 +109,8 @@ def main():
     print(f"baseline (csv module + per-prompt numpy loop, no bootstrap): {t_base:.2f} s on {n_base} prompts, "
           f"scaled to {args.rows // args.k}: {t_base_all:.1f} s; rmtheory evaluate incl. bootstrap is "
           f"{t_base_all / secs:.1f}x faster")
-    try:
-        print(f"  cpus available: {len(os.sched_getaffinity(0))}; load average: {os.getloadavg()[0]:.2f}")
-    except (AttributeError, OSError):
-        pass
+    if cpus_line():
+        print("  " + cpus_line())
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import tempfile
 import time
 
 import numpy as np
+from _machine import cpus_line  # benchmarks/_machine.py (this script's directory is on sys.path)
 
 
 def main():
@@ -66,10 +67,8 @@ def main():
     print(f"  e.g. rm_{args.sources - 1}: pooled rate_G {r['rate_g']:.4g} "
           f"(count sketch {r['rate_g_countsketch']:.4g} ± {r['countsketch_se']:.2g}), within {r['rate_g_within']:.4g}, "
           f"Adam {r['rate_adam']:.4g}, sign {r['rate_sign']:.4g}")
-    try:
-        print(f"  cpus available: {len(os.sched_getaffinity(0))}; load average: {os.getloadavg()[0]:.2f}")
-    except (AttributeError, OSError):
-        pass
+    if cpus_line():
+        print("  " + cpus_line())
 
 
 if __name__ == "__main__":

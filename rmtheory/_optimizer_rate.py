@@ -38,13 +38,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._rate_estimator import _per_prompt
+from ._ascent import rloo_advantages
+from ._rate_estimator import _mean_se, _per_prompt
 
-__all__ = ["adam_direction", "sign_direction", "adam_geometry_rate", "sign_rate", "RateAccumulator",
+ADAM_EPS = 1e-8   # optax.adam's default ε: the default here, and what the LM pipeline and `rmtheory score` use
+
+__all__ = ["ADAM_EPS", "adam_direction", "sign_direction", "adam_geometry_rate", "sign_rate", "RateAccumulator",
            "StreamedRates", "loo_weights"]
 
 
-def adam_direction(mean, var, batch: int, eps: float = 1e-8):
+def adam_direction(mean, var, batch: int, eps: float = ADAM_EPS):
     """Adam's first-order update direction in the stationary-noise regime, per coordinate:
 
         d = ḡ / (√(ḡ² + σ²/m) + ε),
@@ -70,7 +73,7 @@ def sign_direction(mean):
     return np.sign(np.asarray(mean, np.float64))
 
 
-def adam_geometry_rate(u, mean, var, batch: int, eps: float = 1e-8) -> float:
+def adam_geometry_rate(u, mean, var, batch: int, eps: float = ADAM_EPS) -> float:
     """⟨u, d⟩ with d = :func:`adam_direction` (mean, var, batch, eps): the first-order change of the measure whose
     gradient is ``u`` per unit learning rate of Adam, in the stationary-noise approximation."""
     return float(np.vdot(_like(u, mean), adam_direction(mean, var, batch, eps)))
@@ -90,11 +93,10 @@ def _like(u, mean):
 
 
 def loo_weights(scores):
-    """α_i = s_i − mean_{j≠i} s_j over the samples axis (axis 1) of [P, K, ...] scores: RLOO's advantages (they
-    sum to 0 over a prompt's samples; α_i = K (s_i − s̄)/(K − 1))."""
-    s = np.asarray(scores, np.float64)
-    k = s.shape[1]
-    return (s - s.mean(1, keepdims=True)) * (k / (k - 1))
+    """α_i = s_i − mean_{j≠i} s_j over the samples axis (axis 1) of [P, K, ...] scores: RLOO's advantages
+    (:func:`rmtheory._ascent.rloo_advantages`; they sum to 0 over a prompt's samples, α_i = K (s_i − s̄)/(K − 1))."""
+    s = jnp.moveaxis(jnp.asarray(scores, jnp.float64), 1, -1)
+    return np.moveaxis(np.asarray(rloo_advantages(s)), -1, 1)
 
 
 class StreamedRates(NamedTuple):
@@ -151,7 +153,7 @@ class RateAccumulator:
         grp = (self.p + np.arange(b)) % self.n_groups
         alpha = loo_weights(scores)
         gu, sq, gr = _chunk_stats(jnp.asarray(alpha, jnp.float32), jnp.asarray(g, jnp.float32), jnp.asarray(grp),
-                                  self.n_groups)
+                                  self.n_groups, gram is None)
         self.group_u += np.asarray(gu, np.float64)
         self.sq += np.asarray(sq, np.float64)
         gram_np = np.asarray(gr if gram is None else gram, np.float64)
@@ -198,7 +200,7 @@ class RateAccumulator:
         s1 = np.stack([self.group_u[h::2].sum(0) for h in (0, 1)]) * self.k            # Σ α g per half [2, S, D]
         return n, s1
 
-    def rates(self, batch: int, eps: float = 1e-8) -> dict:
+    def rates(self, batch: int, eps: float = ADAM_EPS) -> dict:
         if self.p < 2:
             raise ValueError(f"the rates need at least 2 prompts; got {self.p}")
         grp = np.concatenate(self.groups)
@@ -232,20 +234,15 @@ class RateAccumulator:
         return out
 
 
-@functools.partial(jax.jit, static_argnums=3)
-def _chunk_stats(alpha, g, grp, n_groups: int):
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _chunk_stats(alpha, g, grp, n_groups: int, with_gram: bool):
     """One chunk's sums (float32 products, memory-bound passes over g): per group Σ_x û_x [G, S, D], per half
-    (group parity) Σ (α g)² [2, S, D], and the Gram matrices [B, K, K]."""
+    (group parity) Σ (α g)² [2, S, D], and (``with_gram``, else None) the Gram matrices [B, K, K]."""
     f32 = jnp.float32
     u = jnp.matmul(alpha.transpose(0, 2, 1), g, preferred_element_type=f32) / g.shape[1]
     gu = jax.ops.segment_sum(u, grp, n_groups)
     w = alpha * alpha
     sq = jnp.stack([jnp.einsum("bks,bkd->sd", w * (grp % 2 == h)[:, None, None], g * g, preferred_element_type=f32)
                     for h in (0, 1)])
-    gram = jnp.einsum("bid,bjd->bij", g, g, preferred_element_type=f32)
+    gram = jnp.einsum("bid,bjd->bij", g, g, preferred_element_type=f32) if with_gram else None
     return gu, sq, gram
-
-
-def _mean_se(x):
-    x = np.asarray(x, np.float64)
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.nan

@@ -35,9 +35,10 @@ import os
 import zipfile
 from dataclasses import dataclass
 
+import jax.numpy as jnp
 import numpy as np
 
-from .._rate_estimator import rate_from_gram
+from .._rate_estimator import loo_centred_mean, rate_from_gram
 from .._rm_eval import normalise, pooled_normalisation_stats
 from ._input import InputError, normalise_id
 from ._prepare import examples
@@ -182,13 +183,13 @@ def _grams(sk: Sketches, idx):
 
 
 def _loo_means(sk: Sketches, idx, w):
-    """û_x = Σ_i (w_i − w̄) g_i / (K − 1) for the prompts of rows idx [P_K, K] and weights w [P_K, K]: [P_K, D]."""
+    """:func:`rmtheory._rate_estimator.loo_centred_mean` of the weights w [P_K, K] and the sketches of the rows idx
+    [P_K, K], a few prompts at a time: [P_K, D]."""
     p, k = idx.shape
     step = max(1, _GRAM_BUDGET // max(1, k * sk.g.shape[1]))
-    c = (w - w.mean(1, keepdims=True)) / (k - 1)
     out = np.empty((p, sk.g.shape[1]))
     for s in range(0, p, step):
-        out[s:s + step] = np.einsum("pk,pkd->pd", c[s:s + step], sk.g[sk.row_of[idx[s:s + step]]])
+        out[s:s + step] = loo_centred_mean(jnp.asarray(w[s:s + step]), jnp.asarray(sk.g[sk.row_of[idx[s:s + step]]]))
     return out
 
 
@@ -213,8 +214,8 @@ def pooled_value(t, own, u, v, w=None):
 
 
 def model_rates(vals, stats, gt_vals, gt_stats, grouping, sk: Sketches, cache: dict) -> PromptRates:
-    """Per-prompt rate terms of one source (:class:`PromptRates`). The Gram matrices depend only on the rows, so
-    models with the same rows share them (``cache``)."""
+    """Per-prompt rate terms of one source (:class:`PromptRates`). The Gram matrices and the ground truth's û depend
+    only on the rows, so models with the same rows share them (``cache``)."""
     rg, rs, og, os_, ug, vs = [], [], [], [], [], []
     pooled = pooled_capable(sk)
     for _, idx in grouping.groups:
@@ -231,8 +232,10 @@ def model_rates(vals, stats, gt_vals, gt_stats, grouping, sk: Sketches, cache: d
             v = _loo_means(sk, idx, b)
             vs.append(v)
             os_.append(np.einsum("pd,pd->p", v, v))
-            if a is not None:
-                u = _loo_means(sk, idx, a)
+            if a is not None:   # the ground truth's û depends on the rows only: shared by the models
+                u = cache.get((key, "u_gt"))
+                if u is None:
+                    u = cache[(key, "u_gt")] = _loo_means(sk, idx, a)
                 ug.append(u)
                 og.append(np.einsum("pd,pd->p", u, v))
     t_g, t_s = np.concatenate(rg), np.concatenate(rs)

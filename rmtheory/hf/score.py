@@ -301,7 +301,7 @@ def write_rates(run: Run) -> None:
         return
     import time
 
-    from .._optimizer_rate import RateAccumulator
+    from .._optimizer_rate import ADAM_EPS, RateAccumulator
     from .._rm_eval import normalisation_stats, normalise
 
     t0 = time.perf_counter()
@@ -311,7 +311,7 @@ def write_rates(run: Run) -> None:
     cols = {n: np.concatenate(v) for n, v in cols.items()}
     skipped = [n for n in names if not np.isfinite(cols[n]).all()]
     used = [n for n in names if n not in skipped]
-    out = {"models": {}, "skipped": skipped, "batch": s.rate_minibatch, "eps": 1e-8, "ground_truth": s.ground_truth}
+    out = {"models": {}, "skipped": skipped, "batch": s.rate_minibatch, "eps": ADAM_EPS, "ground_truth": s.ground_truth}
     if used:
         z = np.stack([normalise(cols[n], normalisation_stats(cols[n], "global")) for n in used], -1)   # [P, K, S]
         measure = used.index(s.ground_truth) if s.ground_truth in used else None
@@ -321,7 +321,7 @@ def write_rates(run: Run) -> None:
             if acc is None:
                 acc = RateAccumulator(g.shape[1], len(used), s.k, measure=measure)
             acc.add(z[a:b], g.reshape(b - a, s.k, -1))
-        res = acc.rates(s.rate_minibatch, 1e-8)
+        res = acc.rates(s.rate_minibatch, ADAM_EPS)
         out["models"] = {n: res[i]._asdict() for i, n in enumerate(used)}
         out["param_dim"] = int(acc.dim)
         out["accumulator_bytes"] = int(acc.group_u.nbytes + acc.sq.nbytes + acc.own.nbytes)

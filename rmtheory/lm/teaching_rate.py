@@ -29,20 +29,18 @@ import numpy as np
 
 import rmtheory
 
-from .._optimizer_rate import RateAccumulator
-from .._rate_estimator import pooled_rate_estimate, rate_from_gram
+from .._optimizer_rate import ADAM_EPS, RateAccumulator
+from .._rate_estimator import pooled_rate_estimate
 from .._rm_eval import normalisation_stats, normalise
 from .._sketch import check_spec, countsketch_hash, sketch_variance
 from .model import Transformer, param_count, sequence_logprob
 from .task import response_mask
 
 __all__ = ["score_vector_grams", "score_vector_pass", "gram_factors", "save_gram_sketches", "save_projections",
-           "export_sketches", "export_rates", "export_policy_rates", "rates", "rl_minibatch", "SKETCH_DIM",
-           "SKETCH_SEED", "ADAM_EPS"]
+           "export_rates", "export_policy_rates", "rl_minibatch", "SKETCH_DIM", "SKETCH_SEED", "ADAM_EPS"]
 
 SKETCH_DIM = 4096   # count-sketch width of the exported projections (its SE is reported in the rates)
 SKETCH_SEED = 0
-ADAM_EPS = 1e-8     # optax.adam's default ε, which the pipeline's RL uses
 
 
 def rl_minibatch(cfg) -> int:
@@ -59,38 +57,64 @@ def export_policy_rates(stem: str, cfg, model: Transformer, tokens, prompt_ids, 
     return out
 
 
-def _gram_fn(static, prompt_len: int, k: int):
+def _flat_score_vectors(static, prompt_len: int):
+    """(params, tokens [B·K, T]) ↦ [B·K, D]: each sample's ∇_θ log π(y|x) over every parameter, flattened leaf by
+    leaf in ``jax.tree_util`` order (traceable; the one definition the jitted passes below share)."""
     def log_prob(params, tokens, mask):
         model = eqx.combine(params, static)
         return sequence_logprob(model, tokens[None], prompt_len, mask[None])[0]
 
-    @jax.jit
-    def grams(params, tokens):  # tokens [B·K, T] → [B, K, K]
+    def flat(params, tokens):
         mask = response_mask(tokens[:, prompt_len:])
         g = jax.vmap(jax.grad(log_prob), in_axes=(None, 0, 0))(params, tokens, mask)
-        flat = jnp.concatenate([x.reshape(x.shape[0], -1) for x in jax.tree_util.tree_leaves(g)], axis=1)
-        flat = flat.reshape(-1, k, flat.shape[-1])
-        return jnp.einsum("pid,pjd->pij", flat, flat, preferred_element_type=jnp.float32)
+        return jnp.concatenate([x.reshape(x.shape[0], -1) for x in jax.tree_util.tree_leaves(g)], axis=1)
 
-    return grams
+    return flat
+
+
+def _within_grams(flat, k: int):
+    per = flat.reshape(-1, k, flat.shape[-1])
+    return jnp.einsum("pid,pjd->pij", per, per, preferred_element_type=jnp.float32)
+
+
+def _gram_fn(static, prompt_len: int, k: int):
+    score_vectors = _flat_score_vectors(static, prompt_len)
+    return jax.jit(lambda params, tokens: _within_grams(score_vectors(params, tokens), k))   # → [B, K, K]
 
 
 def _pass_fn(static, prompt_len: int, k: int, dim: int):
-    def log_prob(params, tokens, mask):
-        model = eqx.combine(params, static)
-        return sequence_logprob(model, tokens[None], prompt_len, mask[None])[0]
+    score_vectors = _flat_score_vectors(static, prompt_len)
 
     @jax.jit
     def fn(params, tokens, bucket, sign):  # tokens [B·K, T] → Gram [B, K, K], count sketch [B·K, dim], g [B·K, D]
-        mask = response_mask(tokens[:, prompt_len:])
-        g = jax.vmap(jax.grad(log_prob), in_axes=(None, 0, 0))(params, tokens, mask)
-        flat = jnp.concatenate([x.reshape(x.shape[0], -1) for x in jax.tree_util.tree_leaves(g)], axis=1)
-        per = flat.reshape(-1, k, flat.shape[-1])
-        gram = jnp.einsum("pid,pjd->pij", per, per, preferred_element_type=jnp.float32)
+        flat = score_vectors(params, tokens)
         sk = jax.ops.segment_sum((flat * sign).T, bucket, dim).T          # (S g)_r = Σ_{h(k)=r} s(k) g_k
-        return gram, sk, flat
+        return _within_grams(flat, k), sk, flat
 
     return fn
+
+
+def _chunks(tokens, k: int, chunk_prompts: int):
+    """Check ``tokens`` [P·K, T] (at once) and return (P, an iterator of (first prompt, prompts in the chunk,
+    [b·K, T] tokens)) over chunks of b = min(chunk_prompts, P) prompts, the last one padded by repeating its
+    first prompt (one compiled shape)."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or tokens.shape[0] % k:
+        raise ValueError(f"tokens must have shape [P*K, T] with K = {k}; got {list(tokens.shape)}")
+    if k < 2:
+        raise ValueError(f"k must be >= 2 (the rate pairs samples of a prompt); got {k}")
+    n_prompts = tokens.shape[0] // k
+    b = max(1, min(chunk_prompts, n_prompts))
+
+    def chunks():
+        for start in range(0, n_prompts, b):
+            chunk = tokens[start * k:(start + b) * k]
+            n = chunk.shape[0] // k
+            if n < b:
+                chunk = np.concatenate([chunk, np.tile(chunk[:k], (b - n, 1))])
+            yield start, n, jnp.asarray(chunk)
+
+    return n_prompts, chunks()
 
 
 def score_vector_pass(model: Transformer, tokens, prompt_len: int, k: int, scores=None, measure: int | None = None,
@@ -103,12 +127,7 @@ def score_vector_pass(model: Transformer, tokens, prompt_len: int, k: int, score
     (optional): the normalised scores of S sources, fed with the exact gradients to a
     :class:`rmtheory.RateAccumulator` (``measure`` the index of the ground truth among them); None without.
     The last chunk is padded by repeating its first prompt and the padding dropped."""
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2 or tokens.shape[0] % k:
-        raise ValueError(f"tokens must have shape [P*K, T] with K = {k}; got {list(tokens.shape)}")
-    if k < 2:
-        raise ValueError(f"k must be >= 2 (the rate pairs samples of a prompt); got {k}")
-    n_prompts = tokens.shape[0] // k
+    n_prompts, chunks = _chunks(tokens, k, chunk_prompts)
     params, static = eqx.partition(model, eqx.is_array)
     d = param_count(model)
     spec = check_spec(sketch_dim, sketch_seed, "countsketch")
@@ -120,16 +139,11 @@ def score_vector_pass(model: Transformer, tokens, prompt_len: int, k: int, score
         if scores.shape[:2] != (n_prompts, k) or scores.ndim != 3:
             raise ValueError(f"scores must have shape [{n_prompts}, {k}, sources]; got {list(scores.shape)}")
         acc = RateAccumulator(d, scores.shape[2], k, measure=measure)
-    b = max(1, min(chunk_prompts, n_prompts))
     grams = np.empty((n_prompts, k, k))
     sk = np.empty((n_prompts * k, spec.dim), np.float32)
     bj, sj = jnp.asarray(bucket, jnp.int32), jnp.asarray(sign, jnp.float32)
-    for start in range(0, n_prompts, b):
-        chunk = tokens[start * k:(start + b) * k]
-        n = chunk.shape[0] // k
-        if n < b:
-            chunk = np.concatenate([chunk, np.tile(chunk[:k], (b - n, 1))])
-        gr, s, flat = fn(params, jnp.asarray(chunk), bj, sj)
+    for start, n, chunk in chunks:
+        gr, s, flat = fn(params, chunk, bj, sj)
         grams[start:start + n] = np.asarray(gr, np.float64)[:n]
         sk[start * k:(start + n) * k] = np.asarray(s)[:n * k]
         if acc is not None:
@@ -144,22 +158,12 @@ def score_vector_grams(model: Transformer, tokens, prompt_len: int, k: int, chun
     Chunks of ``chunk_prompts`` prompts share one compiled function (the last chunk is padded by repeating
     its first prompt and the padding dropped); other chunkings agree to float32 rounding (~1e-7 relative).
     Checked against one ``jax.grad`` per sample in ``tests/lm/test_lm_teaching_rate.py``."""
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2 or tokens.shape[0] % k:
-        raise ValueError(f"tokens must have shape [P*K, T] with K = {k}; got {list(tokens.shape)}")
-    if k < 2:
-        raise ValueError(f"k must be >= 2 (the rate pairs samples of a prompt); got {k}")
-    n_prompts = tokens.shape[0] // k
+    n_prompts, chunks = _chunks(tokens, k, chunk_prompts)
     params, static = eqx.partition(model, eqx.is_array)
     fn = _gram_fn(static, prompt_len, k)
-    b = max(1, min(chunk_prompts, n_prompts))
     out = np.empty((n_prompts, k, k))
-    for start in range(0, n_prompts, b):
-        chunk = tokens[start * k:(start + b) * k]
-        n = chunk.shape[0] // k
-        if n < b:
-            chunk = np.concatenate([chunk, np.tile(chunk[:k], (b - n, 1))])
-        out[start:start + n] = np.asarray(fn(params, jnp.asarray(chunk)), np.float64)[:n]
+    for start, n, chunk in chunks:
+        out[start:start + n] = np.asarray(fn(params, chunk), np.float64)[:n]
     return out
 
 
@@ -194,7 +198,8 @@ def save_projections(path: str, prompt_ids, sketches, k: int, param_dim: int, sk
 
 
 def export_rates(stem: str, model: Transformer, tokens, prompt_len: int, prompt_ids, k: int, scores: dict, gt,
-                 batch: int, eps: float = 1e-8, sketch_dim: int = SKETCH_DIM, sketch_seed: int = SKETCH_SEED) -> dict:
+                 batch: int, eps: float = ADAM_EPS, sketch_dim: int = SKETCH_DIM,
+                 sketch_seed: int = SKETCH_SEED) -> dict:
     """Score vectors of ``model``'s samples ``tokens`` [P·K, T] in one pass → ``<stem>_sketches.npz`` (Gram
     factors) and ``<stem>_projections.npz`` (count sketches) for ``rmtheory evaluate --sketches``, and the exact
     rates of every [P, K] score array of ``scores`` against the ground truth ``gt`` [P, K] (each z-scored
@@ -212,11 +217,11 @@ def export_rates(stem: str, model: Transformer, tokens, prompt_len: int, prompt_
     res = acc.rates(batch, eps)
     g_sk = jnp.asarray(sk.reshape(len(prompt_ids), k, -1), jnp.float64)
     zj = jnp.asarray(z)
+    u_bar = acc.mean_gradient(0)
     out = {}
     for i, n in enumerate(names):
         r = res[i]
         pe = pooled_rate_estimate(zj[..., 0], zj[..., i], g_sk)
-        u_bar = acc.mean_gradient(0)
         v_bar = acc.mean_gradient(i)
         out[n] = {"rate_g": r.pooled_g, "rate_g_se": r.pooled_g_se, "rate_self": r.pooled_self,
                   "rate_self_se": r.pooled_self_se, "rate_g_within": r.within_g, "rate_g_within_se": r.within_g_se,
@@ -226,24 +231,3 @@ def export_rates(stem: str, model: Transformer, tokens, prompt_len: int, prompt_
                   "countsketch_se": float(np.sqrt(sketch_variance(u_bar, v_bar, sketch_dim, "countsketch")))}
     return {"sources": out, "batch": int(batch), "eps": float(eps), "param_dim": d, "sketch_dim": int(sketch_dim),
             "sketch_seed": int(sketch_seed), "prompts": len(prompt_ids), "k": int(k)}
-
-
-def export_sketches(path: str, model: Transformer, tokens, prompt_len: int, prompt_ids, k: int) -> np.ndarray:
-    """The exact Gram matrices of ``model``'s score vectors for its samples ``tokens`` [P·K, T] and the sketch
-    file beside an ``eval_rewards``-style export (``prompt_ids`` [P]); returns the [P, K, K] Gram matrices."""
-    grams = score_vector_grams(model, tokens, prompt_len, k)
-    save_gram_sketches(path, prompt_ids, grams, param_count(model))
-    return grams
-
-
-def rates(scores: dict, gt, grams) -> dict:
-    """{name: {"rate_g", "rate_self"}}: the per-prompt rate estimates averaged over prompts, for each [P, K] score
-    array of ``scores`` against the ground truth ``gt`` [P, K], each z-scored globally (its own mean and std over
-    all samples), exactly as ``rmtheory evaluate --sketches`` computes them."""
-    a = jnp.asarray(normalise(gt, normalisation_stats(gt, "global")))
-    out = {}
-    for name, v in scores.items():
-        b = jnp.asarray(normalise(v, normalisation_stats(v, "global")))
-        rg, rs, _, _ = rate_from_gram(a, b, jnp.asarray(grams))
-        out[name] = {"rate_g": float(jnp.mean(rg)), "rate_self": float(jnp.mean(rs))}
-    return out
