@@ -7,6 +7,7 @@
     rmtheory lm paradox --out runs/paradox [--quick] [--figures-dir figures]   (the Accuracy Paradox sweep)
     rmtheory lm reportcard --grid runs/grid --paradox runs/paradox --out runs/reportcard [--figures-dir figures]
     rmtheory lm predict --grid runs/grid --paradox runs/paradox --out runs/predict [--quick] [--figures-dir figures]
+    rmtheory lm confirm --out runs/confirm [--quick] [--figures-dir figures]   (the confirmatory rate study)
 
 Every stage writes its artifacts atomically and is skipped when they exist, so re-running resumes. The run
 dir's ``config.json`` is the one source of truth on resume; a different config is refused. A command that
@@ -123,6 +124,15 @@ Writes <out>/figures/lm_predict.{md,json,png} and lm_predict_cells.csv. Resumes 
 examples:
   rmtheory lm predict --grid runs/grid --paradox runs/paradox --out runs/predict
   rmtheory lm predict --grid runs/grid --paradox runs/paradox --out runs/predict-quick --quick"""),
+    "confirm": ("the confirmatory pre-registered study of the pooled and Adam-geometry teaching rates (§10)", """\
+The confirmatory pre-registered study (paper_claims.md §10): 88 new cells (8 initial policies × 11
+reward models, from a base run with SFT and RM seed 11), RLOO for one epoch and for the first 10
+optimizer steps with SGD and with Adam × 3 seeds, and the pooled, Adam-geometry, sign and
+per-prompt teaching rates against the accuracy columns, over cells and within policy. Writes
+<out>/figures/lm_confirm.{md,json,png} and lm_confirm_cells.csv. Resumes when re-run.""", """\
+examples:
+  rmtheory lm confirm --out runs/confirm --figures-dir figures   the registered study (small config)
+  rmtheory lm confirm --out runs/confirm-quick --quick           a small study on the tiny config"""),
 }
 """{study: (one-line help, description, examples)}, for ``rmtheory lm <study> --help``."""
 
@@ -182,6 +192,11 @@ def configure(parser: argparse.ArgumentParser):
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--quick", action="store_true", help="a small study (CI; on --quick grid and paradox runs)")
     p.add_argument("--figures-dir", default=None, help="also copy the tables and figure here (e.g. figures)")
+    help_, description, epilog = STUDY_HELP["confirm"]
+    p = sub.add_parser("confirm", help=help_, description=description, epilog=epilog, formatter_class=RAW)
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--quick", action="store_true", help="the tiny base config and a small study (CI)")
+    p.add_argument("--figures-dir", default=None, help="also copy the tables and figure here (e.g. figures)")
     return parser
 
 
@@ -213,7 +228,7 @@ def main(args) -> int:
         return 130
 
 
-STUDIES = ("grid", "paradox", "reportcard", "predict")
+STUDIES = ("grid", "paradox", "reportcard", "predict", "confirm")
 MARKERS = {"--grid": "rl_rloo/results.json", "--paradox": "rl_paradox/results.json"}
 
 
@@ -236,6 +251,14 @@ def _study(args, log) -> None:
             raise ValueError(f"--grid {args.grid}: no config.json; finish that run first")
         predict.run(cfg, predict.QUICK if args.quick else predict.PredictSettings(), args.out, args.grid, args.paradox,
                     log, figures_dir=args.figures_dir)
+        return
+    if args.lm_command == "confirm":
+        from .studies import confirm
+
+        rd = RunDir(args.out)
+        cfg = rd.stored_config() or confirm.base_config(args.quick)
+        confirm.run(cfg, confirm.QUICK if args.quick else confirm.ConfirmSettings(), rd, log,
+                    figures_dir=args.figures_dir)
         return
     from .studies import grid, paradox
 

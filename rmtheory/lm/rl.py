@@ -34,10 +34,12 @@ OPTIMIZERS = ("adam", "sgd")
 
 
 def stacked_rl(cfg, pg, evsets: dict, gt_stats, policies, rms, consts: SourceConsts, ref=None,
-               optimizer: str = "adam", lr: float | None = None) -> StackedRL:
+               optimizer: str = "adam", lr: float | None = None, rollouts: int | None = None) -> StackedRL:
     """Set up RL (``cfg.algo``; ``optimizer`` "adam" or plain "sgd" at ``lr``, default ``cfg.rl_lr``) for the
     stacked runs (``policies``, ``rms``, ``consts``) on the PG prompts ``pg``, evaluated on ``evsets``
     (name → :class:`~rmtheory.lm.rloo.Scaled`) with r_G normalised by ``gt_stats`` = (μ, σ).
+
+    ``rollouts``: rollout batches per epoch (default a full epoch; :func:`rmtheory.lm.rloo.make_rl`).
 
     ``ref`` is the one reference policy of every run (a constant of the compiled functions: the pipeline), or
     None: each run's initial policy is its own reference (the studies).
@@ -48,7 +50,7 @@ def stacked_rl(cfg, pg, evsets: dict, gt_stats, policies, rms, consts: SourceCon
     if not lr > 0:
         raise ValueError(f"lr must be > 0; got {lr}")
     opt = optax.adam(lr) if optimizer == "adam" else optax.sgd(lr)
-    update_epoch, evaluate = make_rl(cfg, ref, pg, evsets, gt_stats, opt)
+    update_epoch, evaluate = make_rl(cfg, ref, pg, evsets, gt_stats, opt, rollouts=rollouts)
     opt_states = jax.vmap(opt.init)(policies)
     if ref is None:
         refs, rms, consts = shard_leading((policies, rms, consts))

@@ -117,8 +117,13 @@ def _on_cores(fn, n_stacked: int):
     return call
 
 
-def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt, mode: str | None = None):
+def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt, mode: str | None = None, rollouts: int | None = None):
     """Build (update_epoch, evaluate) jitted over stacked runs.
+
+    ``rollouts`` (default ``cfg.rollouts_per_epoch``) is the number of rollout batches an "epoch" of
+    ``update_epoch`` runs; epoch 0 with ``rollouts = n`` is the first ``n`` rollouts of a full epoch 0, the
+    same numbers (the prompt order and every key depend only on the run and the global rollout index): the
+    studies' short-horizon outcomes.
 
     update_epoch(policies, opt_states, rms, consts, epoch) → (policies, opt_states, metrics [R, S])
     evaluate(policies, rms, consts) → {set name: dict of [R] arrays (proxy/GT normalised means, KL)} for
@@ -135,7 +140,9 @@ def make_rl(cfg, ref, pg: Scaled, evsets: dict, gt_stats, opt, mode: str | None 
     P, L = spec.prompt_len, spec.resp_len
     Bp, k = cfg.batch_prompts, cfg.k
     B = Bp * k
-    S = cfg.rollouts_per_epoch
+    S = cfg.rollouts_per_epoch if rollouts is None else int(rollouts)
+    if not 1 <= S <= cfg.rollouts_per_epoch:
+        raise ValueError(f"rollouts must be in [1, {cfg.rollouts_per_epoch}] (rollouts_per_epoch); got {rollouts}")
     n_pg = pg.prompts.n
     mb = B // cfg.n_minibatches
 

@@ -86,21 +86,26 @@ def describe_policy(cfg: Config, toks, gt, own_logprob) -> dict:
 
 def rl_sweep(cfg: Config, sub: str, run: RunDir, d: dict, policies, pol_index, rms, rm_index, stats, seeds,
              n_epochs: int, log=print, stop_after_epoch: int | None = None, algo: str = "rloo",
-             optimizer: str = "adam", lr: float | None = None):
+             optimizer: str = "adam", lr: float | None = None, rollouts: int | None = None,
+             eval_sets: tuple = ("pg", "test")):
     """RL (``algo``) for stacked runs r = (initial policy pol_index[r], reward model rm_index[r], seeds[r]),
     each with its own reference policy (its initial policy) and RM normalisation ``stats[r]`` = (μ, σ), trained
     with ``optimizer`` ("adam" or "sgd") at ``lr`` (default ``cfg.rl_lr``).
-    Evaluation after every epoch on the PG eval prompts (``"pg"``, the RL training prompts) and on the first
-    ``n_test_eval_prompts`` held-out test prompts (``"test"``), × n_eval_samples each. Returns the progress dict
-    (None when stopped early); the GT metric is the mean raw r_G."""
+    Evaluation after every epoch on ``eval_sets``: the PG eval prompts (``"pg"``, the RL training prompts) and/or
+    the first ``n_test_eval_prompts`` held-out test prompts (``"test"``), × n_eval_samples each; an "epoch" is
+    ``rollouts`` rollout batches (default a full epoch). Returns the progress dict (None when stopped early); the
+    GT metric is the mean raw r_G."""
+    if not eval_sets or not set(eval_sets) <= {"pg", "test"}:
+        raise ValueError(f"eval_sets must name 'pg' and/or 'test'; got {list(eval_sets)}")
     pg = Scaled.of(run.prompts("pg", d))
-    evsets = {"pg": Scaled.of(run.prompts("eval", d)),
-              "test": Scaled.of(run.prompts("test", d).take(np.arange(cfg.n_test_eval_prompts)))}
+    every = {"pg": lambda: Scaled.of(run.prompts("eval", d)),
+             "test": lambda: Scaled.of(run.prompts("test", d).take(np.arange(cfg.n_test_eval_prompts)))}
+    evsets = {name: every[name]() for name in ("pg", "test") if name in eval_sets}
     rl = stacked_rl(cfg.replace(algo=algo), pg, evsets, (0.0, 1.0), take(policies, pol_index), take(rms, rm_index),
-                    reward_model_consts(stats, seeds), optimizer=optimizer, lr=lr)
+                    reward_model_consts(stats, seeds), optimizer=optimizer, lr=lr, rollouts=rollouts)
 
     def describe(prog):
-        inc = increases(prog, gt_sd=np.ones(len(seeds)))
+        inc = increases(prog, next(iter(evsets)), gt_sd=np.ones(len(seeds)))
         return f"mean proxy increase {inc['proxy'][-1].mean():+.3f}, mean raw r_G increase {inc['gt'][-1].mean():+.4f}"
 
     return train(run, sub, rl, n_epochs, log, describe, stop_after_epoch)

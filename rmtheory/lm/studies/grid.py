@@ -109,19 +109,25 @@ def stage_policies(cfg: Config, st: GridSettings, run: RunDir, log=print):
     short, _ = train_sft(cfg.replace(sft_steps=st.sft_short_steps), log)
     log(f"  sft_clean: teacher.conf_hard = {st.clean_conf_hard}")
     clean, _ = train_sft(cfg.replace(teacher=dataclasses.replace(cfg.teacher, conf_hard=st.clean_conf_hard)), log)
-    log(f"  instruct: sft + {st.instruct_epochs} epochs of RLOO on r_G (seed {st.instruct_seed})")
+    instruct = instruct_policy(cfg, run, base, st.instruct_epochs, st.instruct_seed, log)
+    run.save_tree("policies.eqx", stack([base, short, clean, instruct]))
+
+
+def instruct_policy(cfg: Config, run: RunDir, base, epochs: int, seed: int, log=print):
+    """``base`` after ``epochs`` epochs of RLOO (Adam, ``cfg.rl_lr``) on r_G itself, normalised by the SFT
+    samples' eval r_G, RL seed ``seed``, ``base`` the reference: an "instruct" policy."""
+    log(f"  instruct: {epochs} epochs of RLOO on r_G (seed {seed})")
     d = run.data()
     smp = run.load_npz("samples.npz")
     mu, sd = normalisation_stats(smp["eval_gt"], "global")
     rm = RewardModel.from_policy(base, cfg.task.prompt_len, cfg.rm_readout)  # weight 0: the reward is r_G
     rl = stacked_rl(cfg.replace(algo="rloo"), Scaled.of(run.prompts("pg", d)), {}, (0.0, 1.0), stack([base]),
-                    stack([rm]), ground_truth_consts([[mu, sd]], [st.instruct_seed]), ref=base)
+                    stack([rm]), ground_truth_consts([[mu, sd]], [seed]), ref=base)
     pol, st_ = rl.state
-    for e in range(st.instruct_epochs):
+    for e in range(epochs):
         pol, st_, m = rl.update(pol, st_, e)
-        log(f"  instruct epoch {e + 1}/{st.instruct_epochs}: train r_G {float(np.mean(m['gt'])):.4f}")
-    instruct = unstack(pol, 0)
-    run.save_tree("policies.eqx", stack([base, short, clean, instruct]))
+        log(f"  instruct epoch {e + 1}/{epochs}: train r_G {float(np.mean(m['gt'])):.4f}")
+    return unstack(pol, 0)
 
 
 def load_policies(cfg: Config, run: RunDir):

@@ -30,12 +30,12 @@ PREDICTORS = MEASURES + ("Prop. 3 bound", "rate_G", "rate_self")
 TARGETS = ("proxy", "gt")
 
 
-def run_evaluate(rewards: str, off_policy: str) -> dict:
+def run_evaluate(rewards: str, off_policy: str, sketches: str | None = None) -> dict:
     """``rmtheory evaluate REWARDS --off-policy PAIRS [--sketches S] --json --bootstrap 0`` in a subprocess →
-    {model: row}; ``--sketches`` when the export has its ``<stem>_sketches.npz``."""
+    {model: row}; ``--sketches`` is ``sketches``, else the export's ``<stem>_sketches.npz`` when it exists."""
     cmd = [sys.executable, "-m", "rmtheory.evaluate", rewards, "--off-policy", off_policy, "--json", "--bootstrap", "0",
            "--exclude-ground-truth"]
-    sketches = rewards[:-4] + "_sketches.npz"
+    sketches = rewards[:-4] + "_sketches.npz" if sketches is None else sketches
     if os.path.exists(sketches):
         cmd += ["--sketches", sketches]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
