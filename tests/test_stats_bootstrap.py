@@ -91,3 +91,76 @@ def test_paired_spearman_diff_is_the_difference_on_the_same_expanded_resamples()
     assert same["diff"] == 0 and same["ci"] == [0.0, 0.0] and same["verdict"] == "not distinguishable"
     with pytest.raises(ValueError, match="one length"):
         paired_spearman_diff(xa[:5], xb, y)
+
+
+def _groups_and_data(seed=0, n_groups=4, size=7):
+    rng = np.random.default_rng(seed)
+    n = n_groups * size
+    x = rng.normal(size=n)
+    y = x + rng.normal(size=n)
+    return x, y, [np.arange(g * size, (g + 1) * size) for g in range(n_groups)]
+
+
+def _expanded(x, counts):
+    return np.repeat(x, counts.astype(int))
+
+
+def test_within_group_spearman_is_the_loop_over_explicit_within_group_resamples():
+    """The mean of per-group Spearmans, and its bootstrap CI from resamples drawn within each group (the same
+    multinomial draws, expanded into explicit resamples and correlated one by one)."""
+    from rmtheory._stats import _group_draws, within_group_spearman
+
+    x, y, groups = _groups_and_data()
+    x[groups[1]] = np.round(x[groups[1]])  # ties in one group
+    res = within_group_spearman(x, y, groups, n_boot=300, seed=3)
+    assert res["r"] == pytest.approx(np.mean([sps.spearmanr(x[g], y[g])[0] for g in groups]), abs=1e-12)
+    draws = _group_draws(groups, 300, 3)
+    means = []
+    for b in range(300):
+        vals = []
+        for g, w in zip(groups, draws):
+            xi, yi = _expanded(x[g], w[b]), _expanded(y[g], w[b])
+            if np.ptp(xi) > 0 and np.ptp(yi) > 0:
+                vals.append(spearman(xi, yi))
+        if vals:
+            means.append(np.mean(vals))
+    np.testing.assert_allclose(res["ci"], np.percentile(means, [2.5, 97.5]), rtol=0, atol=1e-12)
+    assert within_group_spearman(x, y, groups, n_boot=300, seed=3) == res  # seeded
+
+
+def test_paired_within_group_diff_pairs_the_resamples_and_drops_constant_groups():
+    from rmtheory._stats import _group_draws, paired_within_group_diff
+
+    x, y, groups = _groups_and_data(1)
+    z = np.random.default_rng(9).normal(size=x.size)
+    z[groups[2]] = 1.0  # constant in one group: that group is left out of every difference
+    res = paired_within_group_diff(x, z, y, groups, n_boot=200, seed=4)
+    keep = [g for i, g in enumerate(groups) if i != 2]
+    assert res["diff"] == pytest.approx(np.mean([spearman(x[g], y[g]) - spearman(z[g], y[g]) for g in keep]))
+    draws = _group_draws(groups, 200, 4)
+    diffs = []
+    for b in range(200):
+        d = []
+        for g, w in zip(groups, draws):
+            xa, xb, yy = (_expanded(v[g], w[b]) for v in (x, z, y))
+            if np.ptp(xa) > 0 and np.ptp(xb) > 0 and np.ptp(yy) > 0:
+                d.append(spearman(xa, yy) - spearman(xb, yy))
+        diffs.append(np.mean(d))
+    np.testing.assert_allclose(res["ci"], np.percentile(diffs, [2.5, 97.5]), rtol=0, atol=1e-12)
+    assert res["verdict"] == ("beats" if res["ci"][0] > 0 else "loses" if res["ci"][1] < 0 else "not distinguishable")
+    # a predictor identical to the outcome beats noise; against itself the difference is exactly 0
+    assert paired_within_group_diff(y, z, y, groups, n_boot=200)["verdict"] == "beats"
+    same = paired_within_group_diff(x, x, y, groups, n_boot=200)
+    assert same["diff"] == 0 and same["ci"] == [0.0, 0.0] and same["verdict"] == "not distinguishable"
+
+
+def test_within_group_statistics_check_their_groups():
+    from rmtheory._stats import paired_within_group_diff, within_group_spearman
+
+    x, y, groups = _groups_and_data()
+    with pytest.raises(ValueError, match=">= 3 cells"):
+        within_group_spearman(x, y, [np.arange(2)])
+    with pytest.raises(ValueError, match=r"index cells in \[0, 28\)"):
+        within_group_spearman(x, y, [np.arange(26, 30)])
+    with pytest.raises(ValueError, match="one shape"):
+        paired_within_group_diff(x, x[:-1], y, groups)

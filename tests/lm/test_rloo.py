@@ -22,14 +22,14 @@ from rmtheory.lm.stacking import stack
 CFG = get_config("tiny").replace(n_eval_samples=2)
 
 
-@functools.lru_cache(maxsize=None)  # the sequential runs are the reference of two tests: made once per worker
-def _epoch(mode, per_run_refs, full=False):
+@functools.lru_cache(maxsize=None)  # the sequential runs are the reference of three tests: made once per worker
+def _epoch(mode, per_run_refs, full=False, rollouts=None):
     cfg = CFG
     pol = init_policy(cfg)
     pr = T.unique_prompts(jax.random.PRNGKey(3), cfg.task, cfg.n_pg + 8)
     pg, ev = Scaled.of(pr.take(np.arange(cfg.n_pg))), Scaled.of(pr.take(np.arange(cfg.n_pg, pr.n)))
     opt = optax.adam(cfg.rl_lr)
-    upd, evaluate = make_rl(cfg, None if per_run_refs else pol, pg, {"test": ev}, (0.0, 1.0), opt, mode)
+    upd, evaluate = make_rl(cfg, None if per_run_refs else pol, pg, {"test": ev}, (0.0, 1.0), opt, mode, rollouts)
     R = 3
     # three different policies (each its own reference in the studies' mode), so a run given another run's
     # reference or policy would show
@@ -41,8 +41,9 @@ def _epoch(mode, per_run_refs, full=False):
     p, st, metrics = upd(pols, jax.vmap(opt.init)(pols), rms, consts, 0, *extra)
     if not full:
         return metrics
+    p1 = p
     p, st, m2 = upd(p, st, rms, consts, 1, *extra)
-    return dict(metrics=metrics, metrics2=m2, params=p, opt=st, eval=evaluate(p, rms, consts, *extra))
+    return dict(metrics=metrics, metrics2=m2, params1=p1, params=p, opt=st, eval=evaluate(p, rms, consts, *extra))
 
 
 @pytest.mark.parametrize("per_run_refs", [False, True])
@@ -69,6 +70,21 @@ def test_runs_on_cores_are_bitwise_the_sequential_runs(per_run_refs, monkeypatch
     for (path, x), (_, y) in zip(la, lb):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
     assert not np.allclose(a["metrics2"]["gt"][0], a["metrics2"]["gt"][2])  # distinct runs, in distinct blocks
+
+
+def test_an_epoch_of_fewer_rollouts_is_the_first_rollouts_of_a_full_epoch():
+    """``rollouts = n``: epochs 0 and 1 of n = S/2 rollouts each are, bit for bit, the one full epoch 0 of S
+    rollouts (the same prompts, keys and updates): so an n-rollout run is the start of the full run."""
+    full = _epoch("sequential", True, full=True)
+    half = _epoch("sequential", True, full=True, rollouts=CFG.rollouts_per_epoch // 2)
+    assert half["metrics"]["gt"].shape == (3, CFG.rollouts_per_epoch // 2)
+    for name, m in full["metrics"].items():
+        np.testing.assert_array_equal(np.concatenate([half["metrics"][name], half["metrics2"][name]], 1), m,
+                                      err_msg=name)
+    for x, y in zip(jax.tree_util.tree_leaves(half["params"]), jax.tree_util.tree_leaves(full["params1"])):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(ValueError, match="rollouts must be in"):
+        make_rl(CFG, None, None, {}, (0.0, 1.0), optax.sgd(0.1), "sequential", CFG.rollouts_per_epoch + 1)
 
 
 def test_mode_is_checked_and_defaults_by_device(monkeypatch):

@@ -155,8 +155,11 @@ def markdown(res: dict) -> str:
         lines.append("")
     lines += ["## Verdicts by the registered rules", ""]
     for label, v in res["verdicts"].items():
-        kind = "primary" if label in PRIMARY else "secondary, no verdict"
-        lines.append(f"- **{label}** ({kind}): {v['lead']} against On, Off, On&Off, Var&Acc: **{v['rule']}**.")
+        if label in PRIMARY:
+            lines.append(f"- **{label}** (primary): {v['lead']} against On, Off, On&Off, Var&Acc: **{v['rule']}**.")
+        else:
+            lines.append(f"- {label} (secondary, no verdict): {v['lead']} against On, Off, On&Off, Var&Acc would "
+                         f"read {v['rule']} by the same rule.")
         lines.append("  - against rate_G_within: " + "; ".join(
             f"{k.split(' - ')[0]} {d['over_cells']} over cells, {d['within_policy']} within policy"
             for k, d in v["R3"].items()))
