@@ -12,18 +12,33 @@ import dataclasses
 import json
 import os
 
+import jax
 import numpy as np
 
 from ... import io
 from ..._precision import require_x64
+from ..._rm_eval import normalisation_stats
 from ..config import Config
 from ..loop import run_stages
-from ..measure import ground_truth, increases, mean_token_logprob, sample_stats, sample_tokens
+from ..measure import (
+    ground_truth,
+    increases,
+    mean_token_logprob,
+    off_policy_eval,
+    report_models,
+    sample_stats,
+    sample_tokens,
+    save_eval_offpolicy,
+    save_eval_rewards,
+    score_models,
+    score_pairs,
+)
 from ..rl import reward_model_consts, stacked_rl, train
 from ..rloo import Scaled
 from ..rundir import RunDir
-from ..stacking import take
+from ..stacking import take, unstack
 from ..stages import stage_data, stage_samples, stage_sft
+from ..teaching_rate import export_policy_rates
 
 
 def save_study(run: RunDir, kind: str, settings) -> None:
@@ -82,6 +97,40 @@ def describe_policy(cfg: Config, toks, gt, own_logprob) -> dict:
     share = st["gt_between_prompt_share"]
     return {"gt_mean": float(gt.mean()), "gt_std": float(gt.std()), **st,
             "gt_between_prompt_share": None if share != share else share, "own_token_logprob": own_logprob}
+
+
+def evaluate_policies(cfg: Config, run: RunDir, policies, names, rms, rm_names, log=print,
+                      describe: bool = True) -> dict:
+    """The studies' evaluation stage: each of the stacked ``policies`` (``names``, in order) sampled on the PG eval
+    prompts (policy p with key ``fold_in(PRNGKey(seeds.eval + 1), 1000 + p)``), scored by the stacked ``rms``
+    (``rm_names``) and reported (:func:`rmtheory.lm.measure.report_models`); exported for ``rmtheory evaluate``
+    (``exports/offpolicy.csv``, ``exports/<name>.csv``) with the exact-gradient rates and sketches
+    (:func:`rmtheory.lm.teaching_rate.export_policy_rates`). Returns {"policies" (each :func:`describe_policy`,
+    when ``describe``), "report", "norm_stats" (each RM's RL normalisation under that policy), "gt_stats", "rms",
+    "order"}."""
+    d = run.data()
+    K = cfg.n_eval_samples
+    ids, off_full, off_gt = off_policy_eval(cfg, run, d)
+    off = score_pairs(rms, rm_names, off_full)
+    os.makedirs(run.path("exports"), exist_ok=True)
+    save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
+    out = {**({"policies": {}} if describe else {}), "report": {}, "norm_stats": {}, "gt_stats": {},
+           "rms": list(rm_names), "order": list(names)}
+    for p, name in enumerate(names):
+        pol = unstack(policies, p)
+        key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval + 1), 1000 + p)
+        toks, gt, own = policy_samples(cfg, run, d, pol, key)
+        scores = score_models(rms, rm_names, toks, K)
+        rep, stats = report_models(scores, gt, off, off_gt, cfg.norm_scheme)
+        if describe:
+            out["policies"][name] = describe_policy(cfg, toks, gt, own)
+        out["report"][name], out["norm_stats"][name] = rep, stats
+        out["gt_stats"][name] = [float(v) for v in normalisation_stats(gt, "global")]
+        save_eval_rewards(run.path("exports", f"{name}.csv"), ids, {**scores, "ground_truth": gt})
+        export_policy_rates(run.path("exports", name), cfg, pol, toks, ids, scores, gt)
+        log(f"  {name}: r_G mean {gt.mean():+.3f}; "
+            + "  ".join(f"{n} Var {rep[n]['var']:.3f} on {rep[n]['acc_on']:.3f}" for n in rm_names))
+    return out
 
 
 def rl_sweep(cfg: Config, sub: str, run: RunDir, d: dict, policies, pol_index, rms, rm_index, stats, seeds,

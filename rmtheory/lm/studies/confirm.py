@@ -30,26 +30,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from ... import io
-from ..._rm_eval import normalisation_stats
 from .. import task as T
 from ..config import Config, get_config
 from ..measure import (
     curve_set,
     ground_truth,
     increases,
-    off_policy_eval,
-    report_models,
     rm_pairs,
-    save_eval_offpolicy,
-    save_eval_rewards,
-    score_models,
-    score_pairs,
 )
 from ..reward_model import Objective, train_rms
 from ..rundir import RunDir, publish
 from ..sft import train_sft
-from ..stacking import stack, unstack
-from ..teaching_rate import export_policy_rates
+from ..stacking import stack
 from . import _confirm_stats as S
 from . import common, grid
 from .reportcard import run_evaluate
@@ -197,26 +189,7 @@ def load_rms(cfg: Config, run: RunDir):
 # ------------------------------------------------------------------------------------------- rm_eval
 def stage_rm_eval(cfg: Config, st: ConfirmSettings, run: RunDir, log=print):
     """Every policy's eval samples scored by every RM: the report, the RL normalisation, the exports."""
-    d = run.data()
-    pols, rms = load_policies(cfg, run), load_rms(cfg, run)
-    K = cfg.n_eval_samples
-    ids, off_full, off_gt = off_policy_eval(cfg, run, d)
-    off = score_pairs(rms, RMS, off_full)
-    os.makedirs(run.path("exports"), exist_ok=True)
-    save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
-    out = {"policies": {}, "report": {}, "norm_stats": {}, "gt_stats": {}, "rms": list(RMS), "order": list(POLICIES)}
-    for p, name in enumerate(POLICIES):
-        pol = unstack(pols, p)
-        key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval + 1), 1000 + p)
-        toks, gt, own = common.policy_samples(cfg, run, d, pol, key)
-        scores = score_models(rms, RMS, toks, K)
-        rep, stats = report_models(scores, gt, off, off_gt, cfg.norm_scheme)
-        out["policies"][name] = common.describe_policy(cfg, toks, gt, own)
-        out["report"][name], out["norm_stats"][name] = rep, stats
-        out["gt_stats"][name] = [float(v) for v in normalisation_stats(gt, "global")]
-        save_eval_rewards(run.path("exports", f"{name}.csv"), ids, {**scores, "ground_truth": gt})
-        export_policy_rates(run.path("exports", name), cfg, pol, toks, ids, scores, gt)
-        log(f"  {name}: r_G mean {gt.mean():+.3f}; " + "  ".join(f"{n} on {rep[n]['acc_on']:.3f}" for n in RMS))
+    out = common.evaluate_policies(cfg, run, load_policies(cfg, run), POLICIES, load_rms(cfg, run), RMS, log)
     run.save_json("confirm_eval.json", out)
 
 

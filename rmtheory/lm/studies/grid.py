@@ -48,14 +48,8 @@ from ..measure import (
     fmt,
     ground_truth,
     increases,
-    off_policy_eval,
-    report_models,
     rm_pairs,
-    save_eval_offpolicy,
-    save_eval_rewards,
     save_rm_curves,
-    score_models,
-    score_pairs,
 )
 from ..model import RewardModel
 from ..reward_model import Objective, train_rms
@@ -64,7 +58,6 @@ from ..rloo import Scaled
 from ..rundir import RunDir, publish, relative_run_dir
 from ..sft import train_sft
 from ..stacking import stack, unstack
-from ..teaching_rate import export_policy_rates
 from . import common
 
 POLICIES = ("sft", "sft_short", "sft_clean", "instruct")
@@ -188,27 +181,7 @@ def load_rms(cfg: Config, run: RunDir):
 
 # ------------------------------------------------------------------------------------------- rm_eval
 def stage_rm_eval(cfg: Config, st: GridSettings, run: RunDir, log=print):
-    d = run.data()
-    pols, rms = load_policies(cfg, run), load_rms(cfg, run)
-    K = cfg.n_eval_samples
-    ids, off_full, off_gt = off_policy_eval(cfg, run, d)
-    off = score_pairs(rms, RMS, off_full)
-    os.makedirs(run.path("exports"), exist_ok=True)
-    save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
-    out = {"policies": {}, "report": {}, "norm_stats": {}, "gt_stats": {}, "rms": list(RMS), "order": list(POLICIES)}
-    for p, name in enumerate(POLICIES):
-        pol = unstack(pols, p)
-        key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval + 1), 1000 + p)
-        toks, gt, own = common.policy_samples(cfg, run, d, pol, key)
-        scores = score_models(rms, RMS, toks, K)
-        rep, stats = report_models(scores, gt, off, off_gt, cfg.norm_scheme)
-        out["policies"][name] = common.describe_policy(cfg, toks, gt, own)
-        out["report"][name], out["norm_stats"][name] = rep, stats
-        out["gt_stats"][name] = [float(v) for v in normalisation_stats(gt, "global")]
-        save_eval_rewards(run.path("exports", f"{name}.csv"), ids, {**scores, "ground_truth": gt})
-        export_policy_rates(run.path("exports", name), cfg, pol, toks, ids, scores, gt)
-        log(f"  {name}: r_G mean {gt.mean():+.3f}, {out['policies'][name]['distinct_per_prompt']:.2f} distinct; "
-            + "  ".join(f"{n} Var {rep[n]['var']:.3f} on {rep[n]['acc_on']:.3f}" for n in RMS))
+    out = common.evaluate_policies(cfg, run, load_policies(cfg, run), POLICIES, load_rms(cfg, run), RMS, log)
     run.save_json("grid_eval.json", out)
 
 

@@ -38,20 +38,13 @@ from ..measure import (
     ground_truth,
     increases,
     mean_token_logprob,
-    off_policy_eval,
-    report_models,
     rm_pairs,
-    save_eval_offpolicy,
-    save_eval_rewards,
-    score_models,
-    score_pairs,
 )
 from ..reward_model import Objective, train_rms
 from ..rl import ground_truth_consts, stacked_rl
 from ..rloo import Scaled
 from ..rundir import RunDir, publish, relative_run_dir
 from ..stacking import stack, unstack
-from ..teaching_rate import export_policy_rates
 from . import common, grid
 from ._predict_report import markdown as _markdown, plot as _plot
 from .reportcard import predictors, run_evaluate
@@ -181,25 +174,8 @@ def load_rms(cfg: Config, run: RunDir):
 # ------------------------------------------------------------------------------------------- rm_eval
 def stage_rm_eval(cfg: Config, st: PredictSettings, run: RunDir, log=print):
     """Like the grid's evaluation, for the new RMs (the same samples: the grid's keys)."""
-    d = run.data()
-    pols, rms = grid.load_policies(cfg, run), load_rms(cfg, run)
-    K = cfg.n_eval_samples
-    ids, off_full, off_gt = off_policy_eval(cfg, run, d)
-    off = score_pairs(rms, NEW_RMS, off_full)
-    os.makedirs(run.path("exports"), exist_ok=True)
-    save_eval_offpolicy(run.path("exports", "offpolicy.csv"), ids, off, off_gt)
-    out = {"report": {}, "norm_stats": {}, "gt_stats": {}, "rms": list(NEW_RMS), "order": list(grid.POLICIES)}
-    for p, name in enumerate(grid.POLICIES):
-        pol = unstack(pols, p)
-        key = jax.random.fold_in(jax.random.PRNGKey(cfg.seeds.eval + 1), 1000 + p)  # the grid's key
-        toks, gt, _ = common.policy_samples(cfg, run, d, pol, key)
-        scores = score_models(rms, NEW_RMS, toks, K)
-        rep, stats = report_models(scores, gt, off, off_gt, cfg.norm_scheme)
-        out["report"][name], out["norm_stats"][name] = rep, stats
-        out["gt_stats"][name] = [float(v) for v in normalisation_stats(gt, "global")]
-        save_eval_rewards(run.path("exports", f"{name}.csv"), ids, {**scores, "ground_truth": gt})
-        export_policy_rates(run.path("exports", name), cfg, pol, toks, ids, scores, gt)
-        log(f"  {name}: " + "  ".join(f"{n} Var {rep[n]['var']:.3f} on {rep[n]['acc_on']:.3f}" for n in NEW_RMS))
+    out = common.evaluate_policies(cfg, run, grid.load_policies(cfg, run), grid.POLICIES, load_rms(cfg, run),
+                                   NEW_RMS, log, describe=False)
     run.save_json("predict_eval.json", out)
 
 
