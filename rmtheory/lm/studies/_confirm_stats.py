@@ -118,7 +118,9 @@ def analyze(rows: list, groups: list, n_boot: int) -> dict:
         ver[label] = {"rule": rule(rec["comparisons"], LEAD[label]), "lead": LEAD[label], "R3": r3}
         if label in ("P2", "S2"):
             y = _col(rows, rec["outcome"])
-            pairs = {(a, b): paired_within_group_diff(_col(rows, a), _col(rows, b), y, groups, n_boot, 0)
+            done = {k: c["within_policy"] for k, c in rec["comparisons"].items()}  # the registered ones, reused
+            pairs = {(a, b): done.get(f"{a} - {b}") or paired_within_group_diff(_col(rows, a), _col(rows, b), y,
+                                                                                groups, n_boot, 0)
                      for i, a in enumerate(TRUST) for b in TRUST[i + 1:]}
             within = {c: rec["predictors"][c]["within_policy"] for c in TRUST}
             ver[label]["trust"] = column_to_trust(within, pairs)
